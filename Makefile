@@ -1,0 +1,31 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-gpu lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev,plot]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/emobench compare --device auto
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check emobench tests
+	$(VENV)/bin/ruff format --check emobench tests
+	$(VENV)/bin/mypy emobench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

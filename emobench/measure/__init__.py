@@ -1,0 +1,1 @@
+"""Measurements: each takes callables and returns plain results; none knows about the CLI."""

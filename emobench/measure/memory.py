@@ -1,0 +1,165 @@
+"""Peak memory of one call: the CUDA caching allocator's peaks, NVML, or the process's RSS."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from emobench.measure import nvml as nvml_mod
+
+CLEAR_REFS = Path("/proc/self/clear_refs")
+PROC_STATUS = Path("/proc/self/status")
+RSS_SAMPLE_INTERVAL_S = 0.001
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """Peak memory while one call ran; a field that this device cannot measure is None."""
+
+    method: str
+    tensor_peak_bytes: int | None = None
+    cpu_peak_rss_growth_bytes: int | None = None
+    cuda_peak_allocated_bytes: int | None = None
+    cuda_peak_reserved_bytes: int | None = None
+    nvml_device_used_bytes: int | None = None
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Tracks the bytes of tensor storages created inside the mode and still alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._sizes: dict[int, int] = {}
+
+    def _free(self, key: int) -> None:
+        self.live -= self._sizes.pop(key, 0)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            key = id(storage)
+            if key in self._sizes:  # a view or an in-place result
+                continue
+            self._sizes[key] = storage.nbytes()
+            self.live += self._sizes[key]
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self._free, key)
+        return out
+
+
+def tensor_peak_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes of tensors allocated while `fn` runs and alive at once (activations, outputs).
+
+    Counted at the operator level, so it is the same on every device and excludes weights,
+    inputs, allocator caching and kernels' private workspaces.
+    """
+    with _LiveTensorBytes() as tracker:
+        result = fn()
+    del result
+    return tracker.peak
+
+
+def _release_free_heap() -> None:
+    """Hand glibc's free heap back to the OS, so a later peak shows up as RSS growth."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_hwm_bytes() -> int | None:
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux >= 4.0); False where that is not allowed."""
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def cpu_peak_memory(fn: Callable[[], Any]) -> PeakMemory:
+    """Peak RSS growth of this process while `fn` runs.
+
+    Prefers the kernel's exact high-water mark (VmHWM after writing 5 to clear_refs); falls back
+    to sampling psutil's RSS every millisecond, which can miss spikes shorter than that.
+    """
+    _release_free_heap()
+    proc = psutil.Process()
+    before = int(proc.memory_info().rss)
+    if _reset_hwm():
+        fn()
+        hwm = _read_hwm_bytes()
+        if hwm is not None:
+            return PeakMemory("vmhwm", cpu_peak_rss_growth_bytes=max(0, hwm - before))
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, int(proc.memory_info().rss))
+            time.sleep(RSS_SAMPLE_INTERVAL_S)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    peak = max(peak, int(proc.memory_info().rss))
+    return PeakMemory("psutil_rss_sampling", cpu_peak_rss_growth_bytes=peak - before)
+
+
+def cuda_peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:
+    """Allocator peaks after a reset, and NVML's device-wide use while the result is alive."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    result = fn()
+    torch.cuda.synchronize(device)
+    nvml_used = None
+    nvml = nvml_mod.load_nvml()
+    if nvml is not None:
+        uuid = str(torch.cuda.get_device_properties(device).uuid)
+        handle = nvml_mod.handle_for_uuid(nvml, uuid)
+        nvml_used = nvml_mod.used_bytes(nvml, handle) if handle is not None else None
+    del result
+    return PeakMemory(
+        "cuda_allocator",
+        cuda_peak_allocated_bytes=int(torch.cuda.max_memory_allocated(device)),
+        cuda_peak_reserved_bytes=int(torch.cuda.max_memory_reserved(device)),
+        nvml_device_used_bytes=nvml_used,
+    )
+
+
+def peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:
+    """Device-level peaks of one call, plus the device-independent live-tensor peak."""
+    measured = cuda_peak_memory(fn, device) if device.type == "cuda" else cpu_peak_memory(fn)
+    return dataclasses.replace(measured, tensor_peak_bytes=tensor_peak_bytes(fn))

@@ -1,0 +1,184 @@
+"""Build the upscale224 and direct48 models for any registered backbone."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from emobench.errors import UsageError, WeightsUnavailable
+from emobench.models.net import EmotionNet, TransferReport
+from emobench.models.registry import BackboneSpec, get_backbone
+from emobench.models.transfer import STEM_7X7_TO_3X3, transfer_weights
+
+UPSCALE224 = "upscale224"
+DIRECT48 = "direct48"
+PIPELINES: dict[str, int] = {UPSCALE224: 224, DIRECT48: 48}
+
+VGG_BLOCKS_KEPT = 4  # of 5: 48 -> 24 -> 12 -> 6 -> 3
+VGG_FEATURES = 512
+RANDOM_SOURCE = "random"
+
+Parts = tuple[nn.Module, nn.Module, tuple[int, int]]  # backbone, head, final feature map
+
+
+def input_size(pipeline: str) -> int:
+    try:
+        return PIPELINES[pipeline]
+    except KeyError:
+        known = ", ".join(PIPELINES)
+        raise UsageError(f"unknown pipeline {pipeline!r}; choose one of: {known}") from None
+
+
+def build_model(
+    backbone: str,
+    pipeline: str,
+    num_classes: int = 7,
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
+) -> EmotionNet:
+    """Build one pipeline's model; `model.transfer` says which tensors are pretrained.
+
+    upscale224 is the torchvision model with its last classifier layer replaced; direct48 is the
+    backbone adapted to 48x48 inputs, with every pretrained tensor whose shape fits copied in.
+    """
+    spec = get_backbone(backbone)
+    size = input_size(pipeline)
+    if num_classes < 1:
+        raise UsageError(f"num_classes must be >= 1, got {num_classes}")
+    source = load_pretrained(spec) if pretrained else None
+    source_name = str(spec.weights) if pretrained else RANDOM_SOURCE
+
+    if pipeline == UPSCALE224:
+        tv_model = source if source is not None else spec.torchvision_model(None)
+        backbone_mod, head, fmap = _UPSCALE224[spec.family](tv_model, num_classes)
+    else:
+        backbone_mod, head, fmap = _DIRECT48[spec.family](spec.torchvision_model(None), num_classes)
+    model = EmotionNet(
+        backbone_mod,
+        head,
+        backbone_name=spec.name,
+        pipeline=pipeline,
+        input_size=size,
+        feature_map=fmap,
+    )
+    model.transfer = _transfer(model, pipeline, source, source_name)
+    if freeze_backbone:
+        model.freeze_backbone()
+    return model
+
+
+def cached_weights_path(spec: BackboneSpec) -> Path:
+    """Where torchvision's weights API looks for this backbone's checkpoint (under TORCH_HOME)."""
+    filename = os.path.basename(urlparse(spec.weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def load_pretrained(spec: BackboneSpec) -> nn.Module:
+    """The torchvision model with ImageNet weights, through torchvision's weights API and cache."""
+    path = cached_weights_path(spec)
+    try:
+        return spec.torchvision_model(spec.weights)
+    except Exception as exc:  # URLError, OSError, unpickling and hash errors alike
+        if path.exists():
+            msg = f"cached pretrained weights for {spec.name} at {path} could not be loaded ({exc})"
+        else:
+            msg = (
+                f"pretrained weights for {spec.name} are not cached at {path} and could not be "
+                f"downloaded ({type(exc).__name__}); copy {path.name} there, or run without "
+                "--pretrained: speed benchmarks do not need pretrained weights"
+            )
+        raise WeightsUnavailable(msg) from exc
+
+
+def _transfer(
+    model: EmotionNet, pipeline: str, source: nn.Module | None, source_name: str
+) -> TransferReport:
+    keys = list(model.state_dict())
+    if source is None:
+        return TransferReport(source=RANDOM_SOURCE, copied=(), fresh=tuple(keys))
+    if pipeline == UPSCALE224:
+        # torchvision already loaded the weights into the backbone; only the new head is fresh.
+        copied = tuple(k for k in keys if k.startswith("backbone."))
+        fresh = tuple(k for k in keys if not k.startswith("backbone."))
+        return TransferReport(source=source_name, copied=copied, fresh=fresh)
+    return transfer_weights(
+        model,
+        source.state_dict(),
+        source_name=source_name,
+        derive={"backbone.conv1.weight": STEM_7X7_TO_3X3},
+    )
+
+
+def _vgg_upscale224(tv_model: nn.Module, num_classes: int) -> Parts:
+    last = tv_model.classifier[-1]
+    tv_model.classifier[-1] = nn.Identity()
+    return tv_model, nn.Linear(last.in_features, num_classes), (7, 7)
+
+
+def _resnet_upscale224(tv_model: nn.Module, num_classes: int) -> Parts:
+    fc = tv_model.fc
+    tv_model.fc = nn.Identity()
+    return tv_model, nn.Linear(fc.in_features, num_classes), (7, 7)
+
+
+def _vgg_direct48(tv_model: nn.Module, num_classes: int) -> Parts:
+    layers = list(tv_model.features.children())
+    pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+    features = nn.Sequential(*layers[: pools[VGG_BLOCKS_KEPT - 1] + 1])
+    backbone = nn.Sequential(
+        OrderedDict(features=features, pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())
+    )
+    head = nn.Sequential(
+        nn.Dropout(0.5),
+        nn.Linear(VGG_FEATURES, 1024),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(1024, 256),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.3),
+        nn.Linear(256, num_classes),
+    )
+    side = 48 // 2**VGG_BLOCKS_KEPT
+    return backbone, head, (side, side)
+
+
+def _resnet_direct48(tv_model: nn.Module, num_classes: int) -> Parts:
+    stem = nn.Conv2d(3, tv_model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")
+    backbone = nn.Sequential(
+        OrderedDict(
+            conv1=stem,
+            bn1=tv_model.bn1,
+            relu=tv_model.relu,
+            layer1=tv_model.layer1,
+            layer2=tv_model.layer2,
+            layer3=tv_model.layer3,
+            layer4=tv_model.layer4,
+            avgpool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+        )
+    )
+    head = nn.Sequential(
+        nn.Dropout(0.5),
+        nn.Linear(tv_model.fc.in_features, 256),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.3),
+        nn.Linear(256, num_classes),
+    )
+    return backbone, head, (6, 6)  # no stride in the stem, no maxpool: 48 / 8
+
+
+_UPSCALE224: dict[str, Callable[[nn.Module, int], Parts]] = {
+    "vgg": _vgg_upscale224,
+    "resnet": _resnet_upscale224,
+}
+_DIRECT48: dict[str, Callable[[nn.Module, int], Parts]] = {
+    "vgg": _vgg_direct48,
+    "resnet": _resnet_direct48,
+}

@@ -1,0 +1,107 @@
+"""Everything the terminal shows: Rich tables, the progress display, Markdown. Nothing else
+imports rich."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from emobench.report import MetricRow, Report, metric_rows
+from emobench.runner import ProgressFn
+
+ABSENT = "—"  # a measurement this device cannot take
+BYTE_UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """A value with its unit, sized for reading: bytes in KiB/MiB/GiB, counts with separators."""
+    if value is None:
+        return ABSENT
+    if unit == "bytes":
+        for name, size in BYTE_UNITS:
+            if abs(value) >= size:
+                return f"{value / size:,.2f} {name}"
+        return f"{value:,.0f} B"
+    if unit == "count":
+        return f"{value:,.0f}"
+    if unit == "FLOP":
+        return f"{value / 1e9:,.3f} GFLOP"
+    return f"{_sig(value)} {unit}"
+
+
+def _sig(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return ABSENT if value is None else f"{value:.2f}x"
+
+
+def _machine_line(report: Report) -> str:
+    env = report.environment
+    device = env.get("gpu_name") or env.get("device_name") or env.get("device")
+    return (
+        f"{env.get('device')} ({device}), torch {env.get('torch')}, "
+        f"{env.get('num_threads')} threads"
+    )
+
+
+def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table:
+    table = Table(
+        title=f"{backbone}: upscale224 vs direct48 on {_machine_line(report)}",
+        caption=(
+            "ratio = upscale224 / direct48, oriented so > 1 means direct48 wins; "
+            f"~ = noisy (IQR/median > 10%); {ABSENT} = not measurable on this device"
+        ),
+        caption_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("upscale224", justify="right")
+    table.add_column("direct48", justify="right")
+    table.add_column("ratio", justify="right")
+    for row in rows:
+        mark = " ~" if row.noisy else ""
+        table.add_row(
+            row.label + mark,
+            fmt_value(row.upscale224, row.unit),
+            fmt_value(row.direct48, row.unit),
+            fmt_ratio(row.ratio),
+        )
+    return table
+
+
+def render_compare(report: Report, console: Console) -> None:
+    rows = metric_rows(report)
+    for backbone in report.backbones:
+        console.print(compare_table(report, backbone, [r for r in rows if r.backbone == backbone]))
+    console.print(f"wall time: {report.wall_time_s:.1f} s")
+
+
+@contextmanager
+def progress_display(console: Console) -> Iterator[ProgressFn]:
+    """A live progress line on `console` (stderr) fed by the runner's callback."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def update(description: str, done: int, total: int) -> None:
+            progress.update(task, description=description, completed=done, total=total)
+
+        yield update

@@ -1,0 +1,457 @@
+"""Reports: plain dataclasses, versioned JSON written atomically, and flat metric rows.
+
+No rendering here (that is `render.py`), so baselines and scripts can load reports cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from emobench.errors import ReportError
+from emobench.measure.flops import ParamCounts
+from emobench.measure.memory import PeakMemory
+from emobench.measure.stats import Stats
+from emobench.measure.timing import TimingResult
+
+SCHEMA = "emobench.report"
+SCHEMA_VERSION = 1
+UPSCALE = "upscale224"
+DIRECT = "direct48"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    source: str
+    copied: list[str]
+    derived: dict[str, str]
+    fresh: list[str]
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    path: str  # "per_image_pil" or "batched_tensor"
+    images: int  # images per timed call
+    us_per_image: Stats
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    batch_size: int
+    images_per_s: float  # batch_size / median seconds per call
+    timing: TimingResult
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    input_bytes_per_image: int  # the float tensor the model consumes, per image
+    weight_bytes: int  # parameters and buffers
+    peak_batch_size: int | None
+    peak: PeakMemory | None
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    backbone: str
+    pipeline: str
+    input_size: int
+    feature_map: list[int]
+    transfer: Transfer
+    params: ParamCounts
+    flops_per_image: int | None
+    latency: TimingResult | None  # batch 1
+    throughput: list[BatchTiming]
+    end_to_end: list[BatchTiming]
+    preprocess: list[PreprocessResult]
+    memory: MemoryResult
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str  # "compare" or "run"
+    created_utc: str
+    wall_time_s: float
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    results: list[PipelineResult]
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
+        for r in self.results:
+            if r.backbone == backbone and r.pipeline == pipeline:
+                return r
+        return None
+
+    @property
+    def backbones(self) -> list[str]:
+        return list(dict.fromkeys(r.backbone for r in self.results))
+
+
+# -- metric rows -------------------------------------------------------------------------------
+
+EXACT = "exact"  # identical on every machine
+PORTABLE = "portable"  # only meaningful as a ratio between the two pipelines
+MACHINE = "machine"  # absolute figure, tied to the machine that measured it
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    kind: str
+    get: Callable[[PipelineResult], float | None]
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    backbone: str
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    kind: str
+    upscale224: float | None
+    direct48: float | None
+    ratio: float | None  # oriented so that > 1 means direct48 wins
+    noisy: bool = False
+
+
+def ratio(upscale: float | None, direct: float | None, higher_is_better: bool) -> float | None:
+    """upscale224 / direct48 for lower-is-better metrics, the inverse otherwise; None if undefined."""
+    if upscale is None or direct is None:
+        return None
+    num, den = (direct, upscale) if higher_is_better else (upscale, direct)
+    if den == 0:
+        return None
+    return num / den
+
+
+def _batch(items: list[BatchTiming], bs: int) -> BatchTiming | None:
+    return next((b for b in items if b.batch_size == bs), None)
+
+
+def _pre(result: PipelineResult, path: str) -> float | None:
+    found = next((p for p in result.preprocess if p.path == path), None)
+    return found.us_per_image.median if found else None
+
+
+def _peak(attr: str) -> Callable[[PipelineResult], float | None]:
+    def get(r: PipelineResult) -> float | None:
+        return getattr(r.memory.peak, attr) if r.memory.peak is not None else None
+
+    return get
+
+
+def metric_defs(batch_sizes: list[int]) -> list[MetricDef]:
+    defs = [
+        MetricDef(
+            "preprocess_per_image_pil_us",
+            "preprocess, per-image PIL path",
+            "us/image",
+            False,
+            PORTABLE,
+            lambda r: _pre(r, "per_image_pil"),
+        ),
+        MetricDef(
+            "preprocess_batched_tensor_us",
+            "preprocess, batched tensor path",
+            "us/image",
+            False,
+            PORTABLE,
+            lambda r: _pre(r, "batched_tensor"),
+        ),
+        MetricDef(
+            "latency_b1_median_ms",
+            "latency b1, median",
+            "ms",
+            False,
+            PORTABLE,
+            lambda r: r.latency.stats.median if r.latency else None,
+        ),
+        MetricDef(
+            "latency_b1_p90_ms",
+            "latency b1, p90",
+            "ms",
+            False,
+            MACHINE,
+            lambda r: r.latency.stats.p90 if r.latency else None,
+        ),
+        MetricDef(
+            "latency_b1_p99_ms",
+            "latency b1, p99",
+            "ms",
+            False,
+            MACHINE,
+            lambda r: r.latency.stats.p99 if r.latency else None,
+        ),
+        MetricDef(
+            "cold_start_ms",
+            "first call (cold start), b1",
+            "ms",
+            False,
+            MACHINE,
+            lambda r: r.latency.cold_start_ms if r.latency else None,
+        ),
+    ]
+    for bs in batch_sizes:
+        defs.append(_throughput_def(bs, "throughput", "throughput", "model only"))
+        defs.append(_throughput_def(bs, "end_to_end", "end to end", "uint8 host batch -> logits"))
+    defs += [
+        MetricDef("params_total", "parameters, total", "count", False, EXACT, lambda r: r.params.total),
+        MetricDef(
+            "params_trainable",
+            "parameters, trainable",
+            "count",
+            False,
+            EXACT,
+            lambda r: r.params.trainable,
+        ),
+        MetricDef(
+            "params_unused",
+            "parameters never used by forward",
+            "count",
+            False,
+            EXACT,
+            lambda r: r.params.unused,
+        ),
+        MetricDef(
+            "flops_per_image", "FLOPs per image", "FLOP", False, EXACT, lambda r: r.flops_per_image
+        ),
+        MetricDef(
+            "input_bytes_per_image",
+            "model input per image",
+            "bytes",
+            False,
+            EXACT,
+            lambda r: r.memory.input_bytes_per_image,
+        ),
+        MetricDef(
+            "weight_bytes", "weights + buffers", "bytes", False, EXACT, lambda r: r.memory.weight_bytes
+        ),
+        MetricDef(
+            "tensor_peak_bytes",
+            "peak live tensors, inference batch",
+            "bytes",
+            False,
+            PORTABLE,
+            _peak("tensor_peak_bytes"),
+        ),
+        MetricDef(
+            "peak_cpu_rss_growth_bytes",
+            "peak RSS growth, inference batch",
+            "bytes",
+            False,
+            MACHINE,
+            _peak("cpu_peak_rss_growth_bytes"),
+        ),
+        MetricDef(
+            "peak_cuda_allocated_bytes",
+            "CUDA peak allocated, inference batch",
+            "bytes",
+            False,
+            MACHINE,
+            _peak("cuda_peak_allocated_bytes"),
+        ),
+        MetricDef(
+            "peak_cuda_reserved_bytes",
+            "CUDA peak reserved, inference batch",
+            "bytes",
+            False,
+            MACHINE,
+            _peak("cuda_peak_reserved_bytes"),
+        ),
+        MetricDef(
+            "nvml_device_used_bytes",
+            "NVML device memory used, after batch",
+            "bytes",
+            False,
+            MACHINE,
+            _peak("nvml_device_used_bytes"),
+        ),
+    ]
+    return defs
+
+
+def _throughput_def(bs: int, attr: str, label: str, what: str) -> MetricDef:
+    def get(r: PipelineResult) -> float | None:
+        found = _batch(getattr(r, attr), bs)
+        return found.images_per_s if found else None
+
+    return MetricDef(f"{attr}_b{bs}_images_per_s", f"{label} b{bs} ({what})", "images/s", True, PORTABLE, get)
+
+
+def _noisy(r: PipelineResult | None, key: str) -> bool:
+    if r is None:
+        return False
+    if key.startswith("latency_b1") and r.latency:
+        return r.latency.stats.noisy
+    for attr in ("throughput", "end_to_end"):
+        prefix = f"{attr}_b"
+        if key.startswith(prefix):
+            bs = int(key[len(prefix) :].split("_")[0])
+            found = _batch(getattr(r, attr), bs)
+            return bool(found and found.timing.stats.noisy)
+    for p in r.preprocess:
+        if key == f"preprocess_{p.path}_us":
+            return p.us_per_image.noisy
+    return False
+
+
+def batch_sizes_of(report: Report) -> list[int]:
+    sizes: dict[int, None] = {}
+    for r in report.results:
+        for b in (*r.throughput, *r.end_to_end):
+            sizes[b.batch_size] = None
+    return sorted(sizes)
+
+
+def metric_rows(report: Report) -> list[MetricRow]:
+    """One row per backbone and metric: both pipelines' values and their ratio."""
+    rows: list[MetricRow] = []
+    defs = metric_defs(batch_sizes_of(report))
+    for backbone in report.backbones:
+        up, dn = report.result(backbone, UPSCALE), report.result(backbone, DIRECT)
+        for d in defs:
+            u = d.get(up) if up else None
+            v = d.get(dn) if dn else None
+            if u is None and v is None:
+                continue
+            rows.append(
+                MetricRow(
+                    backbone=backbone,
+                    key=d.key,
+                    label=d.label,
+                    unit=d.unit,
+                    higher_is_better=d.higher_is_better,
+                    kind=d.kind,
+                    upscale224=u,
+                    direct48=v,
+                    ratio=ratio(u, v, d.higher_is_better),
+                    noisy=_noisy(up, d.key) or _noisy(dn, d.key),
+                )
+            )
+    return rows
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    data = dataclasses.asdict(report)
+    data["metrics"] = [dataclasses.asdict(row) for row in metric_rows(report)]
+    return data
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2, allow_nan=False) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(report: Report, path: Path) -> None:
+    try:
+        write_atomic(path, to_json(report))
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot write report ({exc.strerror or exc})") from None
+
+
+def from_dict(data: Any, source: str = "report") -> Report:
+    if not isinstance(data, dict):
+        raise ReportError(f"{source}: not an emobench report (expected a JSON object)")
+    if data.get("schema") != SCHEMA:
+        raise ReportError(f"{source}: not an emobench report (schema is {data.get('schema')!r})")
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise ReportError(f"{source}: report has no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise ReportError(
+            f"{source}: report schema version {version} is newer than this emobench "
+            f"understands ({SCHEMA_VERSION}); upgrade emobench"
+        )
+    try:
+        return _build(Report, {k: v for k, v in data.items() if k != "metrics"})
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ReportError(f"{source}: malformed report ({exc})") from None
+
+
+def load(path: Path) -> Report:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such report file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read report ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from None
+    return from_dict(data, str(path))
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Rebuild a (nested) dataclass value from JSON data, checking the types on the way."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], value)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__} must be an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _build(hints[f.name], value[f.name])
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise KeyError(f"{tp.__name__}.{f.name} is missing")
+        return tp(**kwargs)
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+    if tp is int or tp is bool or tp is str:
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise TypeError(f"expected {tp.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"unsupported type {tp!r}")
