@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from emobench.config import RunConfig
+from emobench.models import get_backbone
+from emobench.models.build import cached_weights_path
+
+TINY = dict(warmup_iters=0, min_iters=2, min_time_s=0.0, preprocess_images=4, batch_sizes=(2,))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_config() -> RunConfig:
+    return RunConfig(backbones=("resnet18",), device="cpu", **TINY)  # type: ignore[arg-type]
+
+
+def write_fake_checkpoint(torch_home: Path, backbone: str, seed: int = 1) -> dict[str, torch.Tensor]:
+    """A random state dict saved where torchvision's weights API looks for the real file."""
+    spec = get_backbone(backbone)
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(torch_home)
+    try:
+        path = cached_weights_path(spec)
+    finally:
+        if old is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = old
+    torch.manual_seed(seed)
+    state = spec.torchvision_model(None).state_dict()
+    for key, value in state.items():  # non-default BN statistics, so copying them is visible
+        if key.endswith(("running_mean", "running_var")):
+            value.uniform_(0.5, 1.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+@pytest.fixture(scope="session")
+def resnet18_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    home = tmp_path_factory.mktemp("torch_home")
+    return home, write_fake_checkpoint(home, "resnet18")
+
+
+@pytest.fixture
+def pretrained_resnet18(
+    resnet18_home: tuple[Path, dict[str, torch.Tensor]], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, torch.Tensor]]:
+    home, state = resnet18_home
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    yield state
