@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ RESULTS_DIR = Path("results")
 @app.callback()
 def _root() -> None:
     """Benchmark 48x48 emotion-recognition CNNs: upscale-to-224 vs direct 48x48."""
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -90,7 +91,9 @@ DeviceOpt = Annotated[
 ]
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", help="Report path (default: results/<UTC time>-<backbone>-<device>.json)."),
+    typer.Option(
+        "--out", help="Report path (default: results/<UTC time>-<backbone>-<device>.json)."
+    ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the JSON report to stdout instead of the table.")

@@ -119,6 +119,7 @@ def resolve_device(spec: str) -> torch.device:
 
 # -- suite files -------------------------------------------------------------------------------
 
+
 def load_suite(path: Path) -> RunConfig:
     """Read a suite file: a [suite] table whose keys are RunConfig fields.
 

@@ -89,7 +89,9 @@ def _load_folder(path: Path, limit: int | None) -> np.ndarray:
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"--data {file}: not a readable image ({exc})") from exc
         if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
-            raise DataError(f"--data {file}: image is {gray.size[0]}x{gray.size[1]}, expected 48x48")
+            raise DataError(
+                f"--data {file}: image is {gray.size[0]}x{gray.size[1]}, expected 48x48"
+            )
         images.append(np.asarray(gray, dtype=np.uint8))
     if not images:
         return np.empty((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)

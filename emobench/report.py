@@ -129,7 +129,7 @@ class MetricRow:
 
 
 def ratio(upscale: float | None, direct: float | None, higher_is_better: bool) -> float | None:
-    """upscale224 / direct48 for lower-is-better metrics, the inverse otherwise; None if undefined."""
+    """upscale224/direct48 if lower is better, the inverse otherwise; None if undefined."""
     if upscale is None or direct is None:
         return None
     num, den = (direct, upscale) if higher_is_better else (upscale, direct)
@@ -209,7 +209,9 @@ def metric_defs(batch_sizes: list[int]) -> list[MetricDef]:
         defs.append(_throughput_def(bs, "throughput", "throughput", "model only"))
         defs.append(_throughput_def(bs, "end_to_end", "end to end", "uint8 host batch -> logits"))
     defs += [
-        MetricDef("params_total", "parameters, total", "count", False, EXACT, lambda r: r.params.total),
+        MetricDef(
+            "params_total", "parameters, total", "count", False, EXACT, lambda r: r.params.total
+        ),
         MetricDef(
             "params_trainable",
             "parameters, trainable",
@@ -238,7 +240,12 @@ def metric_defs(batch_sizes: list[int]) -> list[MetricDef]:
             lambda r: r.memory.input_bytes_per_image,
         ),
         MetricDef(
-            "weight_bytes", "weights + buffers", "bytes", False, EXACT, lambda r: r.memory.weight_bytes
+            "weight_bytes",
+            "weights + buffers",
+            "bytes",
+            False,
+            EXACT,
+            lambda r: r.memory.weight_bytes,
         ),
         MetricDef(
             "tensor_peak_bytes",
@@ -289,7 +296,9 @@ def _throughput_def(bs: int, attr: str, label: str, what: str) -> MetricDef:
         found = _batch(getattr(r, attr), bs)
         return found.images_per_s if found else None
 
-    return MetricDef(f"{attr}_b{bs}_images_per_s", f"{label} b{bs} ({what})", "images/s", True, PORTABLE, get)
+    return MetricDef(
+        f"{attr}_b{bs}_images_per_s", f"{label} b{bs} ({what})", "images/s", True, PORTABLE, get
+    )
 
 
 def _noisy(r: PipelineResult | None, key: str) -> bool:

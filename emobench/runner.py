@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -130,20 +131,20 @@ def measure_pipeline(
         if "throughput" in wanted:
             step(f"{tag}: throughput, batch {bs}")
             xb = pipe.preprocess_batched(batch_u8)
-            throughput.append(_batch_timing(bs, timed(lambda xb=xb: pipe.infer(xb))))
+            throughput.append(_batch_timing(bs, timed(partial(pipe.infer, xb))))
             del xb
         if "end_to_end" in wanted:
             step(f"{tag}: end to end, batch {bs}")
-            end_to_end.append(
-                _batch_timing(bs, timed(lambda b=batch_u8: pipe.end_to_end(b)))  # type: ignore[misc]
-            )
+            end_to_end.append(_batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8))))
 
     preprocess: list[PreprocessResult] = []
     if "preprocess" in wanted:
         n = config.preprocess_images
         step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
         t = timed(lambda: pipe.preprocess_per_image(images[:n]))
-        preprocess.append(PreprocessResult(PER_IMAGE_PATH, n, t.stats.scaled(1000.0 / n, "us/image")))
+        preprocess.append(
+            PreprocessResult(PER_IMAGE_PATH, n, t.stats.scaled(1000.0 / n, "us/image"))
+        )
         step(f"{tag}: preprocessing, batched tensor path ({n} images)")
         t = timed(lambda: pipe.preprocess_batched(host[:n]))
         preprocess.append(PreprocessResult(BATCHED_PATH, n, t.stats.scaled(1000.0 / n, "us/image")))

@@ -28,7 +28,9 @@ def tiny_config() -> RunConfig:
     return RunConfig(backbones=("resnet18",), device="cpu", **TINY)  # type: ignore[arg-type]
 
 
-def write_fake_checkpoint(torch_home: Path, backbone: str, seed: int = 1) -> dict[str, torch.Tensor]:
+def write_fake_checkpoint(
+    torch_home: Path, backbone: str, seed: int = 1
+) -> dict[str, torch.Tensor]:
     """A random state dict saved where torchvision's weights API looks for the real file."""
     spec = get_backbone(backbone)
     old = os.environ.get("TORCH_HOME")

@@ -26,7 +26,9 @@ def test_both_preprocessing_paths_agree(images, pipeline: str, size: int) -> Non
     assert batched.dtype == torch.float32
     diff = (per_image - batched).abs().max().item()
     assert diff <= PATH_TOLERANCE
-    assert (per_image - batched).abs().mean().item() < PATH_TOLERANCE / 2  # rounding, not a shifted grid
+    assert (
+        per_image - batched
+    ).abs().mean().item() < PATH_TOLERANCE / 2  # rounding, not a shifted grid
     if pipeline == "direct48":
         assert diff < 1e-5  # no resize: the paths must agree to float precision
 
@@ -40,7 +42,9 @@ def test_gray_becomes_three_identical_normalised_channels(images) -> None:
 
 
 def test_end_to_end_gives_logits(images) -> None:
-    pipe = Pipeline("direct48", build_model("vgg16", "direct48", num_classes=7), torch.device("cpu"))
+    pipe = Pipeline(
+        "direct48", build_model("vgg16", "direct48", num_classes=7), torch.device("cpu")
+    )
     out = pipe.end_to_end(torch.from_numpy(images))
     assert out.shape == (6, 7)
     assert not pipe.model.training

@@ -89,4 +89,3 @@ def fingerprint(device: torch.device) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         **gpu_fingerprint(device),
     }
-

@@ -6,6 +6,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -115,19 +116,19 @@ def _transfer(
     )
 
 
-def _vgg_upscale224(tv_model: nn.Module, num_classes: int) -> Parts:
+def _vgg_upscale224(tv_model: Any, num_classes: int) -> Parts:
     last = tv_model.classifier[-1]
     tv_model.classifier[-1] = nn.Identity()
     return tv_model, nn.Linear(last.in_features, num_classes), (7, 7)
 
 
-def _resnet_upscale224(tv_model: nn.Module, num_classes: int) -> Parts:
+def _resnet_upscale224(tv_model: Any, num_classes: int) -> Parts:
     fc = tv_model.fc
     tv_model.fc = nn.Identity()
     return tv_model, nn.Linear(fc.in_features, num_classes), (7, 7)
 
 
-def _vgg_direct48(tv_model: nn.Module, num_classes: int) -> Parts:
+def _vgg_direct48(tv_model: Any, num_classes: int) -> Parts:
     layers = list(tv_model.features.children())
     pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
     features = nn.Sequential(*layers[: pools[VGG_BLOCKS_KEPT - 1] + 1])
@@ -148,7 +149,7 @@ def _vgg_direct48(tv_model: nn.Module, num_classes: int) -> Parts:
     return backbone, head, (side, side)
 
 
-def _resnet_direct48(tv_model: nn.Module, num_classes: int) -> Parts:
+def _resnet_direct48(tv_model: Any, num_classes: int) -> Parts:
     stem = nn.Conv2d(3, tv_model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")
     backbone = nn.Sequential(
@@ -174,11 +175,11 @@ def _resnet_direct48(tv_model: nn.Module, num_classes: int) -> Parts:
     return backbone, head, (6, 6)  # no stride in the stem, no maxpool: 48 / 8
 
 
-_UPSCALE224: dict[str, Callable[[nn.Module, int], Parts]] = {
+_UPSCALE224: dict[str, Callable[[Any, int], Parts]] = {
     "vgg": _vgg_upscale224,
     "resnet": _resnet_upscale224,
 }
-_DIRECT48: dict[str, Callable[[nn.Module, int], Parts]] = {
+_DIRECT48: dict[str, Callable[[Any, int], Parts]] = {
     "vgg": _vgg_direct48,
     "resnet": _resnet_direct48,
 }

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from emobench.cli import app
+
+runner = CliRunner()
+TINY_ARGS = [
+    "--backbone",
+    "resnet18",
+    "--device",
+    "cpu",
+    "--batch-size",
+    "2",
+    "--warmup",
+    "0",
+    "--min-iters",
+    "2",
+    "--min-time",
+    "0",
+    "--preprocess-images",
+    "4",
+]
+
+
+def test_every_command_has_help() -> None:
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help, f"{name} has no help"
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Example" in result.output, name
+
+
+def test_compare_writes_report_and_prints_table(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "upscale224" in result.stdout and "direct48" in result.stdout
+    assert "FLOPs per image" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["kind"] == "compare"
+    assert data["config"]["batch_sizes"] == [2]
+    assert {r["pipeline"] for r in data["results"]} == {"upscale224", "direct48"}
+
+
+def test_compare_json_to_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--json", "--out", str(out)])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data == json.loads(out.read_text())
+
+
+def test_default_report_path_under_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["compare", *TINY_ARGS])
+    assert result.exit_code == 0
+    (written,) = (tmp_path / "results").iterdir()
+    assert written.name.endswith("-resnet18-cpu.json")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "cuda"], "CUDA is not available"),
+        (["--device", "tpu"], "unknown device"),
+        (["--backbone", "alexnet"], "unknown backbone 'alexnet'"),
+        (["--batch-size", "0"], "batch size must be a positive integer"),
+        (["--batch-size", "-3"], "batch size must be a positive integer"),
+        (["--data", "/no/such.csv"], "no such file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["compare", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "results").exists()  # nothing written
+
+
+def test_bad_data_file_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "fer.csv"
+    bad.write_text("pixels\n1 2 3\n")
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--data", str(bad), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "expected 2304" in result.stderr
+    assert not out.exists()
+
+
+def test_unwritable_out_fails_before_work(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is a folder" in result.stderr
+
+
+def test_real_data_csv_runs(tmp_path: Path) -> None:
+    csv = tmp_path / "fer.csv"
+    row = " ".join(str(i % 256) for i in range(2304))
+    csv.write_text("emotion,pixels\n" + f"3,{row}\n" * 2)
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--data", str(csv), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["config"]["data"] == str(csv)

@@ -1,0 +1,57 @@
+"""Real-GPU checks; skipped without CUDA (see conftest). Run with `make test-gpu`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emobench.config import RunConfig, resolve_device
+from emobench.data import synthetic_images
+from emobench.measure.memory import cuda_peak_memory
+from emobench.measure.timing import LoopSettings, time_loop, timer_for
+from emobench.models import build_model
+from emobench.pipelines import Pipeline
+from emobench.runner import run_benchmark
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.gpu
+
+
+def test_resolve_cuda_device() -> None:
+    assert resolve_device("cuda").type == "cuda"
+    assert resolve_device("auto").type == "cuda"
+
+
+def test_cuda_event_timer_measures_gpu_work() -> None:
+    device = torch.device("cuda")
+    timer, name = timer_for(device)
+    a = torch.randn(2048, 2048, device=device)
+    result = time_loop(lambda: a @ a, LoopSettings(1, 3, 0.0), timer, name)
+    assert name == "cuda_event" and result.stats.median > 0
+
+
+def test_cuda_peak_memory_sees_the_batch() -> None:
+    device = torch.device("cuda")
+    peak = cuda_peak_memory(lambda: torch.empty(64 * 2**20, device=device), device)
+    assert peak.cuda_peak_allocated_bytes is not None
+    assert peak.cuda_peak_allocated_bytes >= 64 * 2**20
+    assert peak.cuda_peak_reserved_bytes >= peak.cuda_peak_allocated_bytes
+    assert peak.cpu_peak_rss_growth_bytes is None
+
+
+def test_preprocessing_paths_agree_on_cuda() -> None:
+    images = synthetic_images(4)
+    pipe = Pipeline("upscale224", build_model("resnet18", "upscale224"), torch.device("cuda"))
+    batched = pipe.preprocess_batched(torch.from_numpy(images)).cpu()
+    per_image = pipe.preprocess_per_image(images)
+    assert (batched - per_image).abs().max().item() <= 1 / 255 / 0.224 + 1e-4
+
+
+def test_compare_on_cuda_reports_allocator_peaks() -> None:
+    config = RunConfig(backbones=("resnet18",), device="cuda", **TINY)  # type: ignore[arg-type]
+    report = run_benchmark(config)
+    for result in report.results:
+        peak = result.memory.peak
+        assert peak is not None and peak.cuda_peak_allocated_bytes
+        assert result.latency is not None and result.latency.timer == "cuda_event"
+    assert report.environment["gpu_name"]

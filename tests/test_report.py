@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from emobench import report as R
+from emobench.config import RunConfig
+from emobench.errors import ReportError
+from emobench.runner import run_benchmark
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def real_report() -> R.Report:
+    """A real (tiny) run of both pipelines, shared by the tests in this module."""
+    config = RunConfig(backbones=("resnet18",), device="cpu", **TINY)  # type: ignore[arg-type]
+    return run_benchmark(config)
+
+
+def test_report_has_every_measurement(real_report: R.Report) -> None:
+    assert [r.pipeline for r in real_report.results] == ["upscale224", "direct48"]
+    up, dn = real_report.results
+    assert (up.input_size, dn.input_size) == (224, 48)
+    assert up.memory.input_bytes_per_image == 3 * 224 * 224 * 4
+    assert dn.memory.input_bytes_per_image == 3 * 48 * 48 * 4
+    assert up.params.unused == 0 and dn.params.unused == 0
+    assert up.params.total == 11_180_103
+    assert up.flops_per_image and dn.flops_per_image
+    assert up.latency is not None and up.latency.stats.n >= 2 and up.latency.stats.unit == "ms"
+    assert [b.batch_size for b in up.throughput] == [2]
+    assert [b.batch_size for b in dn.end_to_end] == [2]
+    assert {p.path for p in up.preprocess} == {"per_image_pil", "batched_tensor"}
+    assert up.memory.peak is not None and up.memory.peak.cpu_peak_rss_growth_bytes is not None
+    assert up.memory.peak.cuda_peak_allocated_bytes is None  # CPU: absent, never 0
+    env = real_report.environment
+    assert env["device"] == "cpu" and env["num_threads"] >= 1 and env["gpu_name"] is None
+    assert real_report.config["backbones"] == ["resnet18"]
+    assert real_report.wall_time_s > 0
+
+
+def test_json_round_trip(real_report: R.Report, tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    R.save(real_report, path)
+    data = json.loads(path.read_text())
+    assert data["schema"] == "emobench.report" and data["schema_version"] == R.SCHEMA_VERSION
+    loaded = R.load(path)
+    assert loaded == real_report
+    assert R.to_dict(loaded) == data
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_metric_rows_and_ratio_orientation(real_report: R.Report) -> None:
+    rows = {r.key: r for r in R.metric_rows(real_report)}
+    params = rows["params_total"]
+    assert params.ratio == pytest.approx(params.upscale224 / params.direct48)
+    tput = rows["throughput_b2_images_per_s"]
+    assert tput.higher_is_better
+    assert tput.ratio == pytest.approx(tput.direct48 / tput.upscale224)
+    assert rows["params_unused"].ratio is None  # 0 / 0 is undefined, not 1 or 0
+    assert rows["input_bytes_per_image"].ratio == pytest.approx(224**2 / 48**2)
+    assert "peak_cuda_allocated_bytes" not in rows  # absent on both sides: no row
+
+
+def test_ratio_helper() -> None:
+    assert R.ratio(10.0, 2.0, higher_is_better=False) == 5.0
+    assert R.ratio(10.0, 2.0, higher_is_better=True) == 0.2
+    assert R.ratio(None, 2.0, higher_is_better=False) is None
+    assert R.ratio(3.0, 0.0, higher_is_better=False) is None
+
+
+def test_load_rejects_bad_files(real_report: R.Report, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="no such report"):
+        R.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ReportError, match="not valid JSON"):
+        R.load(bad)
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(ReportError, match="not an emobench report"):
+        R.load(bad)
+    newer = R.to_dict(real_report) | {"schema_version": R.SCHEMA_VERSION + 1}
+    bad.write_text(json.dumps(newer))
+    with pytest.raises(ReportError, match="newer than this emobench"):
+        R.load(bad)
+    broken = R.to_dict(real_report)
+    del broken["results"][0]["params"]
+    bad.write_text(json.dumps(broken))
+    with pytest.raises(ReportError, match="malformed report"):
+        R.load(bad)
+    wrong_type = R.to_dict(real_report)
+    wrong_type["results"][0]["params"]["total"] = "many"
+    bad.write_text(json.dumps(wrong_type))
+    with pytest.raises(ReportError, match="malformed"):
+        R.load(bad)
+
+
+def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text("old")
+
+    class Boom:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    with pytest.raises(TypeError):
+        R.write_atomic(path, Boom())  # type: ignore[arg-type]
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_report_is_plain_dataclasses(real_report: R.Report) -> None:
+    assert dataclasses.is_dataclass(real_report)
+    json.dumps(dataclasses.asdict(real_report))  # every field serialises
