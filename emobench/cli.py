@@ -60,7 +60,8 @@ def _stderr_console() -> Any:
 def _stdout_console() -> Any:
     from rich.console import Console
 
-    return Console()
+    # Wide enough for the tables when piped to a file or a CI log.
+    return Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def default_report_path(backbone: str, device: str, kind: str = "") -> Path:
@@ -150,6 +151,67 @@ def compare(
         seed=seed,
     ).validate()
     _run_and_write(config, out, json_out, kind="compare", label=backbone)
+
+
+@app.command()
+@clean_errors
+def maxbatch(
+    backbone: Annotated[str, typer.Option(help="Backbone: vgg16, vgg19 or resnet18.")] = "vgg16",
+    device: DeviceOpt = "auto",
+    mode: Annotated[
+        str, typer.Option(help="infer (forward) or train (forward, backward, SGD step).")
+    ] = "infer",
+    pipeline: Annotated[str, typer.Option(help="upscale224, direct48 or both.")] = "both",
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory budget: 8GiB, 512MiB, or a fraction like 0.5 "
+            "(default: the whole GPU; on CPU half the available RAM)."
+        ),
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Largest batch to try.")] = 65536,
+    margin: Annotated[
+        float, typer.Option(help="Safety margin: safe batch = max batch x (1 - margin).")
+    ] = 0.05,
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find the largest batch each pipeline really fits, for inference or training.
+
+    Example: emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
+    """
+    from emobench import report as report_mod
+    from emobench.config import resolve_device
+    from emobench.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
+    from emobench.render import progress_display, render_maxbatch
+
+    pipelines = ("upscale224", "direct48") if pipeline == "both" else (pipeline,)
+    config = MaxBatchConfig(
+        backbone=backbone,
+        pipelines=pipelines,
+        mode=mode,
+        device=device,
+        budget=budget,
+        max_batch=max_batch,
+        margin=margin,
+    ).validate()
+    resolved = resolve_device(device)
+    resolve_budget(config, resolved)  # a bad budget fails before any model is built
+    path = out or default_report_path(backbone, str(resolved), kind=f"maxbatch-{mode}")
+    check_writable(path)
+    with progress_display(_stderr_console()) as progress:
+        result = run_maxbatch(config, progress=progress)
+    report_mod.save(result, path)
+    if json_out:
+        sys.stdout.write(report_mod.to_json(result))
+    else:
+        render_maxbatch(result, _stdout_console())
+    typer.echo(f"report written to {path}", err=True)
+    failed = [r for r in result.maxbatch if r.error]
+    if failed:
+        for r in failed:
+            typer.echo(f"error: {r.pipeline}: search stopped: {r.error}", err=True)
+        raise typer.Exit(1)
 
 
 def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:

@@ -105,3 +105,54 @@ def progress_display(console: Console) -> Iterator[ProgressFn]:
             progress.update(task, description=description, completed=done, total=total)
 
         yield update
+
+
+def render_maxbatch(report: Report, console: Console) -> None:
+    """Summary (max batch per pipeline and the ratio) and the probe trace of every search."""
+    results = report.maxbatch
+    table = Table(
+        title=f"largest batch, {report.config.get('mode')} mode, on {_machine_line(report)}",
+        caption=(
+            f"budget {fmt_value(report.config.get('budget_bytes'), 'bytes')}; safe = max less "
+            f"the {report.config.get('margin', 0):.0%} margin; ratio = direct48 / upscale224"
+        ),
+        caption_justify="left",
+    )
+    for col in ("pipeline", "method", "max batch", "safe batch", "peak memory at max"):
+        table.add_column(col, justify="left" if col in ("pipeline", "method") else "right")
+    table.add_column("bytes per extra image", justify="right")
+    table.add_column("note")
+    for r in results:
+        note = r.error or ("capped at --max-batch" if r.capped else "")
+        if r.fit_error is not None:
+            note = (note + "; " if note else "") + f"fit error {r.fit_error:+.1%}"
+        table.add_row(
+            r.pipeline,
+            r.method,
+            f"{r.max_batch:,}" + (" (capped)" if r.capped else ""),
+            f"{r.safe_batch:,}",
+            fmt_value(r.peak_bytes_at_max, "bytes"),
+            fmt_value(r.bytes_per_extra_image, "bytes"),
+            note,
+        )
+    console.print(table)
+    by_name = {r.pipeline: r for r in results}
+    if "upscale224" in by_name and "direct48" in by_name:
+        up, dn = by_name["upscale224"], by_name["direct48"]
+        ratio_text = fmt_ratio(dn.max_batch / up.max_batch if up.max_batch else None)
+        console.print(f"max batch ratio (direct48 / upscale224): {ratio_text}")
+    trace = Table(title="search trace (every probe)")
+    for col in ("pipeline", "batch", "outcome", "peak memory", "seconds", "note"):
+        trace.add_column(col, justify="right" if col in ("batch", "seconds") else "left")
+    for r in results:
+        for p in r.probes:
+            trace.add_row(
+                r.pipeline,
+                f"{p.batch_size:,}",
+                p.outcome,
+                fmt_value(p.peak_bytes, "bytes"),
+                f"{p.seconds:.2f}",
+                p.message or "",
+            )
+    console.print(trace)
+    console.print(f"wall time: {report.wall_time_s:.1f} s")

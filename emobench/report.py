@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from emobench.errors import ReportError
 from emobench.measure.flops import ParamCounts
+from emobench.measure.maxbatch import LinearFit, Probe
 from emobench.measure.memory import PeakMemory
 from emobench.measure.stats import Stats
 from emobench.measure.timing import TimingResult
@@ -75,6 +76,27 @@ class PipelineResult:
 
 
 @dataclass(frozen=True)
+class MaxBatchResult:
+    backbone: str
+    pipeline: str
+    mode: str  # "infer" or "train"
+    method: str  # "probed" (CUDA search) or "predicted+confirmed" (CPU fit + child run)
+    budget_bytes: int
+    max_batch: int  # largest batch that ran; 0 when batch 1 does not fit
+    safe_batch: int  # max_batch less the margin
+    margin: float
+    capped: bool  # --max-batch was reached: the real limit may be higher
+    confirmed: bool | None
+    peak_bytes_at_max: int | None
+    bytes_per_extra_image: float | None
+    probes: list[Probe]
+    error: str | None = None
+    fit: LinearFit | None = None
+    predicted_peak_bytes: float | None = None
+    fit_error: float | None = None  # (measured - predicted) / measured at the confirmation
+
+
+@dataclass(frozen=True)
 class Report:
     kind: str  # "compare" or "run"
     created_utc: str
@@ -84,7 +106,7 @@ class Report:
     results: list[PipelineResult]
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    maxbatch: list[MaxBatchResult] = field(default_factory=list)
 
     def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
         for r in self.results:

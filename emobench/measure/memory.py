@@ -104,7 +104,13 @@ def _reset_hwm() -> bool:
 
 
 def cpu_peak_memory(fn: Callable[[], Any]) -> PeakMemory:
-    """Peak RSS growth of this process while `fn` runs.
+    """Peak RSS growth of this process while `fn` runs."""
+    before, peak, method = process_peak_rss(fn)
+    return PeakMemory(method, cpu_peak_rss_growth_bytes=max(0, peak - before))
+
+
+def process_peak_rss(fn: Callable[[], Any]) -> tuple[int, int, str]:
+    """(RSS before, peak RSS while `fn` ran, method), in bytes, for this whole process.
 
     Prefers the kernel's exact high-water mark (VmHWM after writing 5 to clear_refs); falls back
     to sampling psutil's RSS every millisecond, which can miss spikes shorter than that.
@@ -116,7 +122,7 @@ def cpu_peak_memory(fn: Callable[[], Any]) -> PeakMemory:
         fn()
         hwm = _read_hwm_bytes()
         if hwm is not None:
-            return PeakMemory("vmhwm", cpu_peak_rss_growth_bytes=max(0, hwm - before))
+            return before, max(hwm, before), "vmhwm"
     peak = before
     done = threading.Event()
 
@@ -134,7 +140,7 @@ def cpu_peak_memory(fn: Callable[[], Any]) -> PeakMemory:
         done.set()
         sampler.join()
     peak = max(peak, int(proc.memory_info().rss))
-    return PeakMemory("psutil_rss_sampling", cpu_peak_rss_growth_bytes=peak - before)
+    return before, peak, "psutil_rss_sampling"
 
 
 def cuda_peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:

@@ -1,0 +1,353 @@
+"""Find the largest batch each pipeline fits: a probed search on CUDA, a memory fit confirmed by a
+real run in a child process on CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psutil
+import torch
+import torch.nn.functional as F
+
+from emobench.config import resolve_device
+from emobench.errors import UsageError
+from emobench.measure import maxbatch as mb
+from emobench.measure.env import fingerprint
+from emobench.measure.memory import process_peak_rss
+from emobench.models import EmotionNet, build_model, get_backbone, input_size
+from emobench.report import MaxBatchResult, Report
+
+MODES = ("infer", "train")
+DEFAULT_MAX_BATCH = 65536
+DEFAULT_MARGIN = 0.05
+CPU_FIT_BATCHES = (2, 4, 8, 16)  # small enough to be quick, wide enough for a stable slope
+CPU_CONFIRM_ATTEMPTS = 3
+CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the budget
+CHILD_TIMEOUT_S = 1800
+TRAIN_STEPS_PER_PROBE = 2  # the second step holds the optimizer's momentum buffers too
+LR = 0.01
+MOMENTUM = 0.9
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class MaxBatchConfig:
+    backbone: str = "vgg16"
+    pipelines: tuple[str, ...] = ("upscale224", "direct48")
+    mode: str = "infer"
+    device: str = "auto"
+    budget: str | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    margin: float = DEFAULT_MARGIN
+    num_classes: int = 7
+
+    def validate(self) -> MaxBatchConfig:
+        get_backbone(self.backbone)
+        for p in self.pipelines:
+            input_size(p)
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}; choose infer or train")
+        if self.max_batch < 1:
+            raise UsageError(f"--max-batch must be >= 1, got {self.max_batch}")
+        mb.apply_margin(1, self.margin)
+        return self
+
+
+def make_step(model: EmotionNet, mode: str, device: torch.device) -> Callable[[int], None]:
+    """One probe's work at batch n: a forward (infer) or SGD-with-momentum steps (train)."""
+    size = model.input_size
+    if mode == "infer":
+        model.eval()
+
+        def infer(n: int) -> None:
+            with torch.inference_mode():
+                x = torch.zeros(n, 3, size, size, device=device)
+                model(x)
+
+        return infer
+
+    model.train()
+
+    def train(n: int) -> None:
+        optimizer = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad], lr=LR, momentum=MOMENTUM
+        )
+        x = torch.randn(n, 3, size, size, device=device)
+        for _ in range(TRAIN_STEPS_PER_PROBE):
+            logits = model(x)
+            y = torch.zeros(n, dtype=torch.long, device=device)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    return train
+
+
+def cuda_hooks(device: torch.device) -> mb.MemoryHooks:
+    def reset() -> None:
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def release() -> None:
+        import gc
+
+        gc.collect()
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+    return mb.MemoryHooks(reset, lambda: int(torch.cuda.max_memory_allocated(device)), release)
+
+
+def device_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return int(psutil.virtual_memory().available)
+
+
+def resolve_budget(config: MaxBatchConfig, device: torch.device) -> int:
+    total = device_memory_bytes(device)
+    what = "the GPU's memory" if device.type == "cuda" else "the available RAM"
+    if config.budget is None:
+        return total if device.type == "cuda" else total // 2
+    return mb.parse_budget(config.budget, total, what)
+
+
+def run_maxbatch(config: MaxBatchConfig, progress: ProgressFn | None = None) -> Report:
+    config.validate()
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    budget = resolve_budget(config, device)
+    environment = fingerprint(device)
+    say = progress or (lambda _d, _a, _b: None)
+    results = []
+    for i, pipeline in enumerate(config.pipelines):
+        tag = f"{config.backbone}/{pipeline} {config.mode}"
+        total = len(config.pipelines)
+
+        def note(text: str, i: int = i, tag: str = tag, total: int = total) -> None:
+            say(f"{tag}: {text}", i, total)
+
+        if device.type == "cuda":
+            results.append(_cuda_maxbatch(config, pipeline, device, budget, note))
+        else:
+            results.append(_cpu_maxbatch(config, pipeline, budget, note))
+    say("done", len(config.pipelines), len(config.pipelines))
+    return Report(
+        kind="maxbatch",
+        created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        wall_time_s=time.perf_counter() - started,
+        config={
+            "backbone": config.backbone,
+            "pipelines": list(config.pipelines),
+            "mode": config.mode,
+            "device": config.device,
+            "resolved_device": str(device),
+            "budget": config.budget,
+            "budget_bytes": budget,
+            "max_batch": config.max_batch,
+            "margin": config.margin,
+            "num_classes": config.num_classes,
+        },
+        environment=environment,
+        results=[],
+        maxbatch=results,
+    )
+
+
+def _cuda_maxbatch(
+    config: MaxBatchConfig,
+    pipeline: str,
+    device: torch.device,
+    budget: int,
+    note: Callable[[str], None],
+) -> MaxBatchResult:
+    total = device_memory_bytes(device)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), device)
+    try:
+        model = build_model(config.backbone, pipeline, num_classes=config.num_classes).to(device)
+        try_batch = mb.guarded_try_batch(make_step(model, config.mode, device), cuda_hooks(device))
+        search = mb.search_max_batch(
+            try_batch,
+            config.max_batch,
+            on_probe=lambda p: note(f"batch {p.batch_size}: {p.outcome}"),
+        )
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()
+    at_max = [p for p in search.probes if p.batch_size == search.max_batch and p.outcome == mb.OK]
+    return MaxBatchResult(
+        backbone=config.backbone,
+        pipeline=pipeline,
+        mode=config.mode,
+        method="probed",
+        budget_bytes=budget,
+        max_batch=search.max_batch,
+        safe_batch=mb.apply_margin(search.max_batch, config.margin),
+        margin=config.margin,
+        capped=search.capped,
+        confirmed=search.confirmed,
+        peak_bytes_at_max=at_max[-1].peak_bytes if at_max else None,
+        bytes_per_extra_image=mb.bytes_per_extra_image(search.probes),
+        probes=search.probes,
+        error=search.error,
+    )
+
+
+def _cpu_maxbatch(
+    config: MaxBatchConfig, pipeline: str, budget: int, note: Callable[[str], None]
+) -> MaxBatchResult:
+    device = torch.device("cpu")
+    model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
+    step = make_step(model, config.mode, device)
+    probes: list[mb.Probe] = []
+    points: list[tuple[int, int]] = []
+    for n in (b for b in CPU_FIT_BATCHES if b <= config.max_batch):
+        note(f"fitting memory, batch {n}")
+        started = time.perf_counter()
+        try:
+            _before, peak, _method = process_peak_rss(lambda n=n: step(n))
+        except Exception as exc:
+            kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
+            probes.append(mb.Probe(n, kind, None, time.perf_counter() - started, str(exc)[:200]))
+            break
+        probes.append(mb.Probe(n, mb.OK, peak, time.perf_counter() - started, "fit point"))
+        points.append((n, peak))
+    del model, step
+    base = _result_base(config, pipeline, budget, probes)
+    if len(points) < 2:
+        failed = probes[-1] if probes else None
+        return MaxBatchResult(
+            **base,
+            max_batch=points[-1][0] if points else 0,
+            safe_batch=0,
+            capped=False,
+            confirmed=None,
+            peak_bytes_at_max=points[-1][1] if points else None,
+            bytes_per_extra_image=None,
+            error=failed.message if failed and failed.outcome == mb.ERROR else None,
+        )
+    fit = mb.LinearFit.from_points(points)
+    target = fit.largest_batch_under(budget, config.max_batch)
+    confirmed_peak: int | None = None
+    error: str | None = None
+    good = 0
+    for _attempt in range(CPU_CONFIRM_ATTEMPTS):
+        if target < 1:
+            break
+        note(f"confirming batch {target} in a child process (one real step)")
+        probe = _child_probe(config, pipeline, target, budget)
+        probes.append(probe)
+        if probe.outcome == mb.OK and probe.peak_bytes is not None:
+            good, confirmed_peak = target, probe.peak_bytes
+            # The fit came from this process; a fresh child has another fixed cost. Use the
+            # child's own point and the fitted slope to move up when real headroom is left.
+            headroom = CPU_BUDGET_SHRINK * budget - probe.peak_bytes
+            step_up = int(headroom / fit.per_image_bytes) if fit.per_image_bytes > 0 else 0
+            if step_up < 1 or target >= config.max_batch:
+                break
+            target = min(config.max_batch, target + step_up)
+            continue
+        if probe.outcome == mb.ERROR:
+            error = probe.message
+            break
+        if good:  # a larger refinement did not fit: keep the confirmed batch
+            break
+        # Over budget or killed: aim under the budget by the measured excess.
+        scale = CPU_BUDGET_SHRINK * budget / probe.peak_bytes if probe.peak_bytes else 0.5
+        target = min(target - 1, int(target * scale))
+    predicted = fit.predict(good) if good else None  # the in-process fit, before refinement
+    return MaxBatchResult(
+        **base,
+        max_batch=good,
+        safe_batch=mb.apply_margin(good, config.margin),
+        capped=good == config.max_batch,
+        confirmed=bool(good) if error is None else None,
+        peak_bytes_at_max=confirmed_peak,
+        bytes_per_extra_image=fit.per_image_bytes,
+        error=error,
+        fit=fit,
+        predicted_peak_bytes=predicted,
+        fit_error=(confirmed_peak - predicted) / confirmed_peak
+        if confirmed_peak and predicted
+        else None,
+    )
+
+
+def _result_base(
+    config: MaxBatchConfig, pipeline: str, budget: int, probes: list[mb.Probe]
+) -> dict[str, object]:
+    return {
+        "backbone": config.backbone,
+        "pipeline": pipeline,
+        "mode": config.mode,
+        "method": "predicted+confirmed",
+        "budget_bytes": budget,
+        "margin": config.margin,
+        "probes": probes,
+    }
+
+
+def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int) -> mb.Probe:
+    """Run one real step at `batch` in a fresh process and read its peak RSS."""
+    args = json.dumps(
+        {
+            "backbone": config.backbone,
+            "pipeline": pipeline,
+            "mode": config.mode,
+            "batch": batch,
+            "num_classes": config.num_classes,
+        }
+    )
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "emobench.maxbatch", args],
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return mb.Probe(batch, mb.ERROR, None, time.perf_counter() - started, "child timed out")
+    seconds = time.perf_counter() - started
+    if proc.returncode == -9:  # SIGKILL: the kernel's OOM killer
+        return mb.Probe(batch, mb.OOM, None, seconds, "child killed (SIGKILL, out of memory)")
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return mb.Probe(batch, mb.ERROR, None, seconds, f"child failed: {tail}")
+    if out["outcome"] != mb.OK:
+        return mb.Probe(batch, out["outcome"], out.get("peak_bytes"), seconds, out.get("message"))
+    peak = int(out["peak_bytes"])
+    if peak > budget:
+        return mb.Probe(batch, mb.OVER_BUDGET, peak, seconds, "peak RSS over the budget")
+    return mb.Probe(batch, mb.OK, peak, seconds, f"confirmed in a child ({out['method']})")
+
+
+def _child_main(raw: str) -> None:
+    """Child process: build the model, run one step at the batch, print its peak RSS as JSON."""
+    args = json.loads(raw)
+    model = build_model(args["backbone"], args["pipeline"], num_classes=args["num_classes"])
+    step = make_step(model, args["mode"], torch.device("cpu"))
+    result: dict[str, object]
+    try:
+        _before, peak, method = process_peak_rss(lambda: step(args["batch"]))
+        result = {"outcome": mb.OK, "peak_bytes": peak, "method": method}
+    except Exception as exc:
+        kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
+        result = {"outcome": kind, "message": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

@@ -1,0 +1,233 @@
+"""The largest batch that fits: a pure search over a `try_batch(n) -> ProbeOutcome` callable,
+out-of-memory classification, budget parsing and the CPU memory fit."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from emobench.errors import UsageError
+
+OK = "ok"
+OOM = "oom"
+ERROR = "error"
+OVER_BUDGET = "over_budget"
+
+OOM_MESSAGES = (
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "can't allocate memory",  # torch's DefaultCPUAllocator
+)
+BYTE_SUFFIXES = {
+    "": 1,
+    "B": 1,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+}
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    outcome: str  # ok, oom, over_budget or error
+    peak_bytes: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    batch_size: int
+    outcome: str
+    peak_bytes: int | None
+    seconds: float
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    max_batch: int  # 0 when even batch 1 does not fit
+    capped: bool  # the cap was reached: the real limit may be higher
+    probes: list[Probe]
+    error: str | None = None  # a non-memory failure that ended the search
+    confirmed: bool | None = None  # the winning batch ran again and succeeded
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out-of-memory errors, told apart from every other failure."""
+    if (
+        type(exc).__name__ == "OutOfMemoryError"
+    ):  # torch.cuda.OutOfMemoryError / torch.OutOfMemoryError
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError | MemoryError) and (
+        isinstance(exc, MemoryError) or any(m.lower() in text.lower() for m in OOM_MESSAGES)
+    )
+
+
+def search_max_batch(
+    try_batch: Callable[[int], ProbeOutcome],
+    max_batch: int,
+    *,
+    confirm: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+    on_probe: Callable[[Probe], None] | None = None,
+) -> SearchResult:
+    """Grow the batch geometrically (1, 2, 4, ...), then bisect between the last success and the
+    first failure. At most 2*log2(result) + 3 probes, the confirmation included.
+    """
+    if max_batch < 1:
+        raise UsageError(f"--max-batch must be >= 1, got {max_batch}")
+    probes: list[Probe] = []
+
+    def probe(n: int) -> ProbeOutcome:
+        start = clock()
+        out = try_batch(n)
+        p = Probe(n, out.outcome, out.peak_bytes, clock() - start, out.message)
+        probes.append(p)
+        if on_probe is not None:
+            on_probe(p)
+        return out
+
+    good, bad = 0, None
+    n = 1
+    while True:
+        out = probe(n)
+        if out.outcome == ERROR:
+            return SearchResult(good, False, probes, error=out.message)
+        if out.outcome != OK:
+            bad = n
+            break
+        good = n
+        if n == max_batch:
+            break
+        n = min(n * 2, max_batch)
+    while bad is not None and bad - good > 1:
+        mid = (good + bad) // 2
+        out = probe(mid)
+        if out.outcome == ERROR:
+            return SearchResult(good, False, probes, error=out.message)
+        if out.outcome == OK:
+            good = mid
+        else:
+            bad = mid
+    confirmed = None
+    if confirm and good > 0:
+        out = probe(good)
+        confirmed = out.outcome == OK
+    return SearchResult(good, bad is None, probes, confirmed=confirmed)
+
+
+def apply_margin(max_batch: int, margin: float) -> int:
+    """The batch to use in practice: `margin` (a fraction) below the largest that fitted."""
+    if not 0 <= margin < 1:
+        raise UsageError(f"--margin must be in [0, 1), got {margin}")
+    return max(0, math.floor(max_batch * (1 - margin))) if max_batch else 0
+
+
+def parse_budget(text: str, total_bytes: int, what: str = "the device") -> int:
+    """'8GiB', '512MiB', '2GB', '1073741824' or a fraction such as '0.5' of `total_bytes`."""
+    raw = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)", raw)
+    if not match:
+        raise UsageError(f"--budget {text!r}: expected a size like 8GiB or 512MiB, or a fraction")
+    number, suffix = float(match.group(1)), match.group(2).upper()
+    if suffix not in BYTE_SUFFIXES:
+        raise UsageError(f"--budget {text!r}: unknown unit {match.group(2)!r}; use MiB, GiB, ...")
+    if not suffix and "." in match.group(1):
+        if not 0 < number <= 1:
+            raise UsageError(f"--budget {text!r}: a fraction must be in (0, 1]")
+        return int(number * total_bytes)
+    budget = int(number * BYTE_SUFFIXES[suffix])
+    if budget <= 0:
+        raise UsageError(f"--budget {text!r}: must be positive")
+    if budget > total_bytes:
+        raise UsageError(
+            f"--budget {text!r} ({budget / 2**30:.2f} GiB) is larger than {what} "
+            f"({total_bytes / 2**30:.2f} GiB)"
+        )
+    return budget
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """peak_bytes = fixed_bytes + per_image_bytes * batch, fitted by least squares."""
+
+    fixed_bytes: float
+    per_image_bytes: float
+    points: list[list[int]]  # [batch, peak_bytes]
+
+    @classmethod
+    def from_points(cls, points: list[tuple[int, int]]) -> LinearFit:
+        if len({b for b, _ in points}) < 2:
+            raise ValueError("a linear fit needs two different batch sizes")
+        n = len(points)
+        mx = sum(b for b, _ in points) / n
+        my = sum(m for _, m in points) / n
+        sxx = sum((b - mx) ** 2 for b, _ in points)
+        sxy = sum((b - mx) * (m - my) for b, m in points)
+        slope = sxy / sxx
+        return cls(my - slope * mx, slope, [[b, m] for b, m in points])
+
+    def predict(self, batch: int) -> float:
+        return self.fixed_bytes + self.per_image_bytes * batch
+
+    def largest_batch_under(self, budget_bytes: int, cap: int) -> int:
+        if self.per_image_bytes <= 0:
+            return cap
+        return max(
+            0, min(cap, math.floor((budget_bytes - self.fixed_bytes) / self.per_image_bytes))
+        )
+
+
+def bytes_per_extra_image(probes: list[Probe]) -> float | None:
+    """Slope of peak memory against batch size over the successful probes."""
+    points = sorted(
+        {(p.batch_size, p.peak_bytes) for p in probes if p.outcome == OK and p.peak_bytes}
+    )
+    if len({b for b, _ in points}) < 2:
+        return None
+    return LinearFit.from_points([(b, int(m)) for b, m in points]).per_image_bytes
+
+
+@dataclass(frozen=True)
+class MemoryHooks:
+    """How one device resets, reads and releases its memory around a probe."""
+
+    reset: Callable[[], None]
+    peak_bytes: Callable[[], int | None]
+    release: Callable[[], None]
+
+
+def guarded_try_batch(
+    step: Callable[[int], object], hooks: MemoryHooks
+) -> Callable[[int], ProbeOutcome]:
+    """Wrap `step(n)` into a probe: OOM and other failures become outcomes, not exceptions."""
+
+    def try_batch(n: int) -> ProbeOutcome:
+        hooks.reset()
+        failure: str | None = None
+        oom = False
+        try:
+            step(n)
+        except Exception as exc:
+            oom = is_oom(exc)
+            lines = str(exc).strip().splitlines()
+            failure = f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+        # Released outside the except block: the traceback holds the failed step's tensors.
+        hooks.release()
+        peak = hooks.peak_bytes()
+        if failure is None:
+            return ProbeOutcome(OK, peak)
+        return ProbeOutcome(OOM if oom else ERROR, peak, failure)
+
+    return try_batch
