@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 import psutil
 import torch
@@ -205,23 +207,7 @@ def _cuda_maxbatch(
 def _cpu_maxbatch(
     config: MaxBatchConfig, pipeline: str, budget: int, note: Callable[[str], None]
 ) -> MaxBatchResult:
-    device = torch.device("cpu")
-    model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
-    step = make_step(model, config.mode, device)
-    probes: list[mb.Probe] = []
-    points: list[tuple[int, int]] = []
-    for n in (b for b in CPU_FIT_BATCHES if b <= config.max_batch):
-        note(f"fitting memory, batch {n}")
-        started = time.perf_counter()
-        try:
-            _before, peak, _method = process_peak_rss(lambda n=n: step(n))
-        except Exception as exc:
-            kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
-            probes.append(mb.Probe(n, kind, None, time.perf_counter() - started, str(exc)[:200]))
-            break
-        probes.append(mb.Probe(n, mb.OK, peak, time.perf_counter() - started, "fit point"))
-        points.append((n, peak))
-    del model, step
+    probes, points = _fit_points(config, pipeline, note)
     base = _result_base(config, pipeline, budget, probes)
     if len(points) < 2:
         failed = probes[-1] if probes else None
@@ -282,9 +268,31 @@ def _cpu_maxbatch(
     )
 
 
+def _fit_points(
+    config: MaxBatchConfig, pipeline: str, note: Callable[[str], None]
+) -> tuple[list[mb.Probe], list[tuple[int, int]]]:
+    """Peak RSS of this process running the step at a few small batches."""
+    model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
+    step = make_step(model, config.mode, torch.device("cpu"))
+    probes: list[mb.Probe] = []
+    points: list[tuple[int, int]] = []
+    for n in (b for b in CPU_FIT_BATCHES if b <= config.max_batch):
+        note(f"fitting memory, batch {n}")
+        started = time.perf_counter()
+        try:
+            _before, peak, _method = process_peak_rss(partial(step, n))
+        except Exception as exc:
+            kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
+            probes.append(mb.Probe(n, kind, None, time.perf_counter() - started, str(exc)[:200]))
+            break
+        probes.append(mb.Probe(n, mb.OK, peak, time.perf_counter() - started, "fit point"))
+        points.append((n, peak))
+    return probes, points
+
+
 def _result_base(
     config: MaxBatchConfig, pipeline: str, budget: int, probes: list[mb.Probe]
-) -> dict[str, object]:
+) -> dict[str, Any]:
     return {
         "backbone": config.backbone,
         "pipeline": pipeline,
