@@ -184,9 +184,8 @@ class LinearFit:
     def largest_batch_under(self, budget_bytes: int, cap: int) -> int:
         if self.per_image_bytes <= 0:
             return cap
-        return max(
-            0, min(cap, math.floor((budget_bytes - self.fixed_bytes) / self.per_image_bytes))
-        )
+        exact = (budget_bytes - self.fixed_bytes) / self.per_image_bytes
+        return max(0, min(cap, math.floor(exact + 1e-9)))  # 89.99999999 from rounding is 90
 
 
 def bytes_per_extra_image(probes: list[Probe]) -> float | None:
