@@ -214,6 +214,164 @@ def maxbatch(
         raise typer.Exit(1)
 
 
+@app.command("run")
+@clean_errors
+def run_suite(
+    config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a suite file (backbones x pipelines) into one report.
+
+    Example: emobench run configs/ci.toml --out results/ci.json
+    """
+    from emobench.config import load_suite
+
+    config = load_suite(config_file)
+    _run_and_write(config, out, json_out, kind="run", label=config.name)
+
+
+baseline_app = typer.Typer(help="Manage stored baselines under results/baselines/.")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.callback()
+def _baseline_root() -> None:
+    """Manage stored baselines under results/baselines/.
+
+    Example: emobench baseline save results/ci.json --name ci
+    """
+
+
+@baseline_app.command("save")
+@clean_errors
+def baseline_save(
+    report_file: Annotated[Path, typer.Argument(help="A compare or run report.")],
+    name: Annotated[str, typer.Option(help="Baseline name: results/baselines/NAME.json.")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing baseline.")] = False,
+) -> None:
+    """Store a report as a named baseline (refuses to overwrite without --force).
+
+    Example: emobench baseline save results/ci.json --name ci
+    """
+    from emobench.baseline import save_baseline
+
+    target = save_baseline(report_file, name, force=force)
+    typer.echo(f"baseline written to {target}")
+
+
+RuleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rule",
+        help="METRIC:THRESHOLD, e.g. latency_b1_median_ms:15% or portable:30%. Repeatable.",
+    ),
+]
+MarkdownOpt = Annotated[
+    Path | None, typer.Option("--markdown", help="Also write the verdict table as Markdown.")
+]
+FailOnOpt = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        help="Comma-separated kinds whose failures set exit 1: exact, portable, machine.",
+    ),
+]
+
+
+@app.command("check")
+@clean_errors
+def check_cmd(
+    report_file: Annotated[Path, typer.Argument(help="The fresh report.")],
+    baseline: Annotated[Path, typer.Option(help="The stored baseline report.")],
+    rule: RuleOpt = None,
+    markdown: MarkdownOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
+    fail_on: FailOnOpt = "exact,portable,machine",
+) -> None:
+    """Compare a report with a baseline: exit 0 if all pass, 1 on a regression, 2 on bad input.
+
+    Example: emobench check results/ci.json --baseline results/baselines/ci.json --rule portable:30%
+    """
+    from emobench import report as report_mod
+
+    current = report_mod.load(report_file)
+    _check_and_exit(current, baseline, rule or [], markdown, json_out, fail_on)
+
+
+@app.command("ci")
+@clean_errors
+def ci_cmd(
+    config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
+    baseline: Annotated[Path, typer.Option(help="The stored baseline report.")],
+    rule: RuleOpt = None,
+    markdown: MarkdownOpt = None,
+    out: OutOpt = None,
+    fail_on: FailOnOpt = "exact,portable,machine",
+) -> None:
+    """Run a suite and check it against a baseline in one step, for CI jobs.
+
+    Example: emobench ci configs/ci.toml --baseline results/baselines/ci.json --markdown summary.md
+    """
+    from emobench import report as report_mod
+    from emobench.config import load_suite
+    from emobench.render import progress_display
+
+    config = load_suite(config_file)
+    base = report_mod.load(baseline)  # a bad baseline fails before the suite runs
+    from emobench.baseline import KINDS, parse_rules
+
+    _parse_fail_on(fail_on, KINDS)
+    parse_rules(rule or [], {r.key for r in report_mod.metric_rows(base)})
+    path = out or default_report_path(config.name, config.device, kind="ci")
+    check_writable(path)
+    from emobench.runner import run_benchmark
+
+    with progress_display(_stderr_console()) as progress:
+        current = run_benchmark(config, progress=progress, kind="run")
+    report_mod.save(current, path)
+    typer.echo(f"report written to {path} ({current.wall_time_s:.1f} s)", err=True)
+    _check_and_exit(current, baseline, rule or [], markdown, False, fail_on)
+
+
+def _parse_fail_on(text: str, kinds: tuple[str, ...]) -> set[str]:
+    chosen = {k.strip() for k in text.split(",") if k.strip()}
+    unknown = chosen - set(kinds)
+    if unknown:
+        raise UsageError(f"--fail-on: unknown kind {sorted(unknown)[0]!r}; use {', '.join(kinds)}")
+    return chosen
+
+
+def _check_and_exit(
+    current: Any,
+    baseline_path: Path,
+    rules: list[str],
+    markdown: Path | None,
+    json_out: bool,
+    fail_on: str,
+) -> None:
+    import dataclasses
+    import json
+
+    from emobench import report as report_mod
+    from emobench.baseline import KINDS, check, parse_rules
+    from emobench.render import render_verdicts, verdicts_markdown
+
+    gating = _parse_fail_on(fail_on, KINDS)
+    base = report_mod.load(baseline_path)
+    parsed = parse_rules(rules, {r.key for r in report_mod.metric_rows(base)})
+    verdicts = check(current, base, parsed)
+    if markdown is not None:
+        check_writable(markdown)
+        report_mod.write_atomic(markdown, verdicts_markdown(verdicts))
+    if json_out:
+        sys.stdout.write(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2) + "\n")
+    else:
+        render_verdicts(verdicts, _stdout_console())
+    if any(v.failed and v.kind in gating for v in verdicts):
+        raise typer.Exit(1)
+
+
 def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:
     from emobench import report as report_mod
     from emobench.config import resolve_device

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from emobench.baseline import Verdict
 from emobench.report import MetricRow, Report, metric_rows
 from emobench.runner import ProgressFn
 
@@ -156,3 +157,69 @@ def render_maxbatch(report: Report, console: Console) -> None:
             )
     console.print(trace)
     console.print(f"wall time: {report.wall_time_s:.1f} s")
+
+
+def _cell(value: float | str | None) -> str:
+    if value is None:
+        return ABSENT
+    if isinstance(value, str):
+        return value
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1000 else _sig(value)
+
+
+def _verdict_cells(v: Verdict) -> list[str]:
+    return [
+        v.backbone,
+        v.pipeline,
+        v.metric,
+        v.kind,
+        _cell(v.baseline),
+        _cell(v.current),
+        ABSENT if v.delta is None else f"{v.delta:+.1%}",
+        ABSENT if v.threshold is None else f"{v.threshold:.0%}",
+        v.verdict + (f" ({v.note})" if v.note else ""),
+    ]
+
+
+VERDICT_COLUMNS = (
+    "backbone",
+    "pipeline",
+    "metric",
+    "kind",
+    "baseline",
+    "current",
+    "delta",
+    "threshold",
+    "verdict",
+)
+
+
+def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
+    table = Table(title="regression check")
+    for col in VERDICT_COLUMNS:
+        table.add_column(
+            col, justify="right" if col in ("baseline", "current", "delta") else "left"
+        )
+    for v in verdicts:
+        style = "red" if v.failed else ("yellow" if v.verdict != "pass" else None)
+        table.add_row(*_verdict_cells(v), style=style)
+    console.print(table)
+    failed = sum(v.failed for v in verdicts)
+    console.print(f"{len(verdicts) - failed} passed, {failed} failed")
+
+
+def verdicts_markdown(verdicts: list[Verdict]) -> str:
+    """The same table as Markdown, for a CI job summary."""
+    lines = [
+        "| " + " | ".join(VERDICT_COLUMNS) + " |",
+        "|" + "---|" * len(VERDICT_COLUMNS),
+    ]
+    for v in verdicts:
+        cells = [c.replace("|", "\\|") for c in _verdict_cells(v)]
+        if v.failed:
+            cells[-1] = f"**{cells[-1]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = sum(v.failed for v in verdicts)
+    lines.append("")
+    lines.append(f"{len(verdicts) - failed} checks passed, {failed} failed.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,302 @@
+"""Compare a report with a stored baseline -> one verdict per check.
+
+Three kinds of metric, each on its own terms:
+* exact (parameter counts, FLOPs, bytes per input image, weights, copied layers): any change fails;
+* portable (direct48-vs-upscale224 ratios of latency, throughput, preprocessing, live-tensor
+  memory): compared across machines with a relative tolerance;
+* machine (absolute timings and memory): compared only when the environment fingerprint matches;
+  a timing regresses only when it is worse than the threshold AND a one-sided Mann-Whitney U test
+  on the raw samples says the slowdown is real.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from emobench import report as R
+from emobench.errors import UsageError
+
+DEFAULT_PORTABLE_TOLERANCE = 0.25
+DEFAULT_MACHINE_TOLERANCE = 0.10
+SIGNIFICANCE = 0.01  # p-value below which a slowdown counts as real
+FINGERPRINT_KEYS = ("device_name", "num_threads", "torch")
+BASELINE_DIR = Path("results/baselines")
+
+PASS = "pass"
+FAIL = "fail"
+NOISY = "pass (noisy)"  # worse than the threshold, but the samples do not show it is real
+SKIPPED = "skipped (different machine)"
+KINDS = (R.EXACT, R.PORTABLE, R.MACHINE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    backbone: str
+    pipeline: str  # "upscale224", "direct48" or "ratio"
+    metric: str
+    kind: str
+    baseline: float | str | None
+    current: float | str | None
+    delta: float | None  # relative change, (current - baseline) / baseline
+    threshold: float | None
+    verdict: str
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == FAIL
+
+
+def parse_rules(rules: list[str], known: set[str]) -> dict[str, float]:
+    """'METRIC:THRESHOLD' (10%, 0.1) -> {metric: 0.1}; METRIC may be a key or a kind."""
+    parsed: dict[str, float] = {}
+    for rule in rules:
+        metric, sep, raw = rule.partition(":")
+        if not sep or not metric or not raw:
+            raise UsageError(
+                f"--rule {rule!r}: expected METRIC:THRESHOLD, e.g. latency_b1_median_ms:10%"
+            )
+        if metric not in known and metric not in KINDS:
+            raise UsageError(f"--rule {rule!r}: unknown metric {metric!r}")
+        try:
+            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        except ValueError:
+            raise UsageError(
+                f"--rule {rule!r}: threshold {raw!r} is not a number or percentage"
+            ) from None
+        if not 0 <= value < 10 or math.isnan(value):
+            raise UsageError(f"--rule {rule!r}: threshold must be between 0 and 1000%")
+        parsed[metric] = value
+    return parsed
+
+
+def same_machine(a: R.Report, b: R.Report) -> bool:
+    return all(a.environment.get(k) == b.environment.get(k) for k in FINGERPRINT_KEYS)
+
+
+def _suite(report: R.Report) -> set[tuple[str, str]]:
+    return {(r.backbone, r.pipeline) for r in report.results}
+
+
+def mann_whitney_p_greater(current: list[float], baseline: list[float]) -> float:
+    """One-sided p-value that `current` tends to be larger than `baseline` (normal approximation,
+    tie-corrected ranks); 1.0 when there are too few samples to tell."""
+    n1, n2 = len(current), len(baseline)
+    if n1 < 2 or n2 < 2:
+        return 1.0
+    pooled = sorted([(v, 0) for v in current] + [(v, 1) for v in baseline])
+    ranks = [0.0] * len(pooled)
+    i = 0
+    tie_term = 0.0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        t = j - i + 1
+        tie_term += t**3 - t
+        i = j + 1
+    r1 = sum(r for r, (_, side) in zip(ranks, pooled, strict=True) if side == 0)
+    u1 = r1 - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    var = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)))
+    if var <= 0:
+        return 1.0
+    z = (u1 - n1 * n2 / 2 - 0.5) / math.sqrt(var)  # continuity-corrected
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _samples(result: R.PipelineResult | None, key: str) -> list[float] | None:
+    """Per-call time samples (lower is better) behind a timing metric, when the report has them."""
+    if result is None:
+        return None
+    if key.startswith("latency_b1") and result.latency:
+        return result.latency.stats.samples
+    for attr in ("throughput", "end_to_end"):
+        if key.startswith(f"{attr}_b"):
+            bs = int(key[len(attr) + 2 :].split("_")[0])
+            found = next((b for b in getattr(result, attr) if b.batch_size == bs), None)
+            return found.timing.stats.samples if found else None
+    for p in result.preprocess:
+        if key == f"preprocess_{p.path}_us":
+            return p.us_per_image.samples
+    return None
+
+
+def _delta(base: float, cur: float) -> float | None:
+    return None if base == 0 else (cur - base) / base
+
+
+def check(
+    current: R.Report,
+    baseline: R.Report,
+    rules: dict[str, float] | None = None,
+) -> list[Verdict]:
+    """Every check of `current` against `baseline`; raises UsageError when the suites differ."""
+    rules = rules or {}
+    if _suite(current) != _suite(baseline):
+        missing = sorted(_suite(baseline) - _suite(current))
+        extra = sorted(_suite(current) - _suite(baseline))
+        raise UsageError(
+            "report and baseline cover different suites "
+            f"(missing from report: {missing or 'none'}; not in baseline: {extra or 'none'})"
+        )
+    machine_ok = same_machine(current, baseline)
+    cur_rows = {(r.backbone, r.key): r for r in R.metric_rows(current)}
+    base_rows = {(r.backbone, r.key): r for r in R.metric_rows(baseline)}
+    verdicts: list[Verdict] = []
+    for (backbone, key), base in base_rows.items():
+        cur = cur_rows.get((backbone, key))
+        if cur is None:
+            continue
+        if base.kind == R.EXACT:
+            verdicts += _exact(backbone, base, cur)
+            continue
+        if base.kind == R.PORTABLE and base.ratio is not None and cur.ratio is not None:
+            verdicts.append(_portable(backbone, base, cur, rules))
+        verdicts += _machine(current, baseline, backbone, base, cur, rules, machine_ok)
+    verdicts += _copied_layers(current, baseline)
+    return verdicts
+
+
+def _threshold(rules: dict[str, float], key: str, kind: str, default: float) -> float:
+    return rules.get(key, rules.get(kind, default))
+
+
+def _exact(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> list[Verdict]:
+    out = []
+    for pipeline in (R.UPSCALE, R.DIRECT):
+        b, c = getattr(base, pipeline), getattr(cur, pipeline)
+        if b is None and c is None:
+            continue
+        ok = b == c
+        out.append(
+            Verdict(
+                backbone,
+                pipeline,
+                base.key,
+                R.EXACT,
+                b,
+                c,
+                _delta(b, c) if b is not None and c is not None else None,
+                0.0,
+                PASS if ok else FAIL,
+                "" if ok else "changed: a deliberate change needs a new baseline",
+            )
+        )
+    return out
+
+
+def _portable(
+    backbone: str, base: R.MetricRow, cur: R.MetricRow, rules: dict[str, float]
+) -> Verdict:
+    assert base.ratio is not None and cur.ratio is not None
+    tol = _threshold(rules, base.key, R.PORTABLE, DEFAULT_PORTABLE_TOLERANCE)
+    delta = _delta(base.ratio, cur.ratio)
+    ok = delta is None or abs(delta) <= tol
+    note = (
+        ""
+        if ok
+        else (
+            "direct48's advantage shrank"
+            if cur.ratio < base.ratio
+            else "upscale224 slowed relative to direct48"
+        )
+    )
+    return Verdict(
+        backbone,
+        "ratio",
+        base.key,
+        R.PORTABLE,
+        base.ratio,
+        cur.ratio,
+        delta,
+        tol,
+        PASS if ok else FAIL,
+        note,
+    )
+
+
+def _machine(
+    current: R.Report,
+    baseline: R.Report,
+    backbone: str,
+    base: R.MetricRow,
+    cur: R.MetricRow,
+    rules: dict[str, float],
+    machine_ok: bool,
+) -> list[Verdict]:
+    out = []
+    tol = _threshold(rules, base.key, R.MACHINE, DEFAULT_MACHINE_TOLERANCE)
+    for pipeline in (R.UPSCALE, R.DIRECT):
+        b, c = getattr(base, pipeline), getattr(cur, pipeline)
+        if b is None or c is None:
+            continue
+        if base.key == "cold_start_ms":
+            continue  # a single sample: shown in reports, too noisy to gate on
+        if not machine_ok:
+            out.append(
+                Verdict(backbone, pipeline, base.key, R.MACHINE, b, c, _delta(b, c), tol, SKIPPED)
+            )
+            continue
+        delta = _delta(b, c)
+        worse = delta is not None and (-delta if base.higher_is_better else delta) > tol
+        verdict, note = PASS, ""
+        if worse:
+            cur_s = _samples(current.result(backbone, pipeline), base.key)
+            base_s = _samples(baseline.result(backbone, pipeline), base.key)
+            if cur_s is not None and base_s is not None:
+                p = mann_whitney_p_greater(cur_s, base_s)
+                verdict = FAIL if p < SIGNIFICANCE else NOISY
+                note = f"Mann-Whitney p={p:.3g} (n={len(cur_s)} vs {len(base_s)})"
+            else:
+                verdict = FAIL
+        out.append(
+            Verdict(backbone, pipeline, base.key, R.MACHINE, b, c, delta, tol, verdict, note)
+        )
+    return out
+
+
+def _copied_layers(current: R.Report, baseline: R.Report) -> list[Verdict]:
+    out = []
+    for base in baseline.results:
+        cur = current.result(base.backbone, base.pipeline)
+        if cur is None:
+            continue
+        b, c = set(base.transfer.copied), set(cur.transfer.copied)
+        note = "" if b == c else f"{len(c - b)} added, {len(b - c)} removed"
+        out.append(
+            Verdict(
+                base.backbone,
+                base.pipeline,
+                "copied_layers",
+                R.EXACT,
+                len(b),
+                len(c),
+                None,
+                0.0,
+                PASS if b == c else FAIL,
+                note,
+            )
+        )
+    return out
+
+
+def save_baseline(
+    report_path: Path, name: str, force: bool = False, directory: Path = BASELINE_DIR
+) -> Path:
+    """Copy a validated report to results/baselines/NAME.json; never overwrite without force."""
+    if not name or "/" in name or name.startswith(".") or os.sep in name:
+        raise UsageError(f"--name {name!r}: use a plain file name such as 'ci' or 'h100-vgg16'")
+    report = R.load(report_path)
+    if report.kind == "maxbatch":
+        raise UsageError(f"{report_path}: a maxbatch report cannot be a timing baseline")
+    target = directory / f"{name}.json"
+    if target.exists() and not force:
+        raise UsageError(f"baseline {target} already exists; pass --force to overwrite it")
+    R.save(report, target)
+    return target
