@@ -31,6 +31,7 @@ DEFAULT_MARGIN = 0.05
 CPU_FIT_BATCHES = (2, 4, 8, 16)  # small enough to be quick, wide enough for a stable slope
 CPU_CONFIRM_ATTEMPTS = 3
 CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the budget
+CPU_REFINE_HEADROOM = 0.05  # step up once more when a confirmed run left this much unused
 CHILD_TIMEOUT_S = 1800
 TRAIN_STEPS_PER_PROBE = 2  # the second step holds the optimizer's momentum buffers too
 LR = 0.01
@@ -217,40 +218,54 @@ def _cpu_maxbatch(
             safe_batch=0,
             capped=False,
             confirmed=None,
-            peak_bytes_at_max=points[-1][1] if points else None,
+            peak_bytes_at_max=None,
             bytes_per_extra_image=None,
             error=failed.message if failed and failed.outcome == mb.ERROR else None,
         )
-    fit = mb.LinearFit.from_points(points)
-    target = fit.largest_batch_under(budget, config.max_batch)
+    fit = mb.LinearFit.from_points(points)  # RSS growth of the step, from this process
+    note("measuring a fresh process's memory with the model built")
+    base_probe = _child_probe(config, pipeline, 0, budget)
+    probes.append(base_probe)
+    if base_probe.outcome != mb.OK or base_probe.peak_bytes is None:
+        return MaxBatchResult(
+            **base,
+            max_batch=0,
+            safe_batch=0,
+            capped=False,
+            confirmed=None,
+            peak_bytes_at_max=None,
+            bytes_per_extra_image=fit.per_image_bytes,
+            error=base_probe.message,
+            fit=fit,
+        )
+    child_base = base_probe.peak_bytes
+    target = fit.largest_batch_under(budget - child_base, config.max_batch)
     confirmed_peak: int | None = None
     error: str | None = None
     good = 0
     for _attempt in range(CPU_CONFIRM_ATTEMPTS):
-        if target < 1:
+        if target < 1 or target == good:
             break
         note(f"confirming batch {target} in a child process (one real step)")
         probe = _child_probe(config, pipeline, target, budget)
         probes.append(probe)
         if probe.outcome == mb.OK and probe.peak_bytes is not None:
             good, confirmed_peak = target, probe.peak_bytes
-            # The fit came from this process; a fresh child has another fixed cost. Use the
-            # child's own point and the fitted slope to move up when real headroom is left.
-            headroom = CPU_BUDGET_SHRINK * budget - probe.peak_bytes
-            step_up = int(headroom / fit.per_image_bytes) if fit.per_image_bytes > 0 else 0
-            if step_up < 1 or target >= config.max_batch:
+            headroom = budget - probe.peak_bytes
+            if headroom < CPU_REFINE_HEADROOM * budget or target >= config.max_batch:
                 break
-            target = min(config.max_batch, target + step_up)
+            # Real headroom left: step up along the fitted slope from the measured point.
+            target = min(config.max_batch, target + int(headroom / fit.per_image_bytes))
             continue
         if probe.outcome == mb.ERROR:
             error = probe.message
             break
-        if good:  # a larger refinement did not fit: keep the confirmed batch
+        if good:  # the step up did not fit: keep the confirmed batch
             break
         # Over budget or killed: aim under the budget by the measured excess.
         scale = CPU_BUDGET_SHRINK * budget / probe.peak_bytes if probe.peak_bytes else 0.5
         target = min(target - 1, int(target * scale))
-    predicted = fit.predict(good) if good else None  # the in-process fit, before refinement
+    predicted = child_base + fit.predict(good) if good else None
     return MaxBatchResult(
         **base,
         max_batch=good,
@@ -265,13 +280,14 @@ def _cpu_maxbatch(
         fit_error=(confirmed_peak - predicted) / confirmed_peak
         if confirmed_peak and predicted
         else None,
+        child_base_bytes=child_base,
     )
 
 
 def _fit_points(
     config: MaxBatchConfig, pipeline: str, note: Callable[[str], None]
 ) -> tuple[list[mb.Probe], list[tuple[int, int]]]:
-    """Peak RSS of this process running the step at a few small batches."""
+    """RSS growth of this process (peak minus before) running the step at a few small batches."""
     model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
     step = make_step(model, config.mode, torch.device("cpu"))
     probes: list[mb.Probe] = []
@@ -280,13 +296,13 @@ def _fit_points(
         note(f"fitting memory, batch {n}")
         started = time.perf_counter()
         try:
-            _before, peak, _method = process_peak_rss(partial(step, n))
+            before, peak, _method = process_peak_rss(partial(step, n))
         except Exception as exc:
             kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
             probes.append(mb.Probe(n, kind, None, time.perf_counter() - started, str(exc)[:200]))
             break
         probes.append(mb.Probe(n, mb.OK, peak, time.perf_counter() - started, "fit point"))
-        points.append((n, peak))
+        points.append((n, peak - before))
     return probes, points
 
 
@@ -339,15 +355,24 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
     peak = int(out["peak_bytes"])
     if peak > budget:
         return mb.Probe(batch, mb.OVER_BUDGET, peak, seconds, "peak RSS over the budget")
-    return mb.Probe(batch, mb.OK, peak, seconds, f"confirmed in a child ({out['method']})")
+    what = "fresh process, model built" if batch == 0 else "confirmed in a child"
+    return mb.Probe(batch, mb.OK, peak, seconds, f"{what} ({out['method']})")
 
 
 def _child_main(raw: str) -> None:
-    """Child process: build the model, run one step at the batch, print its peak RSS as JSON."""
+    """Child process: build the model, run one step at the batch, print its peak RSS as JSON.
+
+    Batch 0 builds the model only and reports the process's RSS then: the fixed cost of a
+    fresh process (interpreter, torch, weights) that the in-process fit cannot see.
+    """
     args = json.loads(raw)
     model = build_model(args["backbone"], args["pipeline"], num_classes=args["num_classes"])
     step = make_step(model, args["mode"], torch.device("cpu"))
     result: dict[str, object]
+    if args["batch"] == 0:
+        before, _peak, method = process_peak_rss(lambda: None)
+        print(json.dumps({"outcome": mb.OK, "peak_bytes": before, "method": method}))
+        return
     try:
         _before, peak, method = process_peak_rss(lambda: step(args["batch"]))
         result = {"outcome": mb.OK, "peak_bytes": peak, "method": method}

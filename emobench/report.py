@@ -94,6 +94,7 @@ class MaxBatchResult:
     fit: LinearFit | None = None
     predicted_peak_bytes: float | None = None
     fit_error: float | None = None  # (measured - predicted) / measured at the confirmation
+    child_base_bytes: int | None = None  # RSS of a fresh process with the model built (CPU)
 
 
 @dataclass(frozen=True)

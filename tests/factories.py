@@ -1,0 +1,87 @@
+"""Reports built in memory, for baseline and rendering tests."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from emobench.measure.flops import ParamCounts
+from emobench.measure.memory import PeakMemory
+from emobench.measure.stats import Stats
+from emobench.measure.timing import TimingResult
+from emobench.report import (
+    BatchTiming,
+    MemoryResult,
+    PipelineResult,
+    PreprocessResult,
+    Report,
+    Transfer,
+)
+
+TIGHT_UP = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.3]
+TIGHT_DN = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02, 9.98, 10.01, 9.99, 10.03]
+
+
+def timing(samples: list[float]) -> TimingResult:
+    return TimingResult(samples[0] * 1.5, 1, Stats.from_samples(samples, "ms"), "perf_counter_ns")
+
+
+def pipeline_result(
+    backbone: str,
+    pipeline: str,
+    latency_ms: list[float],
+    params: int,
+    copied: list[str] | None = None,
+) -> PipelineResult:
+    size = 224 if pipeline == "upscale224" else 48
+    batch = [s * 4 for s in latency_ms]
+    return PipelineResult(
+        backbone=backbone,
+        pipeline=pipeline,
+        input_size=size,
+        feature_map=[7, 7] if size == 224 else [3, 3],
+        transfer=Transfer("random", copied or [], {}, ["head.weight"]),
+        params=ParamCounts(params, params, 0),
+        flops_per_image=params * 100,
+        latency=timing(latency_ms),
+        throughput=[BatchTiming(8, 8 / (sorted(batch)[len(batch) // 2] / 1000), timing(batch))],
+        end_to_end=[],
+        preprocess=[
+            PreprocessResult(
+                "per_image_pil", 16, Stats.from_samples([s * 5 for s in latency_ms], "us/image")
+            )
+        ],
+        memory=MemoryResult(
+            input_bytes_per_image=3 * size * size * 4,
+            weight_bytes=params * 4,
+            peak_batch_size=8,
+            peak=PeakMemory(
+                "vmhwm", tensor_peak_bytes=size * 1000, cpu_peak_rss_growth_bytes=size * 2000
+            ),
+        ),
+    )
+
+
+def make_report(
+    up_latency: list[float] = TIGHT_UP,
+    dn_latency: list[float] = TIGHT_DN,
+    dn_params: int = 8_424_775,
+    device_name: str = "AMD EPYC",
+    backbones: tuple[str, ...] = ("vgg16",),
+    dn_copied: list[str] | None = None,
+) -> Report:
+    results = []
+    for b in backbones:
+        results.append(pipeline_result(b, "upscale224", up_latency, 134_289_223))
+        results.append(pipeline_result(b, "direct48", dn_latency, dn_params, dn_copied))
+    return Report(
+        kind="run",
+        created_utc="2026-11-25T00:00:00Z",
+        wall_time_s=1.0,
+        config={"backbones": list(backbones)},
+        environment={"device_name": device_name, "num_threads": 2, "torch": "2.14.1"},
+        results=results,
+    )
+
+
+def with_env(report: Report, **env: object) -> Report:
+    return dataclasses.replace(report, environment=report.environment | env)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emobench import baseline as B
+from emobench import report as R
+from emobench.cli import app
+from emobench.errors import ReportError, UsageError
+from tests.factories import TIGHT_DN, TIGHT_UP, make_report
+
+runner = CliRunner()
+
+
+def by_key(verdicts: list[B.Verdict]) -> dict[tuple[str, str], B.Verdict]:
+    return {(v.pipeline, v.metric): v for v in verdicts}
+
+
+def test_identical_reports_pass() -> None:
+    verdicts = B.check(make_report(), make_report())
+    assert verdicts and not any(v.failed for v in verdicts)
+    kinds = {v.kind for v in verdicts}
+    assert kinds == {"exact", "portable", "machine"}
+    assert all(v.verdict == B.PASS for v in verdicts)
+
+
+def test_exact_metric_changed_by_one_parameter_fails() -> None:
+    verdicts = by_key(B.check(make_report(dn_params=8_424_776), make_report()))
+    v = verdicts[("direct48", "params_total")]
+    assert v.failed and v.kind == "exact" and (v.baseline, v.current) == (8_424_775, 8_424_776)
+    assert not verdicts[("upscale224", "params_total")].failed
+
+
+def test_copied_layers_changed_fails() -> None:
+    base = make_report(dn_copied=["backbone.features.0.weight", "backbone.features.0.bias"])
+    cur = make_report(dn_copied=["backbone.features.0.bias"])
+    v = by_key(B.check(cur, base))[("direct48", "copied_layers")]
+    assert v.failed and v.note == "0 added, 1 removed"
+
+
+def test_two_times_slower_with_tight_samples_fails() -> None:
+    slow = [s * 2 for s in TIGHT_DN]
+    verdicts = by_key(B.check(make_report(dn_latency=slow), make_report()))
+    machine = verdicts[("direct48", "latency_b1_median_ms")]
+    assert machine.failed and "Mann-Whitney" in machine.note
+    assert machine.delta == pytest.approx(1.0)
+    portable = verdicts[("ratio", "latency_b1_median_ms")]
+    assert portable.failed and portable.kind == "portable"
+    assert portable.current == pytest.approx(portable.baseline / 2)
+
+
+def test_slower_median_with_overlapping_noisy_samples_passes_as_noisy() -> None:
+    rng = random.Random(4)
+    base = [10.0 * rng.uniform(0.5, 2.0) for _ in range(6)]
+    cur = [s for s in base]
+    cur[0], cur[1] = 10.0 * 1.9, 10.0 * 2.0  # the median moves up, the samples overlap
+    rules = {"portable": 10.0}  # isolate the machine-bound verdict
+    verdicts = by_key(B.check(make_report(dn_latency=cur), make_report(dn_latency=base), rules))
+    v = verdicts[("direct48", "latency_b1_median_ms")]
+    assert v.delta is not None and v.delta > B.DEFAULT_MACHINE_TOLERANCE
+    assert v.verdict == B.NOISY and not v.failed
+
+
+def test_different_machine_skips_machine_bound_metrics() -> None:
+    slow = [s * 3 for s in TIGHT_UP]
+    verdicts = B.check(make_report(up_latency=slow, device_name="NVIDIA H100"), make_report())
+    machine = [v for v in verdicts if v.kind == "machine"]
+    assert machine and all(v.verdict == B.SKIPPED for v in machine)
+    # exact metrics are still compared across machines
+    assert all(v.verdict == B.PASS for v in verdicts if v.kind == "exact")
+
+
+def test_rules_override_thresholds() -> None:
+    slow = [s * 1.2 for s in TIGHT_DN]
+    assert any(v.failed for v in B.check(make_report(dn_latency=slow), make_report()))
+    rules = B.parse_rules(["machine:30%", "portable:30%"], set())
+    assert not any(v.failed for v in B.check(make_report(dn_latency=slow), make_report(), rules))
+
+
+def test_parse_rules() -> None:
+    assert B.parse_rules(["latency_b1_median_ms:15%"], {"latency_b1_median_ms"}) == {
+        "latency_b1_median_ms": 0.15
+    }
+    assert B.parse_rules(["portable:0.3"], set()) == {"portable": 0.3}
+    for bad in ["nonsense:10%", "latency_b1_median_ms", "latency_b1_median_ms:fast"]:
+        with pytest.raises(UsageError, match="--rule"):
+            B.parse_rules([bad], {"latency_b1_median_ms"})
+
+
+def test_different_suite_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="different suites"):
+        B.check(make_report(backbones=("vgg16", "resnet18")), make_report())
+
+
+def test_mann_whitney() -> None:
+    assert B.mann_whitney_p_greater([2.0] * 10, [1.0] * 10) < 1e-3
+    assert B.mann_whitney_p_greater([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) > 0.4
+    assert B.mann_whitney_p_greater([5.0], [1.0, 2.0]) == 1.0  # too few samples to tell
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    R.save(make_report(), tmp_path / "base.json")
+    R.save(make_report(dn_params=8_424_776), tmp_path / "changed.json")
+    return tmp_path
+
+
+def test_check_cli_exit_codes(files: Path) -> None:
+    ok = runner.invoke(app, ["check", "base.json", "--baseline", "base.json"])
+    assert ok.exit_code == 0, ok.output
+    assert "regression check" in ok.stdout and "0 failed" in ok.stdout
+    bad = runner.invoke(
+        app, ["check", "changed.json", "--baseline", "base.json", "--markdown", "s.md"]
+    )
+    assert bad.exit_code == 1
+    md = (files / "s.md").read_text()
+    assert md.startswith("| backbone | pipeline | metric |") and "**fail" in md
+    js = runner.invoke(app, ["check", "changed.json", "--baseline", "base.json", "--json"])
+    assert js.exit_code == 1
+    failed = [v for v in json.loads(js.stdout) if v["verdict"] == "fail"]
+    assert {(v["pipeline"], v["metric"]) for v in failed} >= {("direct48", "params_total")}
+    only_machine = runner.invoke(
+        app, ["check", "changed.json", "--baseline", "base.json", "--fail-on", "machine"]
+    )
+    assert only_machine.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "missing.json", "--baseline", "base.json"], "no such report"),
+        (["check", "base.json", "--baseline", "garbage.json"], "not valid JSON"),
+        (["check", "base.json", "--baseline", "base.json", "--rule", "x:1%"], "unknown metric"),
+        (["check", "base.json", "--baseline", "base.json", "--fail-on", "vibes"], "--fail-on"),
+        (["check", "newer.json", "--baseline", "base.json"], "newer than this emobench"),
+        (["check", "two.json", "--baseline", "base.json"], "different suites"),
+    ],
+)
+def test_check_cli_bad_input(files: Path, args: list[str], message: str) -> None:
+    (files / "garbage.json").write_text("{")
+    newer = R.to_dict(make_report()) | {"schema_version": R.SCHEMA_VERSION + 1}
+    (files / "newer.json").write_text(json.dumps(newer))
+    R.save(make_report(backbones=("vgg16", "resnet18")), files / "two.json")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_baseline_save_refuses_overwrite(files: Path) -> None:
+    first = runner.invoke(app, ["baseline", "save", "base.json", "--name", "ci"])
+    assert first.exit_code == 0, first.output
+    stored = files / "results" / "baselines" / "ci.json"
+    original = stored.read_bytes()
+    again = runner.invoke(app, ["baseline", "save", "changed.json", "--name", "ci"])
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert stored.read_bytes() == original
+    forced = runner.invoke(app, ["baseline", "save", "changed.json", "--name", "ci", "--force"])
+    assert forced.exit_code == 0
+    assert R.load(stored).result("vgg16", "direct48").params.total == 8_424_776  # type: ignore[union-attr]
+
+
+def test_baseline_save_bad_input_changes_nothing(files: Path) -> None:
+    (files / "garbage.json").write_text("[]")
+    for args in (
+        ["baseline", "save", "garbage.json", "--name", "x"],
+        ["baseline", "save", "nope.json", "--name", "x"],
+        ["baseline", "save", "base.json", "--name", "../escape"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+    assert not (files / "results").exists()
+
+
+def test_save_baseline_library(tmp_path: Path) -> None:
+    R.save(make_report(), tmp_path / "r.json")
+    target = B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
+    assert R.load(target) == R.load(tmp_path / "r.json")
+    with pytest.raises(UsageError, match="already exists"):
+        B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
+    with pytest.raises(ReportError):
+        B.save_baseline(tmp_path / "none.json", "y", directory=tmp_path / "b")
