@@ -372,6 +372,139 @@ def _check_and_exit(
         raise typer.Exit(1)
 
 
+@app.command("report")
+@clean_errors
+def report_cmd(
+    files: Annotated[list[Path], typer.Argument(help="compare, run or maxbatch report files.")],
+    markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
+    csv_out: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Write one row per measurement, environment as columns."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Draw latency/throughput curves and ratio bars to a PNG (matplotlib)."),
+    ] = None,
+) -> None:
+    """Merge reports from several runs and machines into one side-by-side table.
+
+    Example: emobench report results/*.json --csv all.csv --plot curves.png
+    """
+    from emobench import readout
+    from emobench.render import merged_markdown, merged_table
+
+    for target in (markdown, csv_out, plot):
+        if target is not None:
+            check_writable(target)
+    if plot is not None:
+        from emobench.plot import require_matplotlib
+
+        require_matplotlib()
+    loaded = readout.load_reports(files)
+    rows = readout.merged_rows(loaded)
+    columns = (
+        readout.MAXBATCH_COLUMNS if loaded[0][1].kind == "maxbatch" else readout.TIMING_COLUMNS
+    )
+    _stdout_console().print(merged_table(rows, columns))
+    from emobench.report import write_atomic
+
+    if markdown is not None:
+        write_atomic(markdown, merged_markdown(rows, columns))
+        typer.echo(f"markdown written to {markdown}", err=True)
+    if csv_out is not None:
+        write_atomic(csv_out, readout.to_csv(readout.flat_rows(loaded)))
+        typer.echo(f"csv written to {csv_out}", err=True)
+    if plot is not None:
+        if loaded[0][1].kind == "maxbatch":
+            raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
+        from emobench.plot import plot_reports
+
+        plot_reports(loaded, plot)
+        typer.echo(f"plot written to {plot}", err=True)
+
+
+@app.command("claims")
+@clean_errors
+def claims_cmd(
+    report_file: Annotated[Path, typer.Argument(help="A compare or run report.")],
+    maxbatch_reports: Annotated[
+        list[Path] | None,
+        typer.Option("--maxbatch", help="maxbatch report(s) for the batch-size claim."),
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
+) -> None:
+    """Check the original write-up's claims (22x memory, 8.6x, 29x, 16x, 22x) against a report.
+
+    Example: emobench claims results/vgg16-cpu.json --maxbatch results/maxbatch-infer.json
+    """
+    from emobench import report as report_mod
+    from emobench.claims import evaluate
+    from emobench.render import claims_markdown, claims_table
+
+    if markdown is not None:
+        check_writable(markdown)
+    timing = report_mod.load(report_file)
+    if timing.kind not in ("compare", "run"):
+        raise UsageError(
+            f"{report_file}: a {timing.kind} report; claims need a compare or run report"
+        )
+    extra = []
+    for path in maxbatch_reports or []:
+        rep = report_mod.load(path)
+        if rep.kind != "maxbatch":
+            raise UsageError(f"{path}: --maxbatch needs a maxbatch report, got {rep.kind}")
+        extra.append(rep)
+    verdicts = evaluate(timing, extra)
+    _stdout_console().print(claims_table(verdicts))
+    if markdown is not None:
+        report_mod.write_atomic(markdown, claims_markdown(verdicts))
+
+
+@app.command("models")
+@clean_errors
+def models_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List every registered backbone: parameters, FLOPs per image and final feature map.
+
+    Example: emobench models --json
+    """
+    import dataclasses
+    import json
+
+    from emobench.readout import model_catalogue
+    from emobench.render import models_table
+
+    infos = model_catalogue()
+    if json_out:
+        sys.stdout.write(json.dumps([dataclasses.asdict(i) for i in infos], indent=2) + "\n")
+    else:
+        _stdout_console().print(models_table(infos))
+
+
+@app.command("env")
+@clean_errors
+def env_cmd(
+    device: DeviceOpt = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for bug reports.")] = False,
+) -> None:
+    """Print the environment fingerprint that reports record (torch, CUDA, GPU, CPU, threads).
+
+    Example: emobench env --device cuda --json
+    """
+    import json
+
+    from emobench.config import resolve_device
+    from emobench.measure.env import fingerprint
+    from emobench.render import env_table
+
+    env = fingerprint(resolve_device(device))
+    if json_out:
+        sys.stdout.write(json.dumps(env, indent=2) + "\n")
+    else:
+        _stdout_console().print(env_table(env))
+
+
 def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:
     from emobench import report as report_mod
     from emobench.config import resolve_device

@@ -31,7 +31,8 @@ DEFAULT_MARGIN = 0.05
 CPU_FIT_BATCHES = (2, 4, 8, 16)  # small enough to be quick, wide enough for a stable slope
 CPU_CONFIRM_ATTEMPTS = 3
 CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the budget
-CPU_REFINE_HEADROOM = 0.05  # step up once more when a confirmed run left this much unused
+CPU_REFINE_HEADROOM = 0.08  # step up once more when a confirmed run left this much unused
+CPU_AIM = 0.97  # aim the first confirmation this far under the budget: a retry costs a full step
 CHILD_TIMEOUT_S = 1800
 TRAIN_STEPS_PER_PROBE = 2  # the second step holds the optimizer's momentum buffers too
 LR = 0.01
@@ -239,7 +240,7 @@ def _cpu_maxbatch(
             fit=fit,
         )
     child_base = base_probe.peak_bytes
-    target = fit.largest_batch_under(budget - child_base, config.max_batch)
+    target = fit.largest_batch_under(int(CPU_AIM * budget) - child_base, config.max_batch)
     confirmed_peak: int | None = None
     error: str | None = None
     good = 0

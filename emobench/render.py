@@ -11,6 +11,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from emobench.baseline import Verdict
+from emobench.claims import ClaimVerdict
+from emobench.readout import MergedRow, ModelInfo
 from emobench.report import MetricRow, Report, metric_rows
 from emobench.runner import ProgressFn
 
@@ -48,6 +50,21 @@ def fmt_ratio(value: float | None) -> str:
     return ABSENT if value is None else f"{value:.2f}x"
 
 
+RATIO_BAR_WIDTH = 12  # cells for a 2**12 = 4096x ratio
+
+
+def ratio_bar(value: float | None) -> str:
+    """A small log2-scaled bar: one cell per doubling; '▏' marks < 1 (direct48 loses)."""
+    if value is None or value <= 0:
+        return ""
+    import math
+
+    cells = min(RATIO_BAR_WIDTH, round(abs(math.log2(value))))
+    if value < 1:
+        return "[red]" + "◀" * max(cells, 1) + "[/red]"
+    return "[green]" + "█" * cells + "[/green]"
+
+
 def _machine_line(report: Report) -> str:
     env = report.environment
     device = env.get("gpu_name") or env.get("device_name") or env.get("device")
@@ -61,7 +78,8 @@ def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table
     table = Table(
         title=f"{backbone}: upscale224 vs direct48 on {_machine_line(report)}",
         caption=(
-            "ratio = upscale224 / direct48, oriented so > 1 means direct48 wins; "
+            "ratio = upscale224 / direct48, oriented so > 1 means direct48 wins (bar: one block "
+            "per doubling); "
             f"~ = noisy (IQR/median > 10%); {ABSENT} = not measurable on this device"
         ),
         caption_justify="left",
@@ -70,6 +88,7 @@ def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table
     table.add_column("upscale224", justify="right")
     table.add_column("direct48", justify="right")
     table.add_column("ratio", justify="right")
+    table.add_column("", justify="left", no_wrap=True)
     for row in rows:
         mark = " ~" if row.noisy else ""
         table.add_row(
@@ -77,6 +96,7 @@ def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table
             fmt_value(row.upscale224, row.unit),
             fmt_value(row.direct48, row.unit),
             fmt_ratio(row.ratio),
+            ratio_bar(row.ratio),
         )
     return table
 
@@ -223,3 +243,85 @@ def verdicts_markdown(verdicts: list[Verdict]) -> str:
     lines.append("")
     lines.append(f"{len(verdicts) - failed} checks passed, {failed} failed.")
     return "\n".join(lines) + "\n"
+
+
+def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> Table:
+    table = Table(title="reports side by side")
+    for col in ("backbone", "pipeline", "machine", "report"):
+        table.add_column(col)
+    for key, unit in columns:
+        table.add_column(f"{key} ({unit})", justify="right")
+    for r in rows:
+        table.add_row(
+            r.backbone,
+            r.pipeline,
+            r.machine,
+            f"{r.source}\n{r.created_utc}",
+            *[fmt_value(r.values.get(k), u) for k, u in columns],
+        )
+    return table
+
+
+def merged_markdown(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> str:
+    head = ["backbone", "pipeline", "machine", "report", *[f"{k} ({u})" for k, u in columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.backbone, r.pipeline, r.machine, f"{r.source} {r.created_utc}"]
+        cells += [fmt_value(r.values.get(k), u) for k, u in columns]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def claims_table(verdicts: list[ClaimVerdict]) -> Table:
+    table = Table(title="the write-up's claims against measurements")
+    for col in ("backbone", "claim", "claimed", "measured", "verdict", "why"):
+        table.add_column(col, justify="right" if col in ("claimed", "measured") else "left")
+    colour = {"holds": "green", "does not hold": "red", "not measured": "yellow"}
+    for v in verdicts:
+        table.add_row(
+            v.backbone,
+            v.claim,
+            fmt_ratio(v.claimed),
+            fmt_ratio(v.measured),
+            f"[{colour[v.verdict]}]{v.verdict}[/{colour[v.verdict]}]",
+            v.reason,
+        )
+    return table
+
+
+def claims_markdown(verdicts: list[ClaimVerdict]) -> str:
+    lines = [
+        "| backbone | claim | claimed | measured | verdict | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lines.append(
+            f"| {v.backbone} | {v.claim} | {fmt_ratio(v.claimed)} | {fmt_ratio(v.measured)} "
+            f"| {v.verdict} | {v.reason} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def models_table(infos: list[ModelInfo]) -> Table:
+    table = Table(title="registered backbones (random weights; FLOPs at batch 1, 1 MAC = 2 FLOPs)")
+    for col in ("backbone", "pipeline", "input", "parameters", "FLOPs per image", "final map"):
+        table.add_column(col, justify="left" if col in ("backbone", "pipeline") else "right")
+    for m in infos:
+        table.add_row(
+            m.backbone,
+            m.pipeline,
+            f"{m.input_size}x{m.input_size}",
+            fmt_value(m.params_total, "count"),
+            fmt_value(m.flops_per_image, "FLOP"),
+            "x".join(map(str, m.feature_map)),
+        )
+    return table
+
+
+def env_table(env: dict[str, object]) -> Table:
+    table = Table(title="environment fingerprint")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in env.items():
+        table.add_row(key, ABSENT if value is None else str(value))
+    return table

@@ -1,0 +1,81 @@
+"""Charts of compare/run reports; matplotlib is an optional extra (pip install emobench[plot])."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from emobench import report as R
+from emobench.errors import UsageError
+
+INSTALL_HINT = "--plot needs matplotlib: pip install 'emobench[plot]' (or pip install matplotlib)"
+RATIO_KEYS = (
+    "preprocess_per_image_pil_us",
+    "latency_b1_median_ms",
+    "params_total",
+    "flops_per_image",
+    "input_bytes_per_image",
+    "tensor_peak_bytes",
+)
+
+
+def require_matplotlib() -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(INSTALL_HINT)
+
+
+def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
+    """Latency and images/s against batch size (log axes) and a bar chart of the ratios."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_lat, ax_tput, ax_ratio) = plt.subplots(1, 3, figsize=(16, 5))
+    ratio_labels: list[str] = []
+    ratio_values: list[float] = []
+    for path, rep in reports:
+        device = rep.environment.get("device")
+        for r in rep.results:
+            points = sorted((b.batch_size, b) for b in r.throughput)
+            if not points and r.latency is None:
+                continue
+            sizes = [1] if r.latency else []
+            lat = [r.latency.stats.median] if r.latency else []
+            tput = [1000.0 / r.latency.stats.median] if r.latency else []
+            for bs, b in points:
+                if bs == 1 and sizes:
+                    continue
+                sizes.append(bs)
+                lat.append(b.timing.stats.median)
+                tput.append(b.images_per_s)
+            label = f"{r.backbone}/{r.pipeline} ({device}, {path.stem})"
+            style = "-o" if r.pipeline == R.DIRECT else "--s"
+            ax_lat.plot(sizes, lat, style, label=label)
+            ax_tput.plot(sizes, tput, style, label=label)
+        for row in R.metric_rows(rep):
+            if row.key in RATIO_KEYS and row.ratio is not None:
+                ratio_labels.append(f"{row.backbone} {row.key} ({device})")
+                ratio_values.append(row.ratio)
+    for ax, title, unit in (
+        (ax_lat, "latency per batch", "ms per batch"),
+        (ax_tput, "throughput", "images/s"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax_ratio.barh(ratio_labels, ratio_values, color="tab:green")
+    ax_ratio.axvline(1.0, color="black", linewidth=0.8)
+    ax_ratio.set_xscale("log")
+    ax_ratio.set_xlabel("upscale224 / direct48 (> 1: direct48 wins)")
+    ax_ratio.set_title("ratios")
+    ax_ratio.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

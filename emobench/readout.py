@@ -1,0 +1,198 @@
+"""Reading results: many reports merged into one table, flat CSV rows, and the model catalogue."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emobench import report as R
+from emobench.errors import ReportError
+from emobench.measure.flops import count_flops, count_parameters
+from emobench.models import BACKBONES, PIPELINES, build_model
+
+TIMING_KINDS = ("compare", "run")
+ENV_COLUMNS = (
+    "device",
+    "device_name",
+    "gpu_name",
+    "cpu_model",
+    "num_threads",
+    "torch",
+    "torchvision",
+    "cuda_runtime",
+    "cudnn",
+    "driver",
+    "python",
+    "emobench",
+    "git_commit",
+)
+
+
+def load_reports(paths: list[Path]) -> list[tuple[Path, R.Report]]:
+    """Load every report; all must be timing reports (compare/run) or all maxbatch."""
+    if not paths:
+        raise ReportError("no report files given")
+    loaded = [(p, R.load(p)) for p in paths]
+    first_family = _family(loaded[0][1])
+    for path, rep in loaded[1:]:
+        if _family(rep) != first_family:
+            raise ReportError(
+                f"{path}: a {rep.kind} report cannot share a table with {first_family} reports "
+                f"({loaded[0][0]}); pass them separately"
+            )
+    return loaded
+
+
+def _family(rep: R.Report) -> str:
+    return "timing" if rep.kind in TIMING_KINDS else rep.kind
+
+
+def machine_name(rep: R.Report) -> str:
+    env = rep.environment
+    name = env.get("gpu_name") or env.get("device_name") or env.get("cpu_model") or "?"
+    return f"{name} ({env.get('device')}, {env.get('num_threads')} threads)"
+
+
+@dataclass(frozen=True)
+class MergedRow:
+    source: str
+    created_utc: str
+    machine: str
+    backbone: str
+    pipeline: str
+    values: dict[str, float | None]
+
+
+TIMING_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("latency_b1_median_ms", "ms"),
+    ("best_throughput_images_per_s", "images/s"),
+    ("preprocess_per_image_pil_us", "us/image"),
+    ("params_total", "count"),
+    ("flops_per_image", "FLOP"),
+    ("tensor_peak_bytes", "bytes"),
+)
+MAXBATCH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("max_batch", "count"),
+    ("safe_batch", "count"),
+    ("budget_bytes", "bytes"),
+    ("peak_bytes_at_max", "bytes"),
+    ("bytes_per_extra_image", "bytes"),
+)
+
+
+def merged_rows(loaded: list[tuple[Path, R.Report]]) -> list[MergedRow]:
+    rows: list[MergedRow] = []
+    for path, rep in loaded:
+        if rep.kind == "maxbatch":
+            for m in rep.maxbatch:
+                rows.append(
+                    MergedRow(
+                        path.name,
+                        rep.created_utc,
+                        machine_name(rep),
+                        m.backbone,
+                        f"{m.pipeline} ({m.mode})",
+                        {k: getattr(m, k) for k, _ in MAXBATCH_COLUMNS},
+                    )
+                )
+            continue
+        defs = {d.key: d for d in R.metric_defs(R.batch_sizes_of(rep))}
+        for r in rep.results:
+            values: dict[str, float | None] = {}
+            for key, _unit in TIMING_COLUMNS:
+                if key == "best_throughput_images_per_s":
+                    values[key] = max((b.images_per_s for b in r.throughput), default=None)
+                else:
+                    values[key] = defs[key].get(r)
+            rows.append(
+                MergedRow(
+                    path.name, rep.created_utc, machine_name(rep), r.backbone, r.pipeline, values
+                )
+            )
+    return rows
+
+
+def flat_rows(loaded: list[tuple[Path, R.Report]]) -> list[dict[str, Any]]:
+    """One row per measurement, with the environment as columns: ready for pandas."""
+    out: list[dict[str, Any]] = []
+    for path, rep in loaded:
+        env = {f"env_{k}": rep.environment.get(k) for k in ENV_COLUMNS}
+        common = {"file": path.name, "kind": rep.kind, "created_utc": rep.created_utc}
+        if rep.kind == "maxbatch":
+            for m in rep.maxbatch:
+                for key, unit in MAXBATCH_COLUMNS:
+                    out.append(
+                        common
+                        | {
+                            "backbone": m.backbone,
+                            "pipeline": m.pipeline,
+                            "mode": m.mode,
+                            "metric": key,
+                            "unit": unit,
+                            "value": getattr(m, key),
+                        }
+                        | env
+                    )
+            continue
+        for row in R.metric_rows(rep):
+            for pipeline in (R.UPSCALE, R.DIRECT, "ratio"):
+                value = row.ratio if pipeline == "ratio" else getattr(row, pipeline)
+                if value is None:
+                    continue
+                out.append(
+                    common
+                    | {
+                        "backbone": row.backbone,
+                        "pipeline": pipeline,
+                        "mode": "infer",
+                        "metric": row.key,
+                        "unit": "x" if pipeline == "ratio" else row.unit,
+                        "value": value,
+                    }
+                    | env
+                )
+    return out
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    backbone: str
+    pipeline: str
+    input_size: int
+    params_total: int
+    flops_per_image: int
+    feature_map: list[int]
+
+
+def model_catalogue() -> list[ModelInfo]:
+    """Every registered backbone x pipeline, built on the meta device: no weights, no compute."""
+    infos = []
+    for backbone in sorted(BACKBONES):
+        for pipeline, size in PIPELINES.items():
+            with torch.device("meta"):
+                model = build_model(backbone, pipeline)
+                x = torch.zeros(1, 3, size, size)
+            model.eval()
+            forward = partial(model, x)
+            flops = count_flops(forward)
+            params = count_parameters(model, forward)
+            infos.append(
+                ModelInfo(backbone, pipeline, size, params.total, flops, list(model.feature_map))
+            )
+    return infos
