@@ -111,20 +111,8 @@ def mann_whitney_p_greater(current: list[float], baseline: list[float]) -> float
 
 
 def _samples(result: R.PipelineResult | None, key: str) -> list[float] | None:
-    """Per-call time samples (lower is better) behind a timing metric, when the report has them."""
-    if result is None:
-        return None
-    if key.startswith("latency_b1") and result.latency:
-        return result.latency.stats.samples
-    for attr in ("throughput", "end_to_end"):
-        if key.startswith(f"{attr}_b"):
-            bs = int(key[len(attr) + 2 :].split("_")[0])
-            found = next((b for b in getattr(result, attr) if b.batch_size == bs), None)
-            return found.timing.stats.samples if found else None
-    for p in result.preprocess:
-        if key == f"preprocess_{p.path}_us":
-            return p.us_per_image.samples
-    return None
+    stats = R.stats_for(result, key)
+    return stats.samples if stats else None
 
 
 def _delta(base: float, cur: float) -> float | None:

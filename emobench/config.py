@@ -20,7 +20,19 @@ DEFAULT_MIN_ITERS = 5
 DEFAULT_MIN_TIME_S = 1.0
 DEFAULT_NUM_CLASSES = 7
 ALL_PIPELINES = ("upscale224", "direct48")
-MEASUREMENTS = ("preprocess", "latency", "throughput", "end_to_end", "memory", "flops")
+MEASUREMENTS = (
+    "preprocess",
+    "latency",
+    "throughput",
+    "end_to_end",
+    "memory",
+    "flops",
+    "transfer",
+    "efficiency",
+)
+PRECISIONS = ("fp32", "fp16", "bf16")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+RUN_MODES = ("infer", "train", "both")
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,13 @@ class RunConfig:
     data: str | None = None
     seed: int = 0
     num_classes: int = DEFAULT_NUM_CLASSES
+    mode: str = "infer"  # infer, train or both
+    precision: str = "fp32"  # autocast dtype for fp16/bf16
+    channels_last: bool = False
+    compile: str = "none"  # torch.compile mode, or none
+    cudnn_benchmark: bool | None = None  # None: leave torch's setting alone
+    tf32: bool | None = None  # None: leave torch's setting alone
+    threads: int | None = None  # torch.set_num_threads; None: torch's default
     name: str = field(default="compare")
 
     def validate(self) -> RunConfig:
@@ -75,11 +94,58 @@ class RunConfig:
             raise UsageError(f"warmup_iters must be >= 0, got {self.warmup_iters}")
         if self.min_time_s < 0:
             raise UsageError(f"min_time_s must be >= 0, got {self.min_time_s}")
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("compile", self.compile, COMPILE_MODES)
+        _choice("mode", self.mode, RUN_MODES)
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}")
         parse_device_spec(self.device)
         return self
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return ("infer", "train") if self.mode == "both" else (self.mode,)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def check_device_options(config: RunConfig, device: torch.device) -> None:
+    """Option combinations this device cannot run: UsageError before any model is built."""
+    if config.precision == "fp16" and device.type != "cuda":
+        raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    if config.compile != "none":
+        reason = compile_unavailable(device)
+        if reason:
+            raise UsageError(f"--compile {config.compile}: {reason}")
+    if device.type != "cuda" and (config.cudnn_benchmark or config.tf32):
+        raise UsageError("--cudnn-benchmark and --tf32 apply to CUDA devices only")
+
+
+def compile_unavailable(device: torch.device) -> str | None:
+    """Why torch.compile cannot run here, or None when it can."""
+    import importlib.util
+    import shutil
+
+    try:
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            return "torch.compile is not supported on this Python/platform"
+    except Exception as exc:  # pragma: no cover - broken torch install
+        return f"torch.compile is unavailable ({exc})"
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "torch.compile on CUDA needs triton, which is not installed"
+    if device.type == "cpu" and not (
+        shutil.which("c++") or shutil.which("g++") or shutil.which("cc")
+    ):
+        return "torch.compile on CPU needs a C++ compiler (g++), none found on PATH"
+    return None
 
 
 def _positive(name: str, value: int) -> None:
@@ -162,6 +228,13 @@ _EXPECTED: dict[str, str] = {
     "num_classes": "an integer",
     "min_time_s": "a number",
     "pretrained": "a boolean",
+    "mode": "a string",
+    "precision": "a string",
+    "channels_last": "a boolean",
+    "compile": "a string",
+    "cudnn_benchmark": "a boolean",
+    "tf32": "a boolean",
+    "threads": "an integer",
     "data": "a string (path)",
 }
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import psutil
 import torch
-import torch.nn.functional as F
 
 from emobench.config import resolve_device
 from emobench.errors import UsageError
@@ -23,6 +22,7 @@ from emobench.measure import maxbatch as mb
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
 from emobench.models import EmotionNet, build_model, get_backbone, input_size
+from emobench.pipelines import Pipeline
 from emobench.report import MaxBatchResult, Report
 
 MODES = ("infer", "train")
@@ -34,9 +34,6 @@ CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the 
 CPU_REFINE_HEADROOM = 0.08  # step up once more when a confirmed run left this much unused
 CPU_AIM = 0.97  # aim the first confirmation this far under the budget: a retry costs a full step
 CHILD_TIMEOUT_S = 1800
-TRAIN_STEPS_PER_PROBE = 2  # the second step holds the optimizer's momentum buffers too
-LR = 0.01
-MOMENTUM = 0.9
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -65,32 +62,25 @@ class MaxBatchConfig:
 
 
 def make_step(model: EmotionNet, mode: str, device: torch.device) -> Callable[[int], None]:
-    """One probe's work at batch n: a forward (infer) or SGD-with-momentum steps (train)."""
-    size = model.input_size
+    """One probe's work at batch n: a forward (infer) or one SGD-with-momentum step (train).
+
+    The optimizer's momentum buffers exist before the step (Pipeline.new_optimizer), so a single
+    step already holds what every later step of a training run holds.
+    """
+    pipe = Pipeline(model.pipeline, model, device)
     if mode == "infer":
-        model.eval()
 
         def infer(n: int) -> None:
-            with torch.inference_mode():
-                x = torch.zeros(n, 3, size, size, device=device)
-                model(x)
+            pipe.infer(pipe.example_input(n))
 
         return infer
 
     model.train()
 
     def train(n: int) -> None:
-        optimizer = torch.optim.SGD(
-            [p for p in model.parameters() if p.requires_grad], lr=LR, momentum=MOMENTUM
-        )
-        x = torch.randn(n, 3, size, size, device=device)
-        for _ in range(TRAIN_STEPS_PER_PROBE):
-            logits = model(x)
-            y = torch.zeros(n, dtype=torch.long, device=device)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        optimizer = pipe.new_optimizer()
+        labels = torch.zeros(n, dtype=torch.long, device=device)
+        pipe.train_step(pipe.example_input(n, random=True), labels, optimizer)
 
     return train
 

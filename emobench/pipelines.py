@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +22,9 @@ RESIZE_MODE = "bilinear"  # the same mode on both paths, so their outputs agree
 PER_IMAGE_PATH = "per_image_pil"
 BATCHED_PATH = "batched_tensor"
 PREPROCESS_PATHS = (PER_IMAGE_PATH, BATCHED_PATH)
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+LR = 0.01
+MOMENTUM = 0.9
 
 
 @dataclass
@@ -27,9 +32,15 @@ class Pipeline:
     name: str
     model: EmotionNet
     device: torch.device
+    precision: str = "fp32"  # fp16/bf16 run the model under autocast
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         self.model.to(self.device).eval()
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._forward: Callable[[Tensor], Tensor] = self.model
+        self._scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         steps: list[Callable[..., object]] = []
@@ -60,16 +71,54 @@ class Pipeline:
             x = F.interpolate(
                 x, size=(self.input_size, self.input_size), mode=RESIZE_MODE, align_corners=False
             )
-        return (x - self._mean) / self._std
+        x = (x - self._mean) / self._std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        dtype = AMP_DTYPES.get(self.precision)
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def compile(self, mode: str) -> None:
+        """Route every forward through torch.compile; compilation happens on the first call."""
+        self._forward = torch.compile(self.model, mode=mode)
 
     def infer(self, x: Tensor) -> Tensor:
-        with torch.inference_mode():
-            return self.model(x)
+        with torch.inference_mode(), self.autocast():
+            return self._forward(x)
 
     def end_to_end(self, batch_u8_host: Tensor) -> Tensor:
         """uint8 host batch -> logits: copy, batched preprocessing, forward."""
-        with torch.inference_mode():
-            return self.model(self.preprocess_batched(batch_u8_host))
+        with torch.inference_mode(), self.autocast():
+            return self._forward(self.preprocess_batched(batch_u8_host))
 
-    def example_input(self, batch_size: int) -> Tensor:
-        return torch.zeros(batch_size, 3, self.input_size, self.input_size, device=self.device)
+    def example_input(self, batch_size: int, random: bool = False) -> Tensor:
+        shape = (batch_size, 3, self.input_size, self.input_size)
+        x = (
+            torch.randn(shape, device=self.device)
+            if random
+            else torch.zeros(shape, device=self.device)
+        )
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def new_optimizer(self) -> torch.optim.SGD:
+        """SGD with momentum whose buffers already exist, so one step holds the steady state."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+        for p in params:
+            optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return optimizer
+
+    def train_step(self, x: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimizer step: forward, cross-entropy, backward, SGD update (in train mode)."""
+        with self.autocast():
+            loss = F.cross_entropy(self._forward(x), labels)
+        if self._scaler is not None:
+            self._scaler.scale(loss).backward()
+            self._scaler.step(optimizer)
+            self._scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)

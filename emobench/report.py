@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 
 from emobench.errors import ReportError
 from emobench.measure.flops import ParamCounts
+from emobench.measure.limits import DeviceLimits
 from emobench.measure.maxbatch import LinearFit, Probe
 from emobench.measure.memory import PeakMemory
+from emobench.measure.nvml import MonitorResult
 from emobench.measure.stats import Stats
 from emobench.measure.timing import TimingResult
 
@@ -60,6 +62,37 @@ class MemoryResult:
 
 
 @dataclass(frozen=True)
+class TrainResult:
+    batch_size: int
+    images_per_s: float  # batch_size / median seconds per optimizer step
+    timing: TimingResult  # one step: forward, loss, backward, SGD-with-momentum update
+    peak: PeakMemory | None
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Getting one batch of this pipeline's input onto the device (CUDA only)."""
+
+    batch_size: int
+    placement: str  # copy_uint8_48 | host_upscale_then_copy_f32 | copy_uint8_then_device_upscale
+    bytes_moved: int  # host -> device bytes per batch
+    pinned: bool
+    copy_ms: float  # median of the copy alone
+    total_ms: float  # median of the whole placement: preprocessing and copy
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achieved rates as fractions of this device's measured limits (see DeviceLimits)."""
+
+    batch_size: int  # the throughput batch with the most images/s
+    achieved_flops_per_s: float
+    matmul_fraction: float
+    preprocess_bytes_per_s: dict[str, float]  # path -> bytes read + written per second
+    preprocess_copy_fraction: dict[str, float]  # path -> fraction of the copy bandwidth
+
+
+@dataclass(frozen=True)
 class PipelineResult:
     backbone: str
     pipeline: str
@@ -73,6 +106,12 @@ class PipelineResult:
     end_to_end: list[BatchTiming]
     preprocess: list[PreprocessResult]
     memory: MemoryResult
+    compile_s: float | None = None  # first compiled call (compilation + one run), seconds
+    error: str | None = None  # a failure (e.g. compilation) that left timings unmeasured
+    train: list[TrainResult] = field(default_factory=list)
+    to_device: list[TransferResult] = field(default_factory=list)
+    gpu_monitor: MonitorResult | None = None  # NVML samples during the largest-batch throughput
+    efficiency: Efficiency | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +147,8 @@ class Report:
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
     maxbatch: list[MaxBatchResult] = field(default_factory=list)
+    limits: DeviceLimits | None = None
+    notes: list[str] = field(default_factory=list)
 
     def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
         for r in self.results:
@@ -228,9 +269,23 @@ def metric_defs(batch_sizes: list[int]) -> list[MetricDef]:
             lambda r: r.latency.cold_start_ms if r.latency else None,
         ),
     ]
+    defs.append(
+        MetricDef(
+            "compile_s",
+            "compile (first compiled call)",
+            "s",
+            False,
+            MACHINE,
+            lambda r: r.compile_s,
+        )
+    )
     for bs in batch_sizes:
         defs.append(_throughput_def(bs, "throughput", "throughput", "model only"))
         defs.append(_throughput_def(bs, "end_to_end", "end to end", "uint8 host batch -> logits"))
+    for bs in batch_sizes:
+        defs += _train_defs(bs)
+    for bs in batch_sizes:
+        defs += _transfer_defs(bs)
     defs += [
         MetricDef(
             "params_total", "parameters, total", "count", False, EXACT, lambda r: r.params.total
@@ -311,7 +366,189 @@ def metric_defs(batch_sizes: list[int]) -> list[MetricDef]:
             _peak("nvml_device_used_bytes"),
         ),
     ]
-    return defs
+    return defs + _efficiency_defs()
+
+
+def _train_defs(bs: int) -> list[MetricDef]:
+    def pick(r: PipelineResult) -> TrainResult | None:
+        return next((t for t in r.train if t.batch_size == bs), None)
+
+    def peak(attr: str) -> Callable[[PipelineResult], float | None]:
+        def get(r: PipelineResult) -> float | None:
+            t = pick(r)
+            return getattr(t.peak, attr) if t and t.peak else None
+
+        return get
+
+    return [
+        MetricDef(
+            f"train_b{bs}_images_per_s",
+            f"train b{bs} (one SGD step)",
+            "images/s",
+            True,
+            PORTABLE,
+            lambda r: t.images_per_s if (t := pick(r)) else None,
+        ),
+        MetricDef(
+            f"train_b{bs}_step_ms",
+            f"train step b{bs}, median",
+            "ms",
+            False,
+            MACHINE,
+            lambda r: t.timing.stats.median if (t := pick(r)) else None,
+        ),
+        MetricDef(
+            f"train_b{bs}_tensor_peak_bytes",
+            f"train b{bs}, peak live tensors",
+            "bytes",
+            False,
+            PORTABLE,
+            peak("tensor_peak_bytes"),
+        ),
+        MetricDef(
+            f"train_b{bs}_rss_growth_bytes",
+            f"train b{bs}, peak RSS growth",
+            "bytes",
+            False,
+            MACHINE,
+            peak("cpu_peak_rss_growth_bytes"),
+        ),
+        MetricDef(
+            f"train_b{bs}_cuda_peak_bytes",
+            f"train b{bs}, CUDA peak allocated",
+            "bytes",
+            False,
+            MACHINE,
+            peak("cuda_peak_allocated_bytes"),
+        ),
+    ]
+
+
+def _transfer_defs(bs: int) -> list[MetricDef]:
+    def total(placement_up: str) -> Callable[[PipelineResult], float | None]:
+        def get(r: PipelineResult) -> float | None:
+            want = placement_up if r.pipeline == UPSCALE else "copy_uint8_48"
+            found = next(
+                (t for t in r.to_device if t.batch_size == bs and t.placement == want), None
+            )
+            return found.total_ms if found else None
+
+        return get
+
+    def moved(r: PipelineResult) -> float | None:
+        want = "host_upscale_then_copy_f32" if r.pipeline == UPSCALE else "copy_uint8_48"
+        found = next((t for t in r.to_device if t.batch_size == bs and t.placement == want), None)
+        return found.bytes_moved if found else None
+
+    return [
+        MetricDef(
+            f"transfer_b{bs}_host_upscale_ms",
+            f"to device b{bs}: upscale on host, copy f32",
+            "ms",
+            False,
+            MACHINE,
+            total("host_upscale_then_copy_f32"),
+        ),
+        MetricDef(
+            f"transfer_b{bs}_device_upscale_ms",
+            f"to device b{bs}: copy uint8, upscale on device",
+            "ms",
+            False,
+            MACHINE,
+            total("copy_uint8_then_device_upscale"),
+        ),
+        MetricDef(
+            f"transfer_b{bs}_bytes",
+            f"host->device bytes b{bs}, natural input",
+            "bytes",
+            False,
+            EXACT,
+            moved,
+        ),
+    ]
+
+
+def _efficiency_defs() -> list[MetricDef]:
+    def eff(fn: Callable[[Efficiency], float | None]) -> Callable[[PipelineResult], float | None]:
+        return lambda r: fn(r.efficiency) if r.efficiency else None
+
+    def mon(attr: str) -> Callable[[PipelineResult], float | None]:
+        return lambda r: getattr(r.gpu_monitor, attr) if r.gpu_monitor else None
+
+    def joules_per_image(r: PipelineResult) -> float | None:
+        if r.gpu_monitor is None or r.gpu_monitor.energy_joules is None or not r.throughput:
+            return None
+        best = max(r.throughput, key=lambda b: b.batch_size)
+        t = best.timing
+        images = (1 + t.warmup_iters + t.stats.n) * best.batch_size
+        return r.gpu_monitor.energy_joules / images
+
+    return [
+        MetricDef(
+            "achieved_flops_per_s",
+            "achieved compute, best throughput",
+            "FLOP/s",
+            True,
+            MACHINE,
+            eff(lambda e: e.achieved_flops_per_s),
+        ),
+        MetricDef(
+            "matmul_fraction",
+            "of this device's measured matmul rate",
+            "fraction",
+            True,
+            PORTABLE,
+            eff(lambda e: e.matmul_fraction),
+        ),
+        MetricDef(
+            "preprocess_batched_copy_fraction",
+            "preprocess batched, of copy bandwidth",
+            "fraction",
+            True,
+            PORTABLE,
+            eff(lambda e: e.preprocess_copy_fraction.get("batched_tensor")),
+        ),
+        MetricDef(
+            "preprocess_per_image_copy_fraction",
+            "preprocess per-image, of copy bandwidth",
+            "fraction",
+            True,
+            PORTABLE,
+            eff(lambda e: e.preprocess_copy_fraction.get("per_image_pil")),
+        ),
+        MetricDef(
+            "nvml_device_peak_bytes",
+            "NVML device memory, peak in loop",
+            "bytes",
+            False,
+            MACHINE,
+            mon("device_used_peak_bytes"),
+        ),
+        MetricDef(
+            "nvml_process_peak_bytes",
+            "NVML process memory, peak in loop",
+            "bytes",
+            False,
+            MACHINE,
+            mon("process_used_peak_bytes"),
+        ),
+        MetricDef(
+            "nvml_process_mean_bytes",
+            "NVML process memory, mean in loop",
+            "bytes",
+            False,
+            MACHINE,
+            mon("process_used_mean_bytes"),
+        ),
+        MetricDef(
+            "energy_j_per_image",
+            "GPU energy per image (NVML)",
+            "J/image",
+            False,
+            MACHINE,
+            joules_per_image,
+        ),
+    ]
 
 
 def _throughput_def(bs: int, attr: str, label: str, what: str) -> MetricDef:
@@ -324,28 +561,35 @@ def _throughput_def(bs: int, attr: str, label: str, what: str) -> MetricDef:
     )
 
 
-def _noisy(r: PipelineResult | None, key: str) -> bool:
+def stats_for(r: PipelineResult | None, key: str) -> Stats | None:
+    """The raw-sample statistics behind a timing metric, when the report has them."""
     if r is None:
-        return False
+        return None
     if key.startswith("latency_b1") and r.latency:
-        return r.latency.stats.noisy
-    for attr in ("throughput", "end_to_end"):
+        return r.latency.stats
+    for attr in ("throughput", "end_to_end", "train"):
         prefix = f"{attr}_b"
-        if key.startswith(prefix):
+        if key.startswith(prefix) and key.endswith(("_images_per_s", "_step_ms")):
             bs = int(key[len(prefix) :].split("_")[0])
-            found = _batch(getattr(r, attr), bs)
-            return bool(found and found.timing.stats.noisy)
+            found = next((b for b in getattr(r, attr) if b.batch_size == bs), None)
+            return found.timing.stats if found else None
     for p in r.preprocess:
         if key == f"preprocess_{p.path}_us":
-            return p.us_per_image.noisy
-    return False
+            return p.us_per_image
+    return None
+
+
+def _noisy(r: PipelineResult | None, key: str) -> bool:
+    stats = stats_for(r, key)
+    return bool(stats and stats.noisy)
 
 
 def batch_sizes_of(report: Report) -> list[int]:
     sizes: dict[int, None] = {}
     for r in report.results:
-        for b in (*r.throughput, *r.end_to_end):
-            sizes[b.batch_size] = None
+        for items in (r.throughput, r.end_to_end, r.train, r.to_device):
+            for b in items:
+                sizes[b.batch_size] = None
     return sorted(sizes)
 
 

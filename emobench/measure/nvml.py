@@ -7,6 +7,10 @@ measurement we cannot take is absent, never 0.
 from __future__ import annotations
 
 import importlib
+import os
+import statistics
+import threading
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -62,3 +66,91 @@ def used_bytes(nvml: ModuleType, handle: Any) -> int | None:
         return int(nvml.nvmlDeviceGetMemoryInfo(handle).used)
     except Exception:
         return None
+
+
+def process_used_bytes(nvml: ModuleType, handle: Any, pid: int) -> int | None:
+    """GPU memory NVML attributes to process `pid` (None where the driver hides it)."""
+    try:
+        procs = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+    except Exception:
+        return None
+    for proc in procs:
+        if getattr(proc, "pid", None) == pid:
+            used = getattr(proc, "usedGpuMemory", None)
+            return int(used) if isinstance(used, int) else None
+    return None
+
+
+def energy_mj(nvml: ModuleType, handle: Any) -> int | None:
+    """Total energy the GPU has used since the driver loaded, in millijoules (Volta and later)."""
+    try:
+        return int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """NVML memory sampled in a background thread during a timed loop, and the energy used."""
+
+    samples: int
+    interval_s: float
+    device_used_peak_bytes: int | None
+    device_used_mean_bytes: float | None
+    process_used_peak_bytes: int | None
+    process_used_mean_bytes: float | None
+    energy_joules: float | None
+
+
+class GpuMonitor:
+    """Context manager: samples NVML device and process memory every `interval_s` while open."""
+
+    def __init__(self, nvml: ModuleType, handle: Any, interval_s: float = 0.01) -> None:
+        self._nvml = nvml
+        self._handle = handle
+        self._interval = interval_s
+        self._pid = os.getpid()
+        self._device: list[int] = []
+        self._process: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._energy_start: int | None = None
+        self.result: MonitorResult | None = None
+
+    def _sample(self) -> None:
+        dev = used_bytes(self._nvml, self._handle)
+        if dev is not None:
+            self._device.append(dev)
+        proc = process_used_bytes(self._nvml, self._handle, self._pid)
+        if proc is not None:
+            self._process.append(proc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> GpuMonitor:
+        self._energy_start = energy_mj(self._nvml, self._handle)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()  # at least one sample, even for a very short loop
+        end = energy_mj(self._nvml, self._handle)
+        energy = (
+            (end - self._energy_start) / 1000.0
+            if end is not None and self._energy_start is not None
+            else None
+        )
+        self.result = MonitorResult(
+            samples=max(len(self._device), len(self._process)),
+            interval_s=self._interval,
+            device_used_peak_bytes=max(self._device) if self._device else None,
+            device_used_mean_bytes=statistics.fmean(self._device) if self._device else None,
+            process_used_peak_bytes=max(self._process) if self._process else None,
+            process_used_mean_bytes=statistics.fmean(self._process) if self._process else None,
+            energy_joules=energy,
+        )
