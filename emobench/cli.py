@@ -129,12 +129,39 @@ def compare(
         int, typer.Option(help="Images per timed preprocessing call.")
     ] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic images.")] = 0,
+    mode: Annotated[
+        str, typer.Option(help="infer, train (one SGD step per batch) or both.")
+    ] = "infer",
+    precision: Annotated[
+        str, typer.Option(help="fp32, or fp16/bf16 under autocast (fp16 on CUDA only).")
+    ] = "fp32",
+    channels_last: Annotated[
+        bool, typer.Option(help="Model and inputs in channels-last memory format.")
+    ] = False,
+    compile_mode: Annotated[
+        str,
+        typer.Option(
+            "--compile",
+            help="torch.compile mode: none, default, reduce-overhead or max-autotune; "
+            "compile time is reported apart from steady-state timings.",
+        ),
+    ] = "none",
+    cudnn_benchmark: Annotated[
+        bool | None,
+        typer.Option(
+            "--cudnn-benchmark/--no-cudnn-benchmark", help="Set cudnn.benchmark (CUDA only)."
+        ),
+    ] = None,
+    tf32: Annotated[
+        bool | None, typer.Option("--tf32/--no-tf32", help="Allow TF32 matmul/conv (CUDA only).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch.set_num_threads for CPU runs.")] = None,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure both pipelines for one backbone: preprocessing, latency, throughput, FLOPs, memory.
 
-    Example: emobench compare --backbone vgg16 --device cuda --batch-size 16 --batch-size 64
+    Example: emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
     """
     from emobench.config import RunConfig
 
@@ -149,6 +176,13 @@ def compare(
         pretrained=pretrained,
         data=str(data) if data is not None else None,
         seed=seed,
+        mode=mode,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_mode,
+        cudnn_benchmark=cudnn_benchmark,
+        tf32=tf32,
+        threads=threads,
     ).validate()
     _run_and_write(config, out, json_out, kind="compare", label=backbone)
 
@@ -231,7 +265,7 @@ def run_suite(
     _run_and_write(config, out, json_out, kind="run", label=config.name)
 
 
-baseline_app = typer.Typer(help="Manage stored baselines under results/baselines/.")
+baseline_app = typer.Typer()
 app.add_typer(baseline_app, name="baseline")
 
 
@@ -507,11 +541,10 @@ def env_cmd(
 
 def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:
     from emobench import report as report_mod
-    from emobench.config import resolve_device
     from emobench.render import progress_display, render_compare
-    from emobench.runner import load_input_images, run_benchmark
+    from emobench.runner import load_input_images, preflight, run_benchmark
 
-    device = resolve_device(config.device)
+    device = preflight(config)  # bad options fail here, before any model is built
     if config.data is not None:
         load_input_images(config)  # a bad --data file fails here, before any model is built
     path = out or default_report_path(label, str(device))

@@ -41,8 +41,7 @@ class Pipeline:
             self.model.to(memory_format=torch.channels_last)
         self._forward: Callable[[Tensor], Tensor] = self.model
         self._scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        self._norm: dict[torch.device, tuple[Tensor, Tensor]] = {}
         steps: list[Callable[..., object]] = []
         if self.input_size != 48:
             steps.append(
@@ -63,15 +62,26 @@ class Pipeline:
         tensors = [self._per_image(Image.fromarray(img, mode="L").convert("RGB")) for img in images]
         return torch.stack(tensors)
 
-    def preprocess_batched(self, batch_u8: Tensor) -> Tensor:
-        """The whole batch at once on the pipeline's device: uint8 (N,48,48) -> float (N,3,S,S)."""
-        x = batch_u8.to(self.device, non_blocking=True).unsqueeze(1).float().div_(255.0)
+    def _mean_std(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        if device not in self._norm:
+            self._norm[device] = (
+                torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
+                torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1),
+            )
+        return self._norm[device]
+
+    def preprocess_batched(self, batch_u8: Tensor, device: torch.device | None = None) -> Tensor:
+        """The whole batch at once on the pipeline's device (or `device`): uint8 (N,48,48) ->
+        float (N,3,S,S)."""
+        device = self.device if device is None else device
+        mean, std = self._mean_std(device)
+        x = batch_u8.to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
         if self.input_size != x.shape[-1]:
             # Resizing one channel before the gray->RGB broadcast does a third of the work.
             x = F.interpolate(
                 x, size=(self.input_size, self.input_size), mode=RESIZE_MODE, align_corners=False
             )
-        x = (x - self._mean) / self._std
+        x = (x - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self) -> AbstractContextManager[Any]:

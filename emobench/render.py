@@ -33,6 +33,14 @@ def fmt_value(value: float | None, unit: str) -> str:
         return f"{value:,.0f}"
     if unit == "FLOP":
         return f"{value / 1e9:,.3f} GFLOP"
+    if unit in ("FLOP/s", "bytes/s"):
+        base = unit.split("/")[0].replace("bytes", "B")
+        for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6)):
+            if abs(value) >= scale:
+                return f"{value / scale:,.2f} {prefix}{base}/s"
+        return f"{value:,.0f} {base}/s"
+    if unit == "fraction":
+        return f"{value:.1%}"
     return f"{_sig(value)} {unit}"
 
 
@@ -105,7 +113,40 @@ def render_compare(report: Report, console: Console) -> None:
     rows = metric_rows(report)
     for backbone in report.backbones:
         console.print(compare_table(report, backbone, [r for r in rows if r.backbone == backbone]))
+    console.print(settings_line(report))
+    if report.limits is not None:
+        lim = report.limits
+        console.print(
+            f"device limits measured in this run: {lim.matmul_dtype} matmul "
+            f"{fmt_value(lim.matmul_flops_per_s, 'FLOP/s')} (n={lim.matmul_n}), copy bandwidth "
+            f"{fmt_value(lim.copy_bytes_per_s, 'bytes/s')}"
+        )
+    for r in report.results:
+        if r.error:
+            console.print(f"[red]{r.backbone}/{r.pipeline}: {r.error}[/red]")
+        placements = {t.placement: t.total_ms for t in r.to_device}
+        host = placements.get("host_upscale_then_copy_f32")
+        dev = placements.get("copy_uint8_then_device_upscale")
+        if host is not None and dev is not None:
+            faster = "on the device" if dev < host else "on the host"
+            console.print(
+                f"{r.backbone}/{r.pipeline}: upscaling {faster} is faster "
+                f"({dev:.3g} ms on device vs {host:.3g} ms on host, largest batch)"
+            )
+    for note in report.notes:
+        console.print(note)
     console.print(f"wall time: {report.wall_time_s:.1f} s")
+
+
+def settings_line(report: Report) -> str:
+    c = report.config
+    in_force = c.get("in_force", {})
+    return (
+        f"settings: mode {c.get('mode', 'infer')}, precision {c.get('precision', 'fp32')}, "
+        f"channels-last {c.get('channels_last', False)}, compile {c.get('compile', 'none')}, "
+        f"threads {in_force.get('num_threads')}, cudnn.benchmark "
+        f"{in_force.get('cudnn_benchmark')}, tf32 {in_force.get('tf32_matmul')}"
+    )
 
 
 @contextmanager

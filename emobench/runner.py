@@ -8,33 +8,65 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from emobench import data as data_mod
-from emobench.config import RunConfig, resolve_device
+from emobench.config import RunConfig, check_device_options, resolve_device
+from emobench.measure import nvml as nvml_mod
 from emobench.measure.env import fingerprint
 from emobench.measure.flops import count_flops, count_parameters
+from emobench.measure.limits import DeviceLimits, measure_limits
 from emobench.measure.memory import peak_memory
 from emobench.measure.timing import LoopSettings, TimingResult, time_loop, timer_for
 from emobench.models import build_model
 from emobench.pipelines import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
 from emobench.report import (
     BatchTiming,
+    Efficiency,
     MemoryResult,
     PipelineResult,
     PreprocessResult,
     Report,
+    TrainResult,
     Transfer,
+    TransferResult,
 )
 
 # (description, steps done, steps in total)
 ProgressFn = Callable[[str, int, int], None]
+HOST_ONLY_NOTE = "host-to-device transfer: not applicable (host only, device is the CPU)"
 
 
 def _no_progress(_desc: str, _done: int, _total: int) -> None:
     return None
+
+
+def preflight(config: RunConfig) -> torch.device:
+    """Validate the config against this machine before any model is built."""
+    config.validate()
+    device = resolve_device(config.device)
+    check_device_options(config, device)
+    return device
+
+
+def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
+    """Apply --threads, --cudnn-benchmark, --tf32; return the settings in force afterwards."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.cudnn_benchmark is not None:
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    if config.tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = config.tf32
+        torch.backends.cudnn.allow_tf32 = config.tf32
+    return {
+        "num_threads": torch.get_num_threads(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+    }
 
 
 def load_input_images(config: RunConfig) -> np.ndarray:
@@ -46,13 +78,22 @@ def load_input_images(config: RunConfig) -> np.ndarray:
 
 
 class _Steps:
-    def __init__(self, config: RunConfig, progress: ProgressFn) -> None:
-        per_pipeline = 1  # build
+    def __init__(self, config: RunConfig, device: torch.device, progress: ProgressFn) -> None:
         m = set(config.measurements)
-        per_pipeline += int("latency" in m) + int("flops" in m) + 1  # + param count
-        per_pipeline += len(config.batch_sizes) * (int("throughput" in m) + int("end_to_end" in m))
-        per_pipeline += 2 * int("preprocess" in m) + int("memory" in m)
+        n_bs = len(config.batch_sizes)
+        infer = "infer" in config.modes
+        per_pipeline = 2 + int(config.compile != "none")  # build, parameter count (+ compile)
+        per_pipeline += int("flops" in m)
+        if infer:
+            per_pipeline += int("latency" in m) + int("memory" in m)
+            per_pipeline += n_bs * (int("throughput" in m) + int("end_to_end" in m))
+        if "train" in config.modes:
+            per_pipeline += n_bs
+        per_pipeline += 2 * int("preprocess" in m)
+        if device.type == "cuda" and "transfer" in m:
+            per_pipeline += n_bs
         self.total = per_pipeline * len(config.backbones) * len(config.pipelines)
+        self.total += int("efficiency" in m)
         self.done = 0
         self.progress = progress
 
@@ -65,25 +106,36 @@ def run_benchmark(
     config: RunConfig, progress: ProgressFn = _no_progress, kind: str = "compare"
 ) -> Report:
     """Measure every backbone x pipeline in `config` and return the report (nothing is written)."""
-    config.validate()
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    device = preflight(config)
     images = load_input_images(config)
+    settings_in_force = apply_backend_settings(config)
     environment = fingerprint(device)
-    steps = _Steps(config, progress)
+    steps = _Steps(config, device, progress)
+    limits = None
+    if "efficiency" in config.measurements:
+        steps(f"device limits: {config.precision} matmul rate and copy bandwidth")
+        timer, _ = timer_for(device)
+        limits = measure_limits(device, config.precision, timer)
     results = [
-        measure_pipeline(backbone, pipeline, config, device, images, steps)
+        measure_pipeline(backbone, pipeline, config, device, images, steps, limits)
         for backbone in config.backbones
         for pipeline in config.pipelines
     ]
     progress("done", steps.total, steps.total)
+    notes = []
+    if device.type != "cuda" and "transfer" in config.measurements:
+        notes.append(HOST_ONLY_NOTE)
     return Report(
         kind=kind,
         created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         wall_time_s=time.perf_counter() - started,
-        config=json.loads(json.dumps(config.to_dict())) | {"resolved_device": str(device)},
+        config=json.loads(json.dumps(config.to_dict()))
+        | {"resolved_device": str(device), "in_force": settings_in_force},
         environment=environment,
         results=results,
+        limits=limits,
+        notes=notes,
     )
 
 
@@ -94,6 +146,7 @@ def measure_pipeline(
     device: torch.device,
     images: np.ndarray,
     step: Callable[[str], None],
+    limits: DeviceLimits | None = None,
 ) -> PipelineResult:
     tag = f"{backbone}/{pipeline_name}"
     wanted = set(config.measurements)
@@ -101,89 +154,272 @@ def measure_pipeline(
     model = build_model(
         backbone, pipeline_name, num_classes=config.num_classes, pretrained=config.pretrained
     )
-    pipe = Pipeline(pipeline_name, model, device)
-    settings = LoopSettings(config.warmup_iters, config.min_iters, config.min_time_s)
+    pipe = Pipeline(pipeline_name, model, device, config.precision, config.channels_last)
+    loop = LoopSettings(config.warmup_iters, config.min_iters, config.min_time_s)
     timer, timer_name = timer_for(device)
     host = torch.from_numpy(images)
     if device.type == "cuda":
         host = host.pin_memory()
 
     def timed(fn: Callable[[], object]) -> TimingResult:
-        return time_loop(fn, settings, timer, timer_name)
+        return time_loop(fn, loop, timer, timer_name)
 
     x1 = pipe.preprocess_batched(host[:1])
-    latency = None
-    if "latency" in wanted:  # first, so its cold start is the model's first call
-        step(f"{tag}: latency, batch 1")
-        latency = timed(lambda: pipe.infer(x1))
-
     step(f"{tag}: parameter count")
-    params = count_parameters(model, lambda: pipe.infer(x1))
+    params = count_parameters(model, partial(pipe.infer, x1))  # eager: before any compile
     flops = None
     if "flops" in wanted:
         step(f"{tag}: FLOPs")
-        flops = count_flops(lambda: pipe.infer(x1))
+        flops = count_flops(partial(pipe.infer, x1))
 
+    preprocess = (
+        _preprocess(pipe, images, host, config, step, tag, timed) if "preprocess" in wanted else []
+    )
+    memory = MemoryResult(
+        input_bytes_per_image=x1[0].numel() * x1.element_size(),
+        weight_bytes=sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+        peak_batch_size=None,
+        peak=None,
+    )
+    base: dict[str, Any] = {
+        "backbone": backbone,
+        "pipeline": pipeline_name,
+        "input_size": pipe.input_size,
+        "feature_map": list(model.feature_map),
+        "transfer": _transfer_record(model),
+        "params": params,
+        "flops_per_image": flops,
+        "preprocess": preprocess,
+    }
+
+    compile_s = None
+    if config.compile != "none":
+        step(f"{tag}: torch.compile (mode {config.compile})")
+        try:
+            compile_s = _compile(pipe, config.compile, x1)
+        except Exception as exc:  # a compiler failure: report it, keep the other pipeline
+            message = (
+                f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            )
+            return PipelineResult(
+                **base, latency=None, throughput=[], end_to_end=[], memory=memory, error=message
+            )
+
+    latency = None
     throughput: list[BatchTiming] = []
     end_to_end: list[BatchTiming] = []
-    for bs in config.batch_sizes:
-        batch_u8 = host[:bs]
-        if "throughput" in wanted:
-            step(f"{tag}: throughput, batch {bs}")
-            xb = pipe.preprocess_batched(batch_u8)
-            throughput.append(_batch_timing(bs, timed(partial(pipe.infer, xb))))
+    monitor = None
+    if "infer" in config.modes:
+        if "latency" in wanted:
+            step(f"{tag}: latency, batch 1")
+            latency = timed(partial(pipe.infer, x1))
+        for bs in config.batch_sizes:
+            batch_u8 = host[:bs]
+            if "throughput" in wanted:
+                step(f"{tag}: throughput, batch {bs}")
+                xb = pipe.preprocess_batched(batch_u8)
+                with _gpu_monitor(device, bs == max(config.batch_sizes)) as mon:
+                    throughput.append(_batch_timing(bs, timed(partial(pipe.infer, xb))))
+                monitor = mon.result if mon is not None else monitor
+                del xb
+            if "end_to_end" in wanted:
+                step(f"{tag}: end to end, batch {bs}")
+                end_to_end.append(_batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8))))
+        if "memory" in wanted:
+            peak_bs = max(config.batch_sizes)
+            step(f"{tag}: peak memory, batch {peak_bs}")
+            xb = pipe.preprocess_batched(host[:peak_bs])
+            memory = MemoryResult(
+                memory.input_bytes_per_image,
+                memory.weight_bytes,
+                peak_bs,
+                peak_memory(partial(pipe.infer, xb), device),
+            )
             del xb
-        if "end_to_end" in wanted:
-            step(f"{tag}: end to end, batch {bs}")
-            end_to_end.append(_batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8))))
 
-    preprocess: list[PreprocessResult] = []
-    if "preprocess" in wanted:
-        n = config.preprocess_images
-        step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
-        t = timed(lambda: pipe.preprocess_per_image(images[:n]))
-        preprocess.append(
-            PreprocessResult(PER_IMAGE_PATH, n, t.stats.scaled(1000.0 / n, "us/image"))
-        )
-        step(f"{tag}: preprocessing, batched tensor path ({n} images)")
-        t = timed(lambda: pipe.preprocess_batched(host[:n]))
-        preprocess.append(PreprocessResult(BATCHED_PATH, n, t.stats.scaled(1000.0 / n, "us/image")))
-
-    peak = None
-    peak_bs = None
-    if "memory" in wanted:
-        peak_bs = max(config.batch_sizes)
-        step(f"{tag}: peak memory, batch {peak_bs}")
-        xb = pipe.preprocess_batched(host[:peak_bs])
-        peak = peak_memory(lambda: pipe.infer(xb), device)
-        del xb
-
-    transfer = model.transfer
-    assert transfer is not None
+    train = _train(pipe, config, step, tag, timed) if "train" in config.modes else []
+    to_device = []
+    if device.type == "cuda" and "transfer" in wanted:
+        to_device = _to_device(pipe, host, config, step, tag, timed)
+    efficiency = _efficiency(throughput, flops, preprocess, memory, pipe, limits)
     return PipelineResult(
-        backbone=backbone,
-        pipeline=pipeline_name,
-        input_size=pipe.input_size,
-        feature_map=list(model.feature_map),
-        transfer=Transfer(
-            source=transfer.source,
-            copied=list(transfer.copied),
-            derived=dict(transfer.derived),
-            fresh=list(transfer.fresh),
-        ),
-        params=params,
-        flops_per_image=flops,
+        **base,
         latency=latency,
         throughput=throughput,
         end_to_end=end_to_end,
-        preprocess=preprocess,
-        memory=MemoryResult(
-            input_bytes_per_image=x1[0].numel() * x1.element_size(),
-            weight_bytes=sum(t.numel() * t.element_size() for t in model.state_dict().values()),
-            peak_batch_size=peak_bs,
-            peak=peak,
-        ),
+        memory=memory,
+        compile_s=compile_s,
+        train=train,
+        to_device=to_device,
+        gpu_monitor=monitor,
+        efficiency=efficiency,
     )
+
+
+def _transfer_record(model: Any) -> Transfer:
+    t = model.transfer
+    assert t is not None
+    return Transfer(
+        source=t.source, copied=list(t.copied), derived=dict(t.derived), fresh=list(t.fresh)
+    )
+
+
+def _compile(pipe: Pipeline, mode: str, x1: torch.Tensor) -> float:
+    """Compile, and time the first call (compilation happens there) on its own."""
+    pipe.compile(mode)
+    started = time.perf_counter()
+    pipe.infer(x1)
+    if pipe.device.type == "cuda":
+        torch.cuda.synchronize(pipe.device)
+    return time.perf_counter() - started
+
+
+def _preprocess(
+    pipe: Pipeline,
+    images: np.ndarray,
+    host: torch.Tensor,
+    config: RunConfig,
+    step: Callable[[str], None],
+    tag: str,
+    timed: Callable[[Callable[[], object]], TimingResult],
+) -> list[PreprocessResult]:
+    n = config.preprocess_images
+    step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
+    per_image = timed(partial(pipe.preprocess_per_image, images[:n]))
+    step(f"{tag}: preprocessing, batched tensor path ({n} images)")
+    batched = timed(partial(pipe.preprocess_batched, host[:n]))
+    return [
+        PreprocessResult(PER_IMAGE_PATH, n, per_image.stats.scaled(1000.0 / n, "us/image")),
+        PreprocessResult(BATCHED_PATH, n, batched.stats.scaled(1000.0 / n, "us/image")),
+    ]
+
+
+def _train(
+    pipe: Pipeline,
+    config: RunConfig,
+    step: Callable[[str], None],
+    tag: str,
+    timed: Callable[[Callable[[], object]], TimingResult],
+) -> list[TrainResult]:
+    results = []
+    pipe.model.train()
+    optimizer = pipe.new_optimizer()
+    try:
+        for bs in config.batch_sizes:
+            step(f"{tag}: train step, batch {bs}")
+            x = pipe.example_input(bs, random=True)
+            labels = torch.randint(0, config.num_classes, (bs,), device=pipe.device)
+            one_step = partial(pipe.train_step, x, labels, optimizer)
+            timing = timed(one_step)
+            peak = peak_memory(one_step, pipe.device) if "memory" in config.measurements else None
+            results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
+    finally:
+        pipe.model.eval()
+    return results
+
+
+def _to_device(
+    pipe: Pipeline,
+    host: torch.Tensor,
+    config: RunConfig,
+    step: Callable[[str], None],
+    tag: str,
+    timed: Callable[[Callable[[], object]], TimingResult],
+) -> list[TransferResult]:
+    """Each way of getting this pipeline's input onto the GPU (pinned host memory)."""
+    out = []
+    cpu = torch.device("cpu")
+    for bs in config.batch_sizes:
+        step(f"{tag}: host-to-device transfer, batch {bs}")
+        u8 = host[:bs]
+        copy_u8 = timed(partial(u8.to, pipe.device, non_blocking=True))
+        if pipe.input_size == u8.shape[-1]:
+            out.append(
+                TransferResult(
+                    bs,
+                    "copy_uint8_48",
+                    u8.numel(),
+                    u8.is_pinned(),
+                    copy_u8.stats.median,
+                    timed(partial(pipe.preprocess_batched, u8)).stats.median,
+                )
+            )
+            continue
+        # upscale on the host, then copy the float 224x224 batch
+        f32 = pipe.preprocess_batched(u8, device=cpu).pin_memory()
+        copy_f32 = timed(partial(f32.to, pipe.device, non_blocking=True))
+        host_path = timed(partial(_host_upscale_then_copy, pipe, u8))
+        out.append(
+            TransferResult(
+                bs,
+                "host_upscale_then_copy_f32",
+                f32.numel() * f32.element_size(),
+                True,
+                copy_f32.stats.median,
+                host_path.stats.median,
+            )
+        )
+        out.append(
+            TransferResult(
+                bs,
+                "copy_uint8_then_device_upscale",
+                u8.numel(),
+                u8.is_pinned(),
+                copy_u8.stats.median,
+                timed(partial(pipe.preprocess_batched, u8)).stats.median,
+            )
+        )
+    return out
+
+
+def _host_upscale_then_copy(pipe: Pipeline, u8: torch.Tensor) -> torch.Tensor:
+    f32 = pipe.preprocess_batched(u8, device=torch.device("cpu")).pin_memory()
+    return f32.to(pipe.device, non_blocking=True)
+
+
+def _efficiency(
+    throughput: list[BatchTiming],
+    flops: int | None,
+    preprocess: list[PreprocessResult],
+    memory: MemoryResult,
+    pipe: Pipeline,
+    limits: DeviceLimits | None,
+) -> Efficiency | None:
+    if limits is None or not throughput or flops is None:
+        return None
+    best = max(throughput, key=lambda b: b.images_per_s)
+    achieved = flops * best.images_per_s
+    # bytes each preprocessing path must read (uint8 48x48) and write (float 3xSxS) per image
+    per_image_bytes = 48 * 48 + memory.input_bytes_per_image
+    rates = {p.path: per_image_bytes / (p.us_per_image.median * 1e-6) for p in preprocess}
+    return Efficiency(
+        batch_size=best.batch_size,
+        achieved_flops_per_s=achieved,
+        matmul_fraction=achieved / limits.matmul_flops_per_s,
+        preprocess_bytes_per_s=rates,
+        preprocess_copy_fraction={k: v / limits.copy_bytes_per_s for k, v in rates.items()},
+    )
+
+
+class _NoMonitor:
+    result = None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _gpu_monitor(device: torch.device, wanted: bool) -> Any:
+    """An NVML monitor for this CUDA device, or a no-op where NVML or CUDA is absent."""
+    if not wanted or device.type != "cuda":
+        return _NoMonitor()
+    nvml = nvml_mod.load_nvml()
+    if nvml is None:
+        return _NoMonitor()
+    handle = nvml_mod.handle_for_uuid(nvml, str(torch.cuda.get_device_properties(device).uuid))
+    return nvml_mod.GpuMonitor(nvml, handle) if handle is not None else _NoMonitor()
 
 
 def _batch_timing(batch_size: int, timing: TimingResult) -> BatchTiming:
