@@ -55,3 +55,32 @@ def test_compare_on_cuda_reports_allocator_peaks() -> None:
         assert peak is not None and peak.cuda_peak_allocated_bytes
         assert result.latency is not None and result.latency.timer == "cuda_event"
     assert report.environment["gpu_name"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_compare_each_precision_on_cuda(precision: str) -> None:
+    config = RunConfig(  # type: ignore[arg-type]
+        backbones=("resnet18",), device="cuda", precision=precision, mode="both", **TINY
+    )
+    report = run_benchmark(config)
+    assert report.limits is not None and report.limits.matmul_dtype == precision
+    up, dn = report.results
+    placements = {t.placement for t in up.to_device}
+    assert placements == {"host_upscale_then_copy_f32", "copy_uint8_then_device_upscale"}
+    assert {t.placement for t in dn.to_device} == {"copy_uint8_48"}
+    assert up.train and up.train[0].peak is not None and up.train[0].peak.cuda_peak_allocated_bytes
+    assert up.efficiency is not None and 0 < up.efficiency.matmul_fraction
+
+
+def test_maxbatch_search_on_cuda_with_budget() -> None:
+    from emobench.maxbatch import MaxBatchConfig, run_maxbatch
+
+    report = run_maxbatch(
+        MaxBatchConfig(
+            backbone="resnet18", mode="infer", device="cuda", budget="1GiB", max_batch=4096
+        )
+    )
+    for r in report.maxbatch:
+        assert r.method == "probed" and r.max_batch > 0 and r.error is None
+        assert r.peak_bytes_at_max is not None and r.peak_bytes_at_max <= 2**30
+        assert any(p.outcome == "oom" for p in r.probes) or r.capped

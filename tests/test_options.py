@@ -1,0 +1,315 @@
+"""Speed options, train steps, device limits, efficiency and NVML monitoring (issue: speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from emobench import config as config_mod
+from emobench.cli import app
+from emobench.config import RunConfig
+from emobench.measure import nvml
+from emobench.measure.limits import measure_limits
+from emobench.measure.stats import Stats
+from emobench.measure.timing import LoopSettings
+from emobench.models import build_model
+from emobench.pipelines import Pipeline
+from emobench.report import BatchTiming, MemoryResult, PreprocessResult, metric_rows
+from emobench.runner import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
+from tests.conftest import TINY
+from tests.factories import timing
+
+runner = CliRunner()
+TINY_ARGS = [
+    "--backbone",
+    "resnet18",
+    "--device",
+    "cpu",
+    "--batch-size",
+    "2",
+    "--warmup",
+    "0",
+    "--min-iters",
+    "2",
+    "--min-time",
+    "0",
+    "--preprocess-images",
+    "4",
+]
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--precision", "fp16"], "fp16 needs a CUDA device"),
+        (["--precision", "fp8"], "unknown precision 'fp8'"),
+        (["--threads", "0"], "--threads must be >= 1"),
+        (["--tf32"], "apply to CUDA devices only"),
+        (["--cudnn-benchmark"], "apply to CUDA devices only"),
+        (["--mode", "fly"], "unknown mode 'fly'"),
+        (["--compile", "turbo"], "unknown compile 'turbo'"),
+    ],
+)
+def test_incompatible_options_exit_2_before_building(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emobench.runner as runner_mod
+
+    built: list[str] = []
+    monkeypatch.setattr(runner_mod, "build_model", lambda *a, **k: built.append("x"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["compare", "--device", "cpu", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert built == [] and not (tmp_path / "results").exists()
+
+
+def test_compile_unavailable_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_mod, "compile_unavailable", lambda device: "no C++ compiler")
+    result = runner.invoke(
+        app, ["compare", *TINY_ARGS, "--compile", "default", "--out", str(tmp_path / "r.json")]
+    )
+    assert result.exit_code == 2
+    assert "--compile default: no C++ compiler" in result.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_compile_unavailable_without_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert "C++ compiler" in (config_mod.compile_unavailable(torch.device("cpu")) or "")
+
+
+def test_compile_plumbing_and_separate_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    modes: list[str] = []
+
+    def fake_compile(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    config = RunConfig(backbones=("resnet18",), device="cpu", compile="reduce-overhead", **TINY)  # type: ignore[arg-type]
+    report = run_benchmark(config)
+    assert modes == ["reduce-overhead", "reduce-overhead"]
+    for r in report.results:
+        assert r.compile_s is not None and r.compile_s > 0
+        assert r.latency is not None and r.error is None
+    assert report.config["compile"] == "reduce-overhead"
+    assert "compile_s" in {row.key for row in metric_rows(report)}
+
+
+def test_compile_failure_keeps_other_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_compile(model, mode=None):
+        if model.pipeline == "upscale224":
+
+            def broken(x):
+                raise RuntimeError("InductorError: C++ compile error\\nlong log")
+
+            return broken
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    config = RunConfig(backbones=("resnet18",), device="cpu", compile="default", **TINY)  # type: ignore[arg-type]
+    up, dn = run_benchmark(config).results
+    assert up.error is not None and "torch.compile failed: RuntimeError" in up.error
+    assert up.latency is None and up.throughput == [] and up.params.total == 11_180_103
+    assert dn.error is None and dn.latency is not None and dn.throughput
+
+
+def test_threads_and_settings_recorded(restore_threads) -> None:
+    config = RunConfig(
+        backbones=("resnet18",), device="cpu", threads=1, measurements=("latency",), **TINY
+    )  # type: ignore[arg-type]
+    report = run_benchmark(config)
+    assert report.config["threads"] == 1
+    assert report.config["in_force"]["num_threads"] == 1
+    assert report.environment["num_threads"] == 1
+    for key in ("precision", "channels_last", "compile", "cudnn_benchmark", "tf32", "mode"):
+        assert key in report.config
+
+
+def test_channels_last_and_bf16_autocast() -> None:
+    model = build_model("resnet18", "direct48")
+    pipe = Pipeline("direct48", model, torch.device("cpu"), precision="bf16", channels_last=True)
+    x = pipe.preprocess_batched(torch.zeros(2, 48, 48, dtype=torch.uint8))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert pipe.infer(x).dtype == torch.bfloat16
+    assert (
+        Pipeline("direct48", build_model("resnet18", "direct48"), torch.device("cpu"))
+        .infer(x)
+        .dtype
+        == torch.float32
+    )
+
+
+def test_train_step_and_preallocated_momentum() -> None:
+    pipe = Pipeline("direct48", build_model("vgg16", "direct48"), torch.device("cpu"))
+    optimizer = pipe.new_optimizer()
+    params = [p for p in pipe.model.parameters() if p.requires_grad]
+    assert all(
+        torch.equal(optimizer.state[p]["momentum_buffer"], torch.zeros_like(p)) for p in params
+    )
+    before = pipe.model.head[-1].weight.detach().clone()
+    pipe.model.train()
+    pipe.train_step(pipe.example_input(2, random=True), torch.tensor([0, 3]), optimizer)
+    assert not torch.equal(before, pipe.model.head[-1].weight)
+    assert all(p.grad is None for p in params)  # zero_grad(set_to_none=True)
+
+
+def test_mode_both_measures_train_and_infer_on_cpu() -> None:
+    config = RunConfig(
+        backbones=("resnet18",),
+        device="cpu",
+        mode="both",
+        precision="bf16",
+        channels_last=True,
+        **TINY,
+    )  # type: ignore[arg-type]
+    report = run_benchmark(config)
+    for r in report.results:
+        (t,) = r.train
+        assert t.batch_size == 2 and t.images_per_s > 0 and t.timing.stats.n >= 2
+        assert t.peak is not None and t.peak.tensor_peak_bytes
+        assert r.latency is not None and r.to_device == []
+        assert r.efficiency is not None and r.efficiency.matmul_fraction > 0
+    assert report.limits is not None and report.limits.matmul_dtype == "bf16"
+    assert HOST_ONLY_NOTE in report.notes
+    keys = {row.key for row in metric_rows(report)}
+    assert {"train_b2_images_per_s", "train_b2_step_ms", "matmul_fraction"} <= keys
+
+
+def test_efficiency_arithmetic() -> None:
+    lim = types.SimpleNamespace(matmul_flops_per_s=1e12, copy_bytes_per_s=1e10)
+    throughput = [
+        BatchTiming(1, 100.0, timing([10.0])),
+        BatchTiming(8, 400.0, timing([20.0])),
+    ]
+    pre = [PreprocessResult("batched_tensor", 4, Stats.from_samples([10.0], "us/image"))]
+    memory = MemoryResult(27_648, 0, None, None)
+    eff = _efficiency(throughput, 2_000_000_000, pre, memory, None, lim)  # type: ignore[arg-type]
+    assert eff is not None and eff.batch_size == 8
+    assert eff.achieved_flops_per_s == 2e9 * 400
+    assert eff.matmul_fraction == pytest.approx(0.8)
+    per_image = 2304 + 27_648  # uint8 read + float written
+    assert eff.preprocess_bytes_per_s["batched_tensor"] == pytest.approx(per_image / 10e-6)
+    assert eff.preprocess_copy_fraction["batched_tensor"] == pytest.approx(per_image / 10e-6 / 1e10)
+    assert _efficiency([], 1, pre, memory, None, lim) is None  # type: ignore[arg-type]
+
+
+def test_measure_limits_arithmetic() -> None:
+    def timer(fn) -> float:
+        fn()
+        return 4.0  # ms
+
+    lim = measure_limits(torch.device("cpu"), "fp32", timer, LoopSettings(0, 2, 0.0))
+    assert lim.matmul_flops_per_s == pytest.approx(2 * 2048**3 / 0.004)
+    assert lim.copy_bytes_per_s == pytest.approx(2 * (256 << 20) / 0.004)
+
+
+class FakeNVML(types.ModuleType):
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        self.used = iter(range(1000, 10**9, 1000))
+        self.energy = iter([5_000, 9_500])
+
+    def nvmlInit(self) -> None: ...
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return types.SimpleNamespace(used=next(self.used), total=10**10)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        return [
+            types.SimpleNamespace(pid=os.getpid() + 1, usedGpuMemory=7),
+            types.SimpleNamespace(pid=os.getpid(), usedGpuMemory=4096),
+        ]
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return next(self.energy)
+
+
+def test_gpu_monitor_with_fake_nvml() -> None:
+    fake = FakeNVML()
+    with nvml.GpuMonitor(fake, "h", interval_s=0.001) as mon:
+        sum(range(10000))
+    result = mon.result
+    assert result is not None and result.samples >= 1
+    assert result.process_used_peak_bytes == 4096 and result.process_used_mean_bytes == 4096
+    assert result.device_used_peak_bytes == 1000 * result.samples  # strictly increasing fake
+    assert result.energy_joules == pytest.approx(4.5)  # (9500 - 5000) mJ
+
+
+def test_gpu_monitor_absent_without_energy_or_processes() -> None:
+    class Bare(FakeNVML):
+        def nvmlDeviceGetComputeRunningProcesses(self, handle):
+            raise RuntimeError("not supported")
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+            raise RuntimeError("not supported")
+
+    with nvml.GpuMonitor(Bare(), "h", interval_s=0.001) as mon:
+        pass
+    assert mon.result is not None
+    assert mon.result.energy_joules is None and mon.result.process_used_peak_bytes is None
+    assert mon.result.device_used_peak_bytes is not None
+
+
+def test_no_gpu_monitor_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNVML())
+    with _gpu_monitor(torch.device("cpu"), True) as mon:
+        pass
+    assert mon is None
+
+
+def test_suite_accepts_speed_options(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[suite]\nprecision = "bf16"\nchannels_last = true\nmode = "both"\nthreads = 2\n'
+    )
+    config = config_mod.load_suite(path)
+    assert (config.precision, config.channels_last, config.mode, config.threads) == (
+        "bf16",
+        True,
+        "both",
+        2,
+    )
+    path.write_text("[suite]\nthreads = 0\n")
+    with pytest.raises(config_mod.UsageError, match="--threads must be >= 1"):
+        config_mod.load_suite(path)
+
+
+def test_compare_cli_with_speed_options(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    args = [
+        "compare",
+        *TINY_ARGS,
+        "--mode",
+        "both",
+        "--precision",
+        "bf16",
+        "--channels-last",
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "train b2" in result.stdout and "matmul" in result.stdout
+    assert "not applicable (host only" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["config"]["precision"] == "bf16" and data["limits"]["matmul_dtype"] == "bf16"
+    assert data["results"][0]["train"][0]["batch_size"] == 2
