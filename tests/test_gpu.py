@@ -69,7 +69,7 @@ def test_compare_each_precision_on_cuda(precision: str) -> None:
     assert placements == {"host_upscale_then_copy_f32", "copy_uint8_then_device_upscale"}
     assert {t.placement for t in dn.to_device} == {"copy_uint8_48"}
     assert up.train and up.train[0].peak is not None and up.train[0].peak.cuda_peak_allocated_bytes
-    assert up.efficiency is not None and 0 < up.efficiency.matmul_fraction
+    assert up.efficiency is not None and up.efficiency.matmul_fraction > 0
 
 
 def test_maxbatch_search_on_cuda_with_budget() -> None:
