@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import random
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from emobench.errors import UsageError
 DEFAULT_PORTABLE_TOLERANCE = 0.25
 DEFAULT_MACHINE_TOLERANCE = 0.10
 SIGNIFICANCE = 0.01  # p-value below which a slowdown counts as real
+BOOTSTRAP_ROUNDS = 400
+BOOTSTRAP_MAX_SAMPLES = 200  # resample at most this many per side: enough for a median's CI
 FINGERPRINT_KEYS = ("device_name", "num_threads", "torch")
 BASELINE_DIR = Path("results/baselines")
 
@@ -145,7 +149,7 @@ def check(
             verdicts += _exact(backbone, base, cur)
             continue
         if base.kind == R.PORTABLE and base.ratio is not None and cur.ratio is not None:
-            verdicts.append(_portable(backbone, base, cur, rules))
+            verdicts.append(_portable(current, baseline, backbone, base, cur, rules))
         verdicts += _machine(current, baseline, backbone, base, cur, rules, machine_ok)
     verdicts += _copied_layers(current, baseline)
     return verdicts
@@ -179,34 +183,77 @@ def _exact(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> list[Verdict]:
     return out
 
 
+def ratio_interval(
+    up: list[float], dn: list[float], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval of median(up) / median(dn) from one report's own samples."""
+    rng = random.Random(seed)
+    up = _thin(up, rng)
+    dn = _thin(dn, rng)
+    ratios = sorted(
+        statistics.median(rng.choices(up, k=len(up)))
+        / statistics.median(rng.choices(dn, k=len(dn)))
+        for _ in range(rounds)
+    )
+    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
+
+
+def _thin(samples: list[float], rng: random.Random) -> list[float]:
+    if len(samples) <= BOOTSTRAP_MAX_SAMPLES:
+        return samples
+    return rng.sample(samples, BOOTSTRAP_MAX_SAMPLES)
+
+
+def _ratio_ci(report: R.Report, backbone: str, key: str) -> tuple[float, float] | None:
+    """The interval of a timing ratio; samples are times, so up/dn is the ratio for each."""
+    up = _samples(report.result(backbone, R.UPSCALE), key)
+    dn = _samples(report.result(backbone, R.DIRECT), key)
+    if not up or not dn or len(up) < 2 or len(dn) < 2:
+        return None
+    return ratio_interval(up, dn)
+
+
 def _portable(
-    backbone: str, base: R.MetricRow, cur: R.MetricRow, rules: dict[str, float]
+    current: R.Report,
+    baseline: R.Report,
+    backbone: str,
+    base: R.MetricRow,
+    cur: R.MetricRow,
+    rules: dict[str, float],
 ) -> Verdict:
+    """A ratio moved beyond the tolerance fails, unless both reports' own samples give
+    overlapping 95% intervals for it (then the move is within noise)."""
     assert base.ratio is not None and cur.ratio is not None
     tol = _threshold(rules, base.key, R.PORTABLE, DEFAULT_PORTABLE_TOLERANCE)
     delta = _delta(base.ratio, cur.ratio)
-    ok = delta is None or abs(delta) <= tol
-    note = (
-        ""
-        if ok
-        else (
-            "direct48's advantage shrank"
-            if cur.ratio < base.ratio
-            else "upscale224 slowed relative to direct48"
+
+    def verdict(outcome: str, note: str = "") -> Verdict:
+        return Verdict(
+            backbone,
+            "ratio",
+            base.key,
+            R.PORTABLE,
+            base.ratio,
+            cur.ratio,
+            delta,
+            tol,
+            outcome,
+            note,
         )
+
+    if delta is None or abs(delta) <= tol:
+        return verdict(PASS)
+    direction = "advantage shrank" if cur.ratio < base.ratio else "advantage grew"
+    base_ci = _ratio_ci(baseline, backbone, base.key)
+    cur_ci = _ratio_ci(current, backbone, base.key)
+    if base_ci is None or cur_ci is None:
+        return verdict(FAIL, f"direct48's {direction}")
+    overlap = base_ci[0] <= cur_ci[1] and cur_ci[0] <= base_ci[1]
+    note = (
+        f"direct48's {direction}; 95% intervals {base_ci[0]:.3g}-{base_ci[1]:.3g} "
+        f"vs {cur_ci[0]:.3g}-{cur_ci[1]:.3g}"
     )
-    return Verdict(
-        backbone,
-        "ratio",
-        base.key,
-        R.PORTABLE,
-        base.ratio,
-        cur.ratio,
-        delta,
-        tol,
-        PASS if ok else FAIL,
-        note,
-    )
+    return verdict(NOISY if overlap else FAIL, note)
 
 
 def _machine(

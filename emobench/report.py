@@ -497,7 +497,7 @@ def _efficiency_defs() -> list[MetricDef]:
             "of this device's measured matmul rate",
             "fraction",
             True,
-            PORTABLE,
+            MACHINE,
             eff(lambda e: e.matmul_fraction),
         ),
         MetricDef(
@@ -505,7 +505,7 @@ def _efficiency_defs() -> list[MetricDef]:
             "preprocess batched, of copy bandwidth",
             "fraction",
             True,
-            PORTABLE,
+            MACHINE,
             eff(lambda e: e.preprocess_copy_fraction.get("batched_tensor")),
         ),
         MetricDef(
@@ -513,7 +513,7 @@ def _efficiency_defs() -> list[MetricDef]:
             "preprocess per-image, of copy bandwidth",
             "fraction",
             True,
-            PORTABLE,
+            MACHINE,
             eff(lambda e: e.preprocess_copy_fraction.get("per_image_pil")),
         ),
         MetricDef(

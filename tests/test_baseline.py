@@ -184,3 +184,20 @@ def test_save_baseline_library(tmp_path: Path) -> None:
         B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
     with pytest.raises(ReportError):
         B.save_baseline(tmp_path / "none.json", "y", directory=tmp_path / "b")
+
+
+def test_portable_ratio_move_within_noise_passes_as_noisy() -> None:
+    rng = random.Random(7)
+    noisy_dn = [10.0 * rng.uniform(0.4, 2.5) for _ in range(8)]
+    shifted = sorted(noisy_dn)[:3] + [s * 1.6 for s in sorted(noisy_dn)[3:]]
+    base, cur = make_report(dn_latency=noisy_dn), make_report(dn_latency=shifted)
+    verdicts = by_key(B.check(cur, base, {"machine": 10.0}))
+    v = verdicts[("ratio", "latency_b1_median_ms")]
+    assert v.delta is not None and abs(v.delta) > B.DEFAULT_PORTABLE_TOLERANCE
+    assert v.verdict == B.NOISY and "95% intervals" in v.note
+
+
+def test_ratio_interval_brackets_the_ratio_and_is_deterministic() -> None:
+    lo, hi = B.ratio_interval(TIGHT_UP, TIGHT_DN)
+    assert lo <= 100.1 / 10.005 <= hi and hi / lo < 1.05
+    assert B.ratio_interval(TIGHT_UP, TIGHT_DN) == (lo, hi)
