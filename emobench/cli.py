@@ -330,7 +330,8 @@ def check_cmd(
     from emobench import report as report_mod
 
     current = report_mod.load(report_file)
-    _check_and_exit(current, baseline, rule or [], markdown, json_out, fail_on)
+    prepared = _prepare_check(baseline, rule or [], fail_on, markdown)
+    _check_and_exit(current, prepared, markdown, json_out)
 
 
 @app.command("ci")
@@ -352,11 +353,8 @@ def ci_cmd(
     from emobench.render import progress_display
 
     config = load_suite(config_file)
-    base = report_mod.load(baseline)  # a bad baseline fails before the suite runs
-    from emobench.baseline import KINDS, parse_rules
-
-    _parse_fail_on(fail_on, KINDS)
-    parse_rules(rule or [], {r.key for r in report_mod.metric_rows(base)})
+    # a bad baseline, rule or output path fails here, before the suite runs
+    prepared = _prepare_check(baseline, rule or [], fail_on, markdown)
     path = out or default_report_path(config.name, config.device, kind="ci")
     check_writable(path)
     from emobench.runner import run_benchmark
@@ -365,7 +363,7 @@ def ci_cmd(
         current = run_benchmark(config, progress=progress, kind="run")
     report_mod.save(current, path)
     typer.echo(f"report written to {path} ({current.wall_time_s:.1f} s)", err=True)
-    _check_and_exit(current, baseline, rule or [], markdown, False, fail_on)
+    _check_and_exit(current, prepared, markdown, False)
 
 
 def _parse_fail_on(text: str, kinds: tuple[str, ...]) -> set[str]:
@@ -376,27 +374,37 @@ def _parse_fail_on(text: str, kinds: tuple[str, ...]) -> set[str]:
     return chosen
 
 
+def _prepare_check(
+    baseline_path: Path, rules: list[str], fail_on: str, markdown: Path | None
+) -> tuple[Any, dict[str, float], set[str]]:
+    """Load the baseline and parse --rule/--fail-on once: (baseline, rules, gating kinds)."""
+    from emobench import report as report_mod
+    from emobench.baseline import KINDS, parse_rules
+
+    gating = _parse_fail_on(fail_on, KINDS)
+    base = report_mod.load(baseline_path)
+    parsed = parse_rules(rules, {r.key for r in report_mod.metric_rows(base)})
+    if markdown is not None:
+        check_writable(markdown)
+    return base, parsed, gating
+
+
 def _check_and_exit(
     current: Any,
-    baseline_path: Path,
-    rules: list[str],
+    prepared: tuple[Any, dict[str, float], set[str]],
     markdown: Path | None,
     json_out: bool,
-    fail_on: str,
 ) -> None:
     import dataclasses
     import json
 
     from emobench import report as report_mod
-    from emobench.baseline import KINDS, check, parse_rules
+    from emobench.baseline import check
     from emobench.render import render_verdicts, verdicts_markdown
 
-    gating = _parse_fail_on(fail_on, KINDS)
-    base = report_mod.load(baseline_path)
-    parsed = parse_rules(rules, {r.key for r in report_mod.metric_rows(base)})
-    verdicts = check(current, base, parsed)
+    base, rules, gating = prepared
+    verdicts = check(current, base, rules)
     if markdown is not None:
-        check_writable(markdown)
         report_mod.write_atomic(markdown, verdicts_markdown(verdicts))
     if json_out:
         sys.stdout.write(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2) + "\n")

@@ -124,15 +124,6 @@ def render_compare(report: Report, console: Console) -> None:
     for r in report.results:
         if r.error:
             console.print(f"[red]{r.backbone}/{r.pipeline}: {r.error}[/red]")
-        placements = {t.placement: t.total_ms for t in r.to_device}
-        host = placements.get("host_upscale_then_copy_f32")
-        dev = placements.get("copy_uint8_then_device_upscale")
-        if host is not None and dev is not None:
-            faster = "on the device" if dev < host else "on the host"
-            console.print(
-                f"{r.backbone}/{r.pipeline}: upscaling {faster} is faster "
-                f"({dev:.3g} ms on device vs {host:.3g} ms on host, largest batch)"
-            )
     for note in report.notes:
         console.print(note)
     console.print(f"wall time: {report.wall_time_s:.1f} s")

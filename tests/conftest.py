@@ -12,6 +12,23 @@ from emobench.models import get_backbone
 from emobench.models.build import cached_weights_path
 
 TINY = dict(warmup_iters=0, min_iters=2, min_time_s=0.0, preprocess_images=4, batch_sizes=(2,))
+# the same tiny settings as `compare` options
+TINY_ARGS = [
+    "--backbone",
+    "resnet18",
+    "--device",
+    "cpu",
+    "--batch-size",
+    "2",
+    "--warmup",
+    "0",
+    "--min-iters",
+    "2",
+    "--min-time",
+    "0",
+    "--preprocess-images",
+    "4",
+]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

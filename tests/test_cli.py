@@ -8,24 +8,9 @@ import typer
 from typer.testing import CliRunner
 
 from emobench.cli import app
+from tests.conftest import TINY_ARGS
 
 runner = CliRunner()
-TINY_ARGS = [
-    "--backbone",
-    "resnet18",
-    "--device",
-    "cpu",
-    "--batch-size",
-    "2",
-    "--warmup",
-    "0",
-    "--min-iters",
-    "2",
-    "--min-time",
-    "0",
-    "--preprocess-images",
-    "4",
-]
 
 
 def _commands(group, prefix: list[str]):

@@ -204,3 +204,56 @@ def test_maxbatch_cli_writes_report(tmp_path: Path) -> None:
     report = load(out)
     assert report.kind == "maxbatch" and report.maxbatch[0].pipeline == "direct48"
     assert json.loads(out.read_text())["config"]["budget"] == "1.2GiB"
+
+
+def test_maxbatch_non_memory_failure_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emobench.maxbatch as mbmod
+
+    def broken_step(model, mode, device):
+        def step(n: int) -> None:
+            raise RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED")
+
+        return step
+
+    monkeypatch.setattr(mbmod, "make_step", broken_step)
+    out = tmp_path / "mb.json"
+    args = [
+        "maxbatch",
+        "--backbone",
+        "resnet18",
+        "--device",
+        "cpu",
+        "--pipeline",
+        "direct48",
+        "--budget",
+        "1GiB",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "CUDNN_STATUS_EXECUTION_FAILED" in result.stderr
+    (r,) = load(out).maxbatch
+    assert r.error is not None and "CUDNN_STATUS_EXECUTION_FAILED" in r.error
+    assert r.probes[0].outcome == mb.ERROR
+
+
+@pytest.mark.parametrize("command", ["maxbatch", "compare"])
+def test_ctrl_c_leaves_no_report(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emobench.maxbatch as mbmod
+    import emobench.runner as runner_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mbmod, "run_maxbatch", interrupted)
+    monkeypatch.setattr(runner_mod, "run_benchmark", interrupted)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, [command, "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -23,26 +23,10 @@ from emobench.models import build_model
 from emobench.pipelines import Pipeline
 from emobench.report import BatchTiming, MemoryResult, PreprocessResult, metric_rows
 from emobench.runner import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_ARGS
 from tests.factories import timing
 
 runner = CliRunner()
-TINY_ARGS = [
-    "--backbone",
-    "resnet18",
-    "--device",
-    "cpu",
-    "--batch-size",
-    "2",
-    "--warmup",
-    "0",
-    "--min-iters",
-    "2",
-    "--min-time",
-    "0",
-    "--preprocess-images",
-    "4",
-]
 
 
 @pytest.fixture
@@ -313,3 +297,25 @@ def test_compare_cli_with_speed_options(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["config"]["precision"] == "bf16" and data["limits"]["matmul_dtype"] == "bf16"
     assert data["results"][0]["train"][0]["batch_size"] == 2
+
+
+def test_placement_note_names_the_faster_upscale() -> None:
+    import dataclasses
+
+    from emobench.report import TransferResult
+    from emobench.runner import placement_note
+    from tests.factories import pipeline_result
+
+    r = pipeline_result("vgg16", "upscale224", [1.0, 1.0], 10)
+    r = dataclasses.replace(
+        r,
+        to_device=[
+            TransferResult(4, "host_upscale_then_copy_f32", 4 * 602_112, True, 0.5, 3.0),
+            TransferResult(4, "copy_uint8_then_device_upscale", 4 * 2304, True, 0.02, 0.1),
+            TransferResult(1, "host_upscale_then_copy_f32", 602_112, True, 0.1, 0.05),
+            TransferResult(1, "copy_uint8_then_device_upscale", 2304, True, 0.01, 0.09),
+        ],
+    )
+    note = placement_note(r)
+    assert note is not None and note.startswith("vgg16/upscale224 b4: upscaling on the device")
+    assert placement_note(pipeline_result("vgg16", "direct48", [1.0, 1.0], 10)) is None
