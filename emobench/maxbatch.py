@@ -242,11 +242,17 @@ def _cpu_maxbatch(
         probes.append(probe)
         if probe.outcome == mb.OK and probe.peak_bytes is not None:
             good, confirmed_peak = target, probe.peak_bytes
-            headroom = budget - probe.peak_bytes
-            if headroom < CPU_REFINE_HEADROOM * budget or target >= config.max_batch:
+            if budget - probe.peak_bytes < CPU_REFINE_HEADROOM * budget:
                 break
-            # Real headroom left: step up along the fitted slope from the measured point.
-            target = min(config.max_batch, target + int(headroom / fit.per_image_bytes))
+            if target >= config.max_batch:
+                break
+            # Real headroom left: step up along the line through the fresh process's base and
+            # this measured point, which spans the real range better than the small-batch fit.
+            slope = (probe.peak_bytes - child_base) / target
+            if slope <= 0:
+                break
+            step_up = int((CPU_AIM * budget - probe.peak_bytes) / slope)
+            target = min(config.max_batch, target + max(step_up, 1))
             continue
         if probe.outcome == mb.ERROR:
             error = probe.message
