@@ -56,7 +56,7 @@ def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
             ax_tput.plot(sizes, tput, style, label=label)
         for row in R.metric_rows(rep):
             if row.key in RATIO_KEYS and row.ratio is not None:
-                ratio_labels.append(f"{row.backbone} {row.key} ({device})")
+                ratio_labels.append(f"{row.backbone} {row.key} ({device}, {path.stem})")
                 ratio_values.append(row.ratio)
     for ax, title, unit in (
         (ax_lat, "latency per batch", "ms per batch"),
@@ -69,8 +69,12 @@ def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    ax_ratio.barh(ratio_labels, ratio_values, color="tab:green")
+    # bars grow from 1 (a tie) towards the ratio: right when direct48 wins, left when it loses
+    colours = ["tab:green" if v >= 1 else "tab:red" for v in ratio_values]
+    ax_ratio.barh(ratio_labels, [v - 1 for v in ratio_values], left=1, color=colours)
     ax_ratio.axvline(1.0, color="black", linewidth=0.8)
+    if ratio_values:
+        ax_ratio.set_xlim(left=min(0.5, min(ratio_values) * 0.8))
     ax_ratio.set_xscale("log")
     ax_ratio.set_xlabel("upscale224 / direct48 (> 1: direct48 wins)")
     ax_ratio.set_title("ratios")

@@ -59,6 +59,19 @@ def machine_name(rep: R.Report) -> str:
     return f"{name} ({env.get('device')}, {env.get('num_threads')} threads)"
 
 
+def settings_name(rep: R.Report) -> str:
+    """The speed options that tell two reports of one machine apart."""
+    c = rep.config
+    if rep.kind == "maxbatch":
+        return f"{c.get('mode')} mode"
+    parts = [str(c.get("precision", "fp32"))]
+    if c.get("channels_last"):
+        parts.append("channels-last")
+    if c.get("compile", "none") != "none":
+        parts.append(f"compile {c['compile']}")
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class MergedRow:
     source: str
@@ -95,7 +108,7 @@ def merged_rows(loaded: list[tuple[Path, R.Report]]) -> list[MergedRow]:
                     MergedRow(
                         path.name,
                         rep.created_utc,
-                        machine_name(rep),
+                        f"{machine_name(rep)}; {settings_name(rep)}",
                         m.backbone,
                         f"{m.pipeline} ({m.mode})",
                         {k: getattr(m, k) for k, _ in MAXBATCH_COLUMNS},
@@ -112,7 +125,12 @@ def merged_rows(loaded: list[tuple[Path, R.Report]]) -> list[MergedRow]:
                     values[key] = defs[key].get(r)
             rows.append(
                 MergedRow(
-                    path.name, rep.created_utc, machine_name(rep), r.backbone, r.pipeline, values
+                    path.name,
+                    rep.created_utc,
+                    f"{machine_name(rep)}; {settings_name(rep)}",
+                    r.backbone,
+                    r.pipeline,
+                    values,
                 )
             )
     return rows
