@@ -61,7 +61,7 @@ def _stdout_console() -> Any:
     from rich.console import Console
 
     # Wide enough for the tables when piped to a file or a CI log.
-    return Console() if sys.stdout.isatty() else Console(width=120)
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def default_report_path(backbone: str, device: str, kind: str = "") -> Path:

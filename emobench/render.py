@@ -250,7 +250,9 @@ def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
     table = Table(title="regression check")
     for col in VERDICT_COLUMNS:
         table.add_column(
-            col, justify="right" if col in ("baseline", "current", "delta") else "left"
+            col,
+            justify="right" if col in ("baseline", "current", "delta") else "left",
+            overflow="fold",  # metric names and notes wrap instead of being cut off
         )
     for v in verdicts:
         style = "red" if v.failed else ("yellow" if v.verdict != "pass" else None)
