@@ -259,7 +259,7 @@ def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
         table.add_row(*_verdict_cells(v), style=style)
     console.print(table)
     failed = sum(v.failed for v in verdicts)
-    console.print(f"{len(verdicts) - failed} passed, {failed} failed")
+    console.print(f"regression check: {len(verdicts) - failed} of {len(verdicts)} checks pass")
 
 
 def verdicts_markdown(verdicts: list[Verdict]) -> str:
@@ -275,7 +275,7 @@ def verdicts_markdown(verdicts: list[Verdict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     failed = sum(v.failed for v in verdicts)
     lines.append("")
-    lines.append(f"{len(verdicts) - failed} checks passed, {failed} failed.")
+    lines.append(f"Regression check: {len(verdicts) - failed} of {len(verdicts)} checks pass.")
     return "\n".join(lines) + "\n"
 
 
