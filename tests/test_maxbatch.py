@@ -257,3 +257,71 @@ def test_ctrl_c_leaves_no_report(
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+class FakeCuda:
+    """Stands in for torch.cuda so the CUDA search path runs on CPU with an injected OOM."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.fractions: list[float] = []
+        self.peak = 0
+        self.resets = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import types
+
+        cuda = torch.cuda
+        monkeypatch.setattr(cuda, "synchronize", lambda device=None: None)
+        monkeypatch.setattr(cuda, "empty_cache", lambda: None)
+        monkeypatch.setattr(cuda, "reset_peak_memory_stats", self._reset)
+        monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.peak)
+        monkeypatch.setattr(
+            cuda, "set_per_process_memory_fraction", lambda f, device=None: self.fractions.append(f)
+        )
+        monkeypatch.setattr(
+            cuda,
+            "get_device_properties",
+            lambda device=None: types.SimpleNamespace(total_memory=8 * 2**30),
+        )
+
+    def _reset(self, device=None) -> None:
+        self.resets += 1
+        self.peak = 0
+
+    def step_factory(self):
+        def make(model, mode, device):
+            def step(n: int) -> None:
+                self.peak = 1000 + 100 * min(n, self.limit)
+                if n > self.limit:
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+            return step
+
+        return make
+
+
+def test_cuda_search_path_with_injected_oom(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import emobench.maxbatch as mbmod
+
+    fake = FakeCuda(limit=300)
+    fake.install(monkeypatch)
+    monkeypatch.setattr(mbmod, "make_step", fake.step_factory())
+    # no model is needed on a fake GPU: the step above stands in for the forward pass
+    monkeypatch.setattr(
+        mbmod, "build_model", lambda *a, **k: types.SimpleNamespace(to=lambda d: None)
+    )
+    config = MaxBatchConfig(backbone="resnet18", pipelines=("direct48",), max_batch=4096)
+    notes: list[str] = []
+    gpu = torch.device("cuda", 0)  # only a name here: every torch.cuda call it meets is faked
+    result = mbmod._cuda_maxbatch(config, "direct48", gpu, 2 * 2**30, notes.append)
+    assert result.method == "probed" and result.max_batch == 300 and result.confirmed
+    assert result.safe_batch == 285 and not result.capped
+    assert result.peak_bytes_at_max == 1000 + 100 * 300
+    assert result.bytes_per_extra_image == pytest.approx(100.0)
+    assert fake.fractions == [0.25, 1.0]  # the budget as a fraction, then restored
+    assert fake.resets == len(result.probes)  # peak stats reset before every probe
+    assert sum(p.outcome == mb.OOM for p in result.probes) >= 1
+    assert notes[0] == "batch 1: ok"
