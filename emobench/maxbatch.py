@@ -270,7 +270,10 @@ def _cpu_maxbatch(
         capped=good == config.max_batch,
         confirmed=bool(good) if error is None else None,
         peak_bytes_at_max=confirmed_peak,
-        bytes_per_extra_image=fit.per_image_bytes,
+        # measured across the real range (fresh process -> confirmed batch), not the small fit
+        bytes_per_extra_image=(confirmed_peak - child_base) / good
+        if confirmed_peak and good
+        else fit.per_image_bytes,
         error=error,
         fit=fit,
         predicted_peak_bytes=predicted,
