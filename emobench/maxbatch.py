@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -28,7 +28,9 @@ from emobench.report import MaxBatchResult, Report
 MODES = ("infer", "train")
 DEFAULT_MAX_BATCH = 65536
 DEFAULT_MARGIN = 0.05
-CPU_FIT_BATCHES = (2, 4, 8, 16)  # small enough to be quick, wide enough for a stable slope
+CPU_FIT_BATCHES = (2, 4, 8, 16)  # always measured; larger ones while they stay cheap
+CPU_FIT_STEP_S = 1.0  # stop growing the fit batch once a step takes this long
+CPU_FIT_MEMORY_SHARE = 0.25  # or once it grows memory by this share of the budget
 CPU_CONFIRM_ATTEMPTS = 3
 CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the budget
 CPU_REFINE_HEADROOM = 0.08  # step up once more when a confirmed run left this much unused
@@ -199,7 +201,7 @@ def _cuda_maxbatch(
 def _cpu_maxbatch(
     config: MaxBatchConfig, pipeline: str, budget: int, note: Callable[[str], None]
 ) -> MaxBatchResult:
-    probes, points = _fit_points(config, pipeline, note)
+    probes, points = _fit_points(config, pipeline, budget, note)
     base = _result_base(config, pipeline, budget, probes)
     if len(points) < 2:
         failed = probes[-1] if probes else None
@@ -284,15 +286,28 @@ def _cpu_maxbatch(
     )
 
 
+def fit_batches(max_batch: int) -> Iterator[int]:
+    """2, 4, 8, 16, then doubling (the caller stops when a step gets slow or big)."""
+    n = CPU_FIT_BATCHES[0]
+    while n <= max_batch:
+        yield n
+        n *= 2
+
+
 def _fit_points(
-    config: MaxBatchConfig, pipeline: str, note: Callable[[str], None]
+    config: MaxBatchConfig, pipeline: str, budget: int, note: Callable[[str], None]
 ) -> tuple[list[mb.Probe], list[tuple[int, int]]]:
-    """RSS growth of this process (peak minus before) running the step at a few small batches."""
+    """RSS growth of this process (peak minus before) running the step at growing batches.
+
+    Beyond CPU_FIT_BATCHES the batch keeps doubling while a step takes under
+    CPU_FIT_STEP_S and grows memory by under CPU_FIT_MEMORY_SHARE of the budget: a cheap
+    pipeline gets a slope measured over a wide range, an expensive one stays quick.
+    """
     model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
     step = make_step(model, config.mode, torch.device("cpu"))
     probes: list[mb.Probe] = []
     points: list[tuple[int, int]] = []
-    for n in (b for b in CPU_FIT_BATCHES if b <= config.max_batch):
+    for n in fit_batches(config.max_batch):
         note(f"fitting memory, batch {n}")
         started = time.perf_counter()
         try:
@@ -301,8 +316,13 @@ def _fit_points(
             kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
             probes.append(mb.Probe(n, kind, None, time.perf_counter() - started, str(exc)[:200]))
             break
-        probes.append(mb.Probe(n, mb.OK, peak, time.perf_counter() - started, "fit point"))
+        seconds = time.perf_counter() - started
+        probes.append(mb.Probe(n, mb.OK, peak, seconds, "fit point"))
         points.append((n, peak - before))
+        if n >= CPU_FIT_BATCHES[-1] and (
+            seconds > CPU_FIT_STEP_S or peak - before > CPU_FIT_MEMORY_SHARE * budget
+        ):
+            break
     return probes, points
 
 

@@ -325,3 +325,20 @@ def test_cuda_search_path_with_injected_oom(monkeypatch: pytest.MonkeyPatch) -> 
     assert fake.resets == len(result.probes)  # peak stats reset before every probe
     assert sum(p.outcome == mb.OOM for p in result.probes) >= 1
     assert notes[0] == "batch 1: ok"
+
+
+def test_fit_grows_while_cheap_and_stops_at_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    import emobench.maxbatch as mbmod
+
+    budget = 64 * 2**20
+    monkeypatch.setattr(mbmod, "build_model", lambda *a, **k: None)
+    monkeypatch.setattr(mbmod, "make_step", lambda model, mode, device: lambda n: None)
+    # RSS growth of budget/64 per image: batch 32 grows by half the budget
+    monkeypatch.setattr(
+        mbmod, "process_peak_rss", lambda fn: (100, 100 + fn.args[0] * budget // 64, "fake")
+    )
+    config = MaxBatchConfig(backbone="resnet18", max_batch=65536)
+    probes, points = mbmod._fit_points(config, "direct48", budget, lambda text: None)
+    assert [n for n, _ in points] == [2, 4, 8, 16, 32]
+    assert all(p.outcome == mb.OK for p in probes)
+    assert list(mbmod.fit_batches(20)) == [2, 4, 8, 16]
