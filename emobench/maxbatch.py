@@ -34,7 +34,7 @@ CPU_FIT_MEMORY_SHARE = 0.25  # or once it grows memory by this share of the budg
 CPU_CONFIRM_ATTEMPTS = 3
 CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the budget
 CPU_REFINE_HEADROOM = 0.08  # step up once more when a confirmed run left this much unused
-CPU_AIM = 0.97  # aim the first confirmation this far under the budget: a retry costs a full step
+CPU_AIM = 0.94  # aim the first confirmation this far under the budget: a retry costs a full step
 CHILD_TIMEOUT_S = 1800
 
 ProgressFn = Callable[[str, int, int], None]
