@@ -48,6 +48,7 @@ class Verdict:
     threshold: float | None
     verdict: str
     note: str = ""
+    unit: str = ""  # of baseline and current
 
     @property
     def failed(self) -> bool:
@@ -178,6 +179,7 @@ def _exact(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> list[Verdict]:
                 0.0,
                 PASS if ok else FAIL,
                 "" if ok else "changed: a deliberate change needs a new baseline",
+                unit=base.unit,
             )
         )
     return out
@@ -239,6 +241,7 @@ def _portable(
             tol,
             outcome,
             note,
+            unit="x",
         )
 
     if delta is None or abs(delta) <= tol:
@@ -275,7 +278,18 @@ def _machine(
             continue  # a single sample: shown in reports, too noisy to gate on
         if not machine_ok:
             out.append(
-                Verdict(backbone, pipeline, base.key, R.MACHINE, b, c, _delta(b, c), tol, SKIPPED)
+                Verdict(
+                    backbone,
+                    pipeline,
+                    base.key,
+                    R.MACHINE,
+                    b,
+                    c,
+                    _delta(b, c),
+                    tol,
+                    SKIPPED,
+                    unit=base.unit,
+                )
             )
             continue
         delta = _delta(b, c)
@@ -291,7 +305,19 @@ def _machine(
             else:
                 verdict = FAIL
         out.append(
-            Verdict(backbone, pipeline, base.key, R.MACHINE, b, c, delta, tol, verdict, note)
+            Verdict(
+                backbone,
+                pipeline,
+                base.key,
+                R.MACHINE,
+                b,
+                c,
+                delta,
+                tol,
+                verdict,
+                note,
+                unit=base.unit,
+            )
         )
     return out
 
@@ -316,6 +342,7 @@ def _copied_layers(current: R.Report, baseline: R.Report) -> list[Verdict]:
                 0.0,
                 PASS if b == c else FAIL,
                 note,
+                unit="tensors",
             )
         )
     return out

@@ -223,7 +223,7 @@ def _verdict_cells(v: Verdict) -> list[str]:
     return [
         v.backbone,
         v.pipeline,
-        v.metric,
+        f"{v.metric} ({v.unit})" if v.unit else v.metric,
         v.kind,
         _cell(v.baseline),
         _cell(v.current),
