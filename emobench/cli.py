@@ -348,21 +348,12 @@ def ci_cmd(
 
     Example: emobench ci configs/ci.toml --baseline results/baselines/ci.json --markdown summary.md
     """
-    from emobench import report as report_mod
     from emobench.config import load_suite
-    from emobench.render import progress_display
 
     config = load_suite(config_file)
     # a bad baseline, rule or output path fails here, before the suite runs
     prepared = _prepare_check(baseline, rule or [], fail_on, markdown)
-    path = out or default_report_path(config.name, config.device, kind="ci")
-    check_writable(path)
-    from emobench.runner import run_benchmark
-
-    with progress_display(_stderr_console()) as progress:
-        current = run_benchmark(config, progress=progress, kind="run")
-    report_mod.save(current, path)
-    typer.echo(f"report written to {path} ({current.wall_time_s:.1f} s)", err=True)
+    current = _measure_and_save(config, out, kind="run", label=f"ci-{config.name}")
     _check_and_exit(current, prepared, markdown, False)
 
 
@@ -547,24 +538,32 @@ def env_cmd(
         _stdout_console().print(env_table(env))
 
 
-def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:
+def _measure_and_save(config: Any, out: Path | None, kind: str, label: str) -> Any:
+    """Validate, measure with a progress display, write the report; return it."""
     from emobench import report as report_mod
-    from emobench.render import progress_display, render_compare
+    from emobench.render import progress_display
     from emobench.runner import load_input_images, preflight, run_benchmark
 
     device = preflight(config)  # bad options fail here, before any model is built
-    if config.data is not None:
-        load_input_images(config)  # a bad --data file fails here, before any model is built
+    images = load_input_images(config)  # and a bad --data file here
     path = out or default_report_path(label, str(device))
     check_writable(path)
     with progress_display(_stderr_console()) as progress:
-        result = run_benchmark(config, progress=progress, kind=kind)
+        result = run_benchmark(config, progress=progress, kind=kind, images=images)
     report_mod.save(result, path)
+    typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
+    return result
+
+
+def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:
+    from emobench import report as report_mod
+    from emobench.render import render_compare
+
+    result = _measure_and_save(config, out, kind, label)
     if json_out:
         sys.stdout.write(report_mod.to_json(result))
     else:
         render_compare(result, _stdout_console())
-    typer.echo(f"report written to {path}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

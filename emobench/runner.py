@@ -103,12 +103,19 @@ class _Steps:
 
 
 def run_benchmark(
-    config: RunConfig, progress: ProgressFn = _no_progress, kind: str = "compare"
+    config: RunConfig,
+    progress: ProgressFn = _no_progress,
+    kind: str = "compare",
+    images: np.ndarray | None = None,
 ) -> Report:
-    """Measure every backbone x pipeline in `config` and return the report (nothing is written)."""
+    """Measure every backbone x pipeline in `config` and return the report (nothing is written).
+
+    `images` are the inputs already loaded by `load_input_images(config)`, if the caller has them.
+    """
     started = time.perf_counter()
     device = preflight(config)
-    images = load_input_images(config)
+    if images is None:
+        images = load_input_images(config)
     settings_in_force = apply_backend_settings(config)
     environment = fingerprint(device)
     steps = _Steps(config, device, progress)
