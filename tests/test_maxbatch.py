@@ -15,6 +15,17 @@ from emobench.measure import maxbatch as mb
 from emobench.models import build_model
 from emobench.report import load
 
+# a quick real search: the cheapest model, one pipeline, a small budget
+SMALL_CPU_SEARCH = [
+    "maxbatch",
+    "--backbone",
+    "resnet18",
+    "--device",
+    "cpu",
+    "--pipeline",
+    "direct48",
+]
+
 
 def fits_below(limit: int):
     calls: list[int] = []
@@ -184,13 +195,7 @@ def test_maxbatch_cli_writes_report(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
-            "maxbatch",
-            "--backbone",
-            "resnet18",
-            "--device",
-            "cpu",
-            "--pipeline",
-            "direct48",
+            *SMALL_CPU_SEARCH,
             "--budget",
             "1.2GiB",
             "--max-batch",
@@ -220,13 +225,7 @@ def test_maxbatch_non_memory_failure_exits_1(
     monkeypatch.setattr(mbmod, "make_step", broken_step)
     out = tmp_path / "mb.json"
     args = [
-        "maxbatch",
-        "--backbone",
-        "resnet18",
-        "--device",
-        "cpu",
-        "--pipeline",
-        "direct48",
+        *SMALL_CPU_SEARCH,
         "--budget",
         "1GiB",
         "--out",
