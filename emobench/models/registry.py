@@ -21,7 +21,8 @@ class BackboneSpec:
     weights: WeightsEnum
 
     def torchvision_model(self, weights: WeightsEnum | None) -> nn.Module:
-        kwargs: dict[str, Any] = {"weights": weights}
+        # progress=False: no download bar in the middle of a benchmark's progress display
+        kwargs: dict[str, Any] = {"weights": weights, "progress": False}
         return self.builder(**kwargs)
 
 
