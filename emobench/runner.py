@@ -17,7 +17,7 @@ from emobench import data as data_mod
 from emobench.config import RunConfig, check_device_options, resolve_device
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.env import fingerprint
-from emobench.measure.flops import count_flops, count_parameters
+from emobench.measure.flops import ParamCounts, count_flops, count_parameters
 from emobench.measure.limits import DeviceLimits, measure_limits
 from emobench.measure.memory import peak_memory
 from emobench.measure.timing import LoopSettings, TimingResult, time_loop, timer_for
@@ -82,8 +82,8 @@ class _Steps:
         m = set(config.measurements)
         n_bs = len(config.batch_sizes)
         infer = "infer" in config.modes
-        per_pipeline = 2 + int(config.compile != "none")  # build, parameter count (+ compile)
-        per_pipeline += int("flops" in m)
+        # build, parameter count and FLOPs (+ compile)
+        per_pipeline = 2 + int(config.compile != "none")
         if infer:
             per_pipeline += int("latency" in m) + int("memory" in m)
             per_pipeline += n_bs * (int("throughput" in m) + int("end_to_end" in m))
@@ -172,16 +172,12 @@ def measure_pipeline(
         return time_loop(fn, loop, timer, timer_name)
 
     x1 = pipe.preprocess_batched(host[:1])
-    step(f"{tag}: parameter count")
-    params = count_parameters(model, partial(pipe.infer, x1))  # eager: before any compile
-    flops = None
-    if "flops" in wanted:
-        step(f"{tag}: FLOPs")
-        flops = count_flops(partial(pipe.infer, x1))
+    eager = partial(_eager_forward, model, x1)  # counting needs the uncompiled model
 
-    preprocess = (
-        _preprocess(pipe, images, host, config, step, tag, timed) if "preprocess" in wanted else []
-    )
+    def counts() -> tuple[ParamCounts, int | None]:
+        step(f"{tag}: parameter count and FLOPs")
+        return count_parameters(model, eager), count_flops(eager) if "flops" in wanted else None
+
     memory = MemoryResult(
         input_bytes_per_image=x1[0].numel() * x1.element_size(),
         weight_bytes=sum(t.numel() * t.element_size() for t in model.state_dict().values()),
@@ -194,9 +190,6 @@ def measure_pipeline(
         "input_size": pipe.input_size,
         "feature_map": list(model.feature_map),
         "transfer": _transfer_record(model),
-        "params": params,
-        "flops_per_image": flops,
-        "preprocess": preprocess,
     }
 
     compile_s = None
@@ -208,18 +201,34 @@ def measure_pipeline(
             message = (
                 f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             )
+            params, flops = counts()
             return PipelineResult(
-                **base, latency=None, throughput=[], end_to_end=[], memory=memory, error=message
+                **base,
+                params=params,
+                flops_per_image=flops,
+                preprocess=[],
+                latency=None,
+                throughput=[],
+                end_to_end=[],
+                memory=memory,
+                error=message,
             )
 
     latency = None
+    if "infer" in config.modes and "latency" in wanted:
+        # before anything else runs the model, so its cold start is the model's first call
+        step(f"{tag}: latency, batch 1")
+        latency = timed(partial(pipe.infer, x1))
+    params, flops = counts()
+    preprocess = (
+        _preprocess(pipe, images, host, config, step, tag, timed) if "preprocess" in wanted else []
+    )
+    base |= {"params": params, "flops_per_image": flops, "preprocess": preprocess}
+
     throughput: list[BatchTiming] = []
     end_to_end: list[BatchTiming] = []
     monitor = None
     if "infer" in config.modes:
-        if "latency" in wanted:
-            step(f"{tag}: latency, batch 1")
-            latency = timed(partial(pipe.infer, x1))
         for bs in config.batch_sizes:
             batch_u8 = host[:bs]
             if "throughput" in wanted:
@@ -248,7 +257,7 @@ def measure_pipeline(
     to_device = []
     if device.type == "cuda" and "transfer" in wanted:
         to_device = _to_device(pipe, host, config, step, tag, timed)
-    efficiency = _efficiency(throughput, flops, preprocess, memory, pipe, limits)
+    efficiency = _efficiency(throughput, flops, preprocess, memory, limits)
     return PipelineResult(
         **base,
         latency=latency,
@@ -284,6 +293,11 @@ def _transfer_record(model: Any) -> Transfer:
     return Transfer(
         source=t.source, copied=list(t.copied), derived=dict(t.derived), fresh=list(t.fresh)
     )
+
+
+def _eager_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(x)
 
 
 def _compile(pipe: Pipeline, mode: str, x1: torch.Tensor) -> float:
@@ -404,7 +418,6 @@ def _efficiency(
     flops: int | None,
     preprocess: list[PreprocessResult],
     memory: MemoryResult,
-    pipe: Pipeline,
     limits: DeviceLimits | None,
 ) -> Efficiency | None:
     if limits is None or not throughput or flops is None:

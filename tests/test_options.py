@@ -186,14 +186,14 @@ def test_efficiency_arithmetic() -> None:
     ]
     pre = [PreprocessResult("batched_tensor", 4, Stats.from_samples([10.0], "us/image"))]
     memory = MemoryResult(27_648, 0, None, None)
-    eff = _efficiency(throughput, 2_000_000_000, pre, memory, None, lim)  # type: ignore[arg-type]
+    eff = _efficiency(throughput, 2_000_000_000, pre, memory, lim)  # type: ignore[arg-type]
     assert eff is not None and eff.batch_size == 8
     assert eff.achieved_flops_per_s == 2e9 * 400
     assert eff.matmul_fraction == pytest.approx(0.8)
     per_image = 2304 + 27_648  # uint8 read + float written
     assert eff.preprocess_bytes_per_s["batched_tensor"] == pytest.approx(per_image / 10e-6)
     assert eff.preprocess_copy_fraction["batched_tensor"] == pytest.approx(per_image / 10e-6 / 1e10)
-    assert _efficiency([], 1, pre, memory, None, lim) is None  # type: ignore[arg-type]
+    assert _efficiency([], 1, pre, memory, lim) is None  # type: ignore[arg-type]
 
 
 def test_measure_limits_arithmetic() -> None:

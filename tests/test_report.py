@@ -114,3 +114,29 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path) -> None:
 def test_report_is_plain_dataclasses(real_report: R.Report) -> None:
     assert dataclasses.is_dataclass(real_report)
     json.dumps(dataclasses.asdict(real_report))  # every field serialises
+
+
+def test_latency_cold_start_is_the_models_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import emobench.runner as runner_mod
+
+    order: list[str] = []
+    real_time_loop, real_count = runner_mod.time_loop, runner_mod.count_parameters
+
+    def time_loop(*args, **kwargs):
+        order.append("timed")
+        return real_time_loop(*args, **kwargs)
+
+    def count_parameters(*args, **kwargs):
+        order.append("counted")
+        return real_count(*args, **kwargs)
+
+    monkeypatch.setattr(runner_mod, "time_loop", time_loop)
+    monkeypatch.setattr(runner_mod, "count_parameters", count_parameters)
+    config = RunConfig(  # type: ignore[arg-type]
+        backbones=("resnet18",), pipelines=("direct48",), device="cpu", **TINY
+    )
+    steps: list[tuple[str, int, int]] = []
+    run_benchmark(config, progress=lambda d, a, b: steps.append((d, a, b)))
+    assert order[:2] == ["timed", "counted"]  # latency first, then the counting forward
+    assert steps[-1][1] == steps[-1][2]  # the step total matches the steps taken
+    assert [a for _, a, _ in steps] == list(range(len(steps)))
