@@ -13,6 +13,7 @@ import torch
 import torchvision
 
 from emobench import __version__
+from emobench.machine import class_id
 from emobench.measure import nvml as nvml_mod
 
 GIT_TIMEOUT_S = 2.0
@@ -26,6 +27,48 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# Highest first: the instruction-set tier the CPU itself reports (not what torch dispatches to).
+ISA_TIERS = (
+    ("amx", ("amx_tile", "amx_bf16")),
+    ("avx512-bf16", ("avx512_bf16",)),
+    ("avx512", ("avx512f",)),
+    ("avx2", ("avx2",)),
+)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_isa(flags: set[str]) -> str | None:
+    """The CPU's vector tier from its flags: amx, avx512-bf16, avx512, avx2, other; None unknown."""
+    if not flags:
+        return None
+    for name, needed in ISA_TIERS:
+        if all(f in flags for f in needed):
+            return name
+    return "other"
+
+
+def cpu_capability() -> str:
+    """The kernel tier torch dispatches to: AVX512, AVX2, DEFAULT (env ATEN_CPU_CAPABILITY)."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def affinity_count() -> int | None:
+    """Cores this process may run on (the container's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
 
 
 def git_commit() -> str | None:
@@ -70,7 +113,7 @@ def gpu_fingerprint(device: torch.device) -> dict[str, Any]:
 def fingerprint(device: torch.device) -> dict[str, Any]:
     cuda_ok = torch.cuda.is_available()
     cudnn = torch.backends.cudnn.version() if cuda_ok else None
-    return {
+    env = {
         "emobench": __version__,
         "git_commit": git_commit(),
         "python": platform.python_version(),
@@ -79,6 +122,9 @@ def fingerprint(device: torch.device) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity_count": affinity_count(),
+        "cpu_isa": cpu_isa(cpu_flags()),
+        "cpu_capability": cpu_capability(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cuda_runtime": torch.version.cuda,
@@ -89,3 +135,5 @@ def fingerprint(device: torch.device) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         **gpu_fingerprint(device),
     }
+    env["machine_class"] = class_id(env)
+    return env
