@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 
 RESULTS_DIR = Path("results")
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @app.callback()
@@ -120,14 +122,51 @@ def compare(
         bool,
         typer.Option(help="Load ImageNet weights (from the torchvision cache under TORCH_HOME)."),
     ] = False,
-    warmup: Annotated[int, typer.Option(help="Untimed calls before each measurement.")] = 2,
-    min_iters: Annotated[int, typer.Option(help="Minimum timed calls per measurement.")] = 5,
+    warmup: Annotated[
+        int | None, typer.Option(help="Untimed calls before each measurement (default 1).")
+    ] = None,
+    min_iters: Annotated[
+        int | None, typer.Option(help="Minimum timed calls per measurement (default 3).")
+    ] = None,
     min_time: Annotated[
-        float, typer.Option(help="Minimum seconds of timed calls per measurement.")
-    ] = 1.0,
+        float | None, typer.Option(help="Minimum seconds of timed calls per measurement.")
+    ] = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option(help="Cap on the seconds of one measurement's timed calls (default 2)."),
+    ] = None,
+    target_ci: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop a measurement once its median's 95% interval is within +-this fraction "
+            "(default 0.02)."
+        ),
+    ] = None,
+    limits_time: Annotated[
+        float | None,
+        typer.Option(
+            "--limits-time",
+            help="Seconds for the device-limit measurements (matmul rate, copy bandwidth; "
+            "default 2).",
+        ),
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time-budget",
+            help="Seconds for the whole run; the measurements left share what remains.",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            help="Fewer, shorter loops (min 2 samples, 0.5 s cap, +-5% target, 16 preprocessing "
+            "images): about a quarter of the default's cost."
+        ),
+    ] = False,
     preprocess_images: Annotated[
-        int, typer.Option(help="Images per timed preprocessing call.")
-    ] = 64,
+        int | None, typer.Option(help="Images per timed preprocessing call (default 64).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic images.")] = 0,
     mode: Annotated[
         str, typer.Option(help="infer, train (one SGD step per batch) or both.")
@@ -155,7 +194,16 @@ def compare(
     tf32: Annotated[
         bool | None, typer.Option("--tf32/--no-tf32", help="Allow TF32 matmul/conv (CUDA only).")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="torch.set_num_threads for CPU runs.")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch.set_num_threads (and OMP/MKL_NUM_THREADS) for CPU runs."),
+    ] = None,
+    allow_emulated: Annotated[
+        bool,
+        typer.Option(
+            help="Measure a precision the device only emulates (e.g. bf16 on an AVX2-only CPU)."
+        ),
+    ] = False,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -163,16 +211,27 @@ def compare(
 
     Example: emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
     """
-    from emobench.config import RunConfig
+    if threads is not None and threads >= 1 and "torch" not in sys.modules:
+        # before torch is imported: its OpenMP/MKL pools read these once
+        for var in THREAD_ENV_VARS:
+            os.environ[var] = str(threads)
+    from emobench.config import QUICK, RunConfig
 
+    preset: dict[str, Any] = dict(QUICK) if quick else {}
+    given = {
+        "warmup_iters": warmup,
+        "min_iters": min_iters,
+        "min_time_s": min_time,
+        "max_time_s": max_time,
+        "target_ci": target_ci,
+        "preprocess_images": preprocess_images,
+        "limits_time_s": limits_time,
+    }
+    preset |= {k: v for k, v in given.items() if v is not None}
     config = RunConfig(
         backbones=(backbone,),
         device=device,
         batch_sizes=tuple(batch_size) if batch_size else (16,),
-        warmup_iters=warmup,
-        min_iters=min_iters,
-        min_time_s=min_time,
-        preprocess_images=preprocess_images,
         pretrained=pretrained,
         data=str(data) if data is not None else None,
         seed=seed,
@@ -183,6 +242,10 @@ def compare(
         cudnn_benchmark=cudnn_benchmark,
         tf32=tf32,
         threads=threads,
+        time_budget_s=time_budget,
+        quick=quick,
+        allow_emulated=allow_emulated,
+        **preset,
     ).validate()
     _run_and_write(config, out, json_out, kind="compare", label=backbone)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,21 @@ from emobench.errors import DeviceUnavailable, UsageError
 DEFAULT_BACKBONE = "vgg16"
 DEFAULT_BATCH_SIZES = (16,)
 DEFAULT_PREPROCESS_IMAGES = 64
-DEFAULT_WARMUP_ITERS = 2
-DEFAULT_MIN_ITERS = 5
-DEFAULT_MIN_TIME_S = 1.0
+DEFAULT_WARMUP_ITERS = 1
+DEFAULT_MIN_ITERS = 3
+DEFAULT_MIN_TIME_S = 0.0
+DEFAULT_MAX_TIME_S = 2.0  # per measurement
+DEFAULT_TARGET_CI = 0.02  # stop a loop when the median's 95% interval is within +-2%
+DEFAULT_LIMITS_TIME_S = 2.0  # matmul rate and copy bandwidth together
+# --quick: fewer, shorter loops; the ratios stay within a few percent of the default run's
+QUICK = {
+    "warmup_iters": 1,
+    "min_iters": 2,
+    "max_time_s": 0.5,
+    "target_ci": 0.05,
+    "preprocess_images": 16,
+    "limits_time_s": 0.5,
+}
 DEFAULT_NUM_CLASSES = 7
 ALL_PIPELINES = ("upscale224", "direct48")
 MEASUREMENTS = (
@@ -59,6 +72,12 @@ class RunConfig:
     cudnn_benchmark: bool | None = None  # None: leave torch's setting alone
     tf32: bool | None = None  # None: leave torch's setting alone
     threads: int | None = None  # torch.set_num_threads; None: torch's default
+    max_time_s: float = DEFAULT_MAX_TIME_S  # cap of one timed loop
+    target_ci: float = DEFAULT_TARGET_CI  # relative half-width of the median's 95% interval
+    limits_time_s: float = DEFAULT_LIMITS_TIME_S
+    time_budget_s: float | None = None  # the whole run; measurements share what is left
+    quick: bool = False  # the QUICK preset was applied
+    allow_emulated: bool = False  # run a precision this device only emulates
     name: str = field(default="compare")
 
     def validate(self) -> RunConfig:
@@ -92,8 +111,16 @@ class RunConfig:
         _positive("num_classes", self.num_classes)
         if self.warmup_iters < 0:
             raise UsageError(f"warmup_iters must be >= 0, got {self.warmup_iters}")
-        if self.min_time_s < 0:
-            raise UsageError(f"min_time_s must be >= 0, got {self.min_time_s}")
+        _finite_at_least("min_time_s", self.min_time_s, 0.0)
+        _finite_at_least("max_time_s", self.max_time_s, 0.0, strict=True)
+        _finite_at_least("target_ci", self.target_ci, 0.0)
+        _finite_at_least("limits_time_s", self.limits_time_s, 0.0, strict=True)
+        if self.time_budget_s is not None:
+            _finite_at_least("time_budget_s", self.time_budget_s, 0.0, strict=True)
+        if self.min_time_s > self.max_time_s:
+            raise UsageError(
+                f"min_time_s ({self.min_time_s}) is larger than max_time_s ({self.max_time_s})"
+            )
         _choice("precision", self.precision, PRECISIONS)
         _choice("compile", self.compile, COMPILE_MODES)
         _choice("mode", self.mode, RUN_MODES)
@@ -110,6 +137,12 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def _finite_at_least(name: str, value: float, low: float, strict: bool = False) -> None:
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
@@ -119,12 +152,47 @@ def check_device_options(config: RunConfig, device: torch.device) -> None:
     """Option combinations this device cannot run: UsageError before any model is built."""
     if config.precision == "fp16" and device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    why = emulated_precision(config.precision, device)
+    if why and not config.allow_emulated:
+        raise UsageError(
+            f"--precision {config.precision}: {why}, so it would be emulated (often 10-1000x "
+            "slower than fp32, and not what this hardware would run in production). Use "
+            "--precision fp32, or pass --allow-emulated to measure it anyway"
+        )
     if config.compile != "none":
         reason = compile_unavailable(device)
         if reason:
             raise UsageError(f"--compile {config.compile}: {reason}")
     if device.type != "cuda" and (config.cudnn_benchmark or config.tf32):
         raise UsageError("--cudnn-benchmark and --tf32 apply to CUDA devices only")
+
+
+CUDA_NATIVE = {"bf16": (8, 0), "fp16": (5, 3)}  # compute capability with native arithmetic
+
+
+def _cpu_bf16_native() -> bool:
+    """oneDNN's own check: bf16 kernels for this CPU (AVX-512 core / AVX512_BF16 / AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def emulated_precision(precision: str, device: torch.device) -> str | None:
+    """Why `device` would only emulate `precision`, or None when it runs it natively."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        needed = CUDA_NATIVE[precision]
+        have = torch.cuda.get_device_capability(device)
+        if tuple(have) < needed:
+            name = torch.cuda.get_device_name(device)
+            return (
+                f"{name} is sm_{have[0]}{have[1]}; native {precision} needs "
+                f"sm_{needed[0]}{needed[1]} or newer"
+            )
+        return None
+    if precision == "bf16" and not _cpu_bf16_native():
+        capability = torch.backends.cpu.get_cpu_capability()
+        return f"this CPU has no native bf16 (torch dispatches {capability}; oneDNN: no bf16)"
+    return None
 
 
 def compile_unavailable(device: torch.device) -> str | None:
@@ -235,6 +303,11 @@ _EXPECTED: dict[str, str] = {
     "cudnn_benchmark": "a boolean",
     "tf32": "a boolean",
     "threads": "an integer",
+    "max_time_s": "a number",
+    "target_ci": "a number",
+    "limits_time_s": "a number",
+    "time_budget_s": "a number",
+    "allow_emulated": "a boolean",
     "data": "a string (path)",
 }
 

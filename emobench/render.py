@@ -3,6 +3,7 @@ imports rich."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -114,6 +115,7 @@ def render_compare(report: Report, console: Console) -> None:
     for backbone in report.backbones:
         console.print(compare_table(report, backbone, [r for r in rows if r.backbone == backbone]))
     console.print(settings_line(report))
+    console.print(stopping_line(report))
     if report.limits is not None:
         lim = report.limits
         console.print(
@@ -132,17 +134,55 @@ def render_compare(report: Report, console: Console) -> None:
 def settings_line(report: Report) -> str:
     c = report.config
     in_force = c.get("in_force", {})
+    precision = str(c.get("precision", "fp32"))
+    if c.get("precision_emulated"):
+        precision += " (EMULATED: not native on this device)"
     return (
-        f"settings: mode {c.get('mode', 'infer')}, precision {c.get('precision', 'fp32')}, "
+        f"settings: mode {c.get('mode', 'infer')}, precision {precision}, "
         f"channels-last {c.get('channels_last', False)}, compile {c.get('compile', 'none')}, "
         f"threads {in_force.get('num_threads')}, cudnn.benchmark "
         f"{in_force.get('cudnn_benchmark')}, tf32 {in_force.get('tf32_matmul')}"
     )
 
 
+def stopping_line(report: Report) -> str:
+    """How the timed loops ended: the stopping rule and how many stopped for each reason."""
+    c = report.config
+    reasons: dict[str, int] = {}
+    for r in report.results:
+        timings = [r.latency] if r.latency else []
+        timings += [b.timing for b in r.throughput + r.end_to_end]
+        timings += [t.timing for t in r.train]
+        ended = [t.stop_reason for t in timings] + [p.stop_reason for p in r.preprocess]
+        for reason in ended:
+            if reason:
+                reasons[reason] = reasons.get(reason, 0) + 1
+    counts = ", ".join(f"{n} by {reason}" for reason, n in sorted(reasons.items()))
+    quick = " (--quick)" if c.get("quick") else ""
+    return (
+        f"stopping rule{quick}: >= {c.get('min_iters')} samples, then stop when the median's 95% "
+        f"interval is within +-{c.get('target_ci', 0):.0%} or after {c.get('max_time_s')} s"
+        + (f"; loops ended: {counts}" if counts else "")
+    )
+
+
 @contextmanager
 def progress_display(console: Console) -> Iterator[ProgressFn]:
-    """A live progress line on `console` (stderr) fed by the runner's callback."""
+    """Progress on `console` (stderr): a live line on a terminal, else one plain line per step
+    with the elapsed time, so a CI log or a redirected run is never silent."""
+    if not console.is_terminal:
+        started = time.perf_counter()
+
+        def plain(description: str, done: int, total: int) -> None:
+            console.print(
+                f"[{time.perf_counter() - started:7.1f} s] {done}/{total} {description}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+        yield plain
+        return
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

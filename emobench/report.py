@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emobench.errors import ReportError
+from emobench.measure.contention import Contention
 from emobench.measure.flops import ParamCounts
 from emobench.measure.limits import DeviceLimits
 from emobench.measure.maxbatch import LinearFit, Probe
@@ -44,6 +45,7 @@ class PreprocessResult:
     path: str  # "per_image_pil" or "batched_tensor"
     images: int  # images per timed call
     us_per_image: Stats
+    stop_reason: str | None = None  # why its timed loop ended (see measure.timing)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,15 @@ class MaxBatchResult:
 
 
 @dataclass(frozen=True)
+class RunBudget:
+    """--time-budget: how much was given, spent, and the step at which it ran out (if it did)."""
+
+    time_budget_s: float
+    spent_s: float
+    exhausted_at: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     kind: str  # "compare" or "run"
     created_utc: str
@@ -149,6 +160,8 @@ class Report:
     maxbatch: list[MaxBatchResult] = field(default_factory=list)
     limits: DeviceLimits | None = None
     notes: list[str] = field(default_factory=list)
+    contention: Contention | None = None  # other load on the machine during the run
+    budget: RunBudget | None = None
 
     def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
         for r in self.results:
@@ -480,7 +493,8 @@ def _efficiency_defs() -> list[MetricDef]:
             return None
         best = max(r.throughput, key=lambda b: b.batch_size)
         t = best.timing
-        images = (1 + t.warmup_iters + t.stats.n) * best.batch_size
+        calls = int(t.cold_start_ms is not None) + t.warmup_iters + t.stats.n
+        images = calls * best.batch_size
         return r.gpu_monitor.energy_joules / images
 
     return [

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -14,13 +17,22 @@ import numpy as np
 import torch
 
 from emobench import data as data_mod
-from emobench.config import RunConfig, check_device_options, resolve_device
+from emobench.config import RunConfig, check_device_options, emulated_precision, resolve_device
 from emobench.measure import nvml as nvml_mod
+from emobench.measure.contention import ContentionMonitor, nvml_other_processes
 from emobench.measure.env import fingerprint
 from emobench.measure.flops import ParamCounts, count_flops, count_parameters
 from emobench.measure.limits import DeviceLimits, measure_limits
 from emobench.measure.memory import peak_memory
-from emobench.measure.timing import LoopSettings, TimingResult, time_loop, timer_for
+from emobench.measure.stats import Stats
+from emobench.measure.timing import (
+    STOP_BUDGET,
+    LoopSettings,
+    TimingResult,
+    sample_until_stable,
+    time_loop,
+    timer_for,
+)
 from emobench.models import build_model
 from emobench.pipelines import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
 from emobench.report import (
@@ -30,6 +42,7 @@ from emobench.report import (
     PipelineResult,
     PreprocessResult,
     Report,
+    RunBudget,
     TrainResult,
     Transfer,
     TransferResult,
@@ -38,6 +51,7 @@ from emobench.report import (
 # (description, steps done, steps in total)
 ProgressFn = Callable[[str, int, int], None]
 HOST_ONLY_NOTE = "host-to-device transfer: not applicable (host only, device is the CPU)"
+SHARED_TIMER = "perf_counter_ns, one loop for model-only and end-to-end"
 
 
 def _no_progress(_desc: str, _done: int, _total: int) -> None:
@@ -52,10 +66,23 @@ def preflight(config: RunConfig) -> torch.device:
     return device
 
 
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
-    """Apply --threads, --cudnn-benchmark, --tf32; return the settings in force afterwards."""
+    """Apply --threads, --cudnn-benchmark, --tf32; return the settings in force afterwards.
+
+    Without --threads, torch's default is capped at the cores this process may use (a container
+    or `taskset` share), so its OpenMP threads do not fight each other for fewer cores.
+    """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    elif torch.get_num_threads() > usable_cores():
+        torch.set_num_threads(usable_cores())
     if config.cudnn_benchmark is not None:
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
     if config.tf32 is not None:
@@ -66,6 +93,8 @@ def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "usable_cores": usable_cores(),
     }
 
 
@@ -85,8 +114,10 @@ class _Steps:
         # build, parameter count and FLOPs (+ compile)
         per_pipeline = 2 + int(config.compile != "none")
         if infer:
-            per_pipeline += int("latency" in m) + int("memory" in m)
-            per_pipeline += n_bs * (int("throughput" in m) + int("end_to_end" in m))
+            per_pipeline += int("latency" in m)
+            shared = device.type == "cpu" and {"throughput", "end_to_end"} <= m
+            per_batch = 1 if shared else int("throughput" in m) + int("end_to_end" in m)
+            per_pipeline += n_bs * per_batch + int("memory" in m and per_batch == 0)
         if "train" in config.modes:
             per_pipeline += n_bs
         per_pipeline += 2 * int("preprocess" in m)
@@ -96,10 +127,59 @@ class _Steps:
         self.total += int("efficiency" in m)
         self.done = 0
         self.progress = progress
+        self.current = "start"
+        self.monitor: ContentionMonitor | None = None
+
+    @property
+    def left(self) -> int:
+        """Steps not started yet, the current one included."""
+        return max(1, self.total - self.done + 1)
 
     def __call__(self, desc: str) -> None:
+        if self.monitor is not None:
+            self.monitor.mark(desc)
+        self.current = desc
         self.progress(desc, self.done, self.total)
         self.done += 1
+
+
+class _Budget:
+    """--time-budget: what is left is shared equally among the steps left."""
+
+    def __init__(self, total_s: float | None, clock: Callable[[], float] = time.perf_counter):
+        self.total_s = total_s
+        self.clock = clock
+        self.started = clock()
+        self.exhausted_at: str | None = None
+
+    def settings(self, base: LoopSettings, steps: _Steps) -> LoopSettings:
+        if self.total_s is None:
+            return base
+        left = self.total_s - (self.clock() - self.started)
+        if left <= 0 and self.exhausted_at is None:
+            self.exhausted_at = steps.current
+        share = max(left, 0.0) / steps.left
+        if share >= base.max_time_s:
+            return base
+        return dataclasses.replace(
+            base, max_time_s=share, min_time_s=min(base.min_time_s, share), cap_reason=STOP_BUDGET
+        )
+
+    def record(self) -> RunBudget | None:
+        if self.total_s is None:
+            return None
+        return RunBudget(self.total_s, self.clock() - self.started, self.exhausted_at)
+
+
+@dataclass
+class _Context:
+    """What every measurement of one run shares."""
+
+    config: RunConfig
+    device: torch.device
+    steps: _Steps
+    budget: _Budget
+    limits: DeviceLimits | None = None
 
 
 def run_benchmark(
@@ -119,42 +199,68 @@ def run_benchmark(
     settings_in_force = apply_backend_settings(config)
     environment = fingerprint(device)
     steps = _Steps(config, device, progress)
-    limits = None
+    steps.monitor = ContentionMonitor(_gpu_process_probe(device))
+    ctx = _Context(config, device, steps, _Budget(config.time_budget_s))
     if "efficiency" in config.measurements:
         steps(f"device limits: {config.precision} matmul rate and copy bandwidth")
         timer, _ = timer_for(device)
-        limits = measure_limits(device, config.precision, timer)
+        ctx.limits = measure_limits(device, config.precision, timer, config.limits_time_s)
     results = [
-        measure_pipeline(backbone, pipeline, config, device, images, steps, limits)
+        measure_pipeline(backbone, pipeline, ctx, images)
         for backbone in config.backbones
         for pipeline in config.pipelines
     ]
+    contention = steps.monitor.finish()
     progress("done", steps.total, steps.total)
     notes = [note for r in results if (note := placement_note(r))]
     if device.type != "cuda" and "transfer" in config.measurements:
         notes.append(HOST_ONLY_NOTE)
+    emulated = emulated_precision(config.precision, device)
+    if emulated:
+        notes.append(f"precision {config.precision} is EMULATED here ({emulated})")
+    if ctx.budget.exhausted_at:
+        notes.append(
+            f"--time-budget {config.time_budget_s:g} s ran out at: {ctx.budget.exhausted_at}; "
+            "later measurements took only their minimum samples"
+        )
+    if contention.busy:
+        notes.append(contention.note)
     return Report(
         kind=kind,
         created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         wall_time_s=time.perf_counter() - started,
         config=json.loads(json.dumps(config.to_dict()))
-        | {"resolved_device": str(device), "in_force": settings_in_force},
+        | {
+            "resolved_device": str(device),
+            "in_force": settings_in_force,
+            "precision_emulated": emulated is not None,
+        },
         environment=environment,
         results=results,
-        limits=limits,
+        limits=ctx.limits,
         notes=notes,
+        contention=contention,
+        budget=ctx.budget.record(),
     )
+
+
+def _gpu_process_probe(device: torch.device) -> Callable[[], int | None] | None:
+    if device.type != "cuda":
+        return None
+    nvml = nvml_mod.load_nvml()
+    if nvml is None:
+        return None
+    handle = nvml_mod.handle_for_uuid(nvml, str(torch.cuda.get_device_properties(device).uuid))
+    return nvml_other_processes(nvml, handle, os.getpid()) if handle is not None else None
 
 
 def measure_pipeline(
     backbone: str,
     pipeline_name: str,
-    config: RunConfig,
-    device: torch.device,
+    ctx: _Context,
     images: np.ndarray,
-    step: Callable[[str], None],
-    limits: DeviceLimits | None = None,
 ) -> PipelineResult:
+    config, device, step = ctx.config, ctx.device, ctx.steps
     tag = f"{backbone}/{pipeline_name}"
     wanted = set(config.measurements)
     step(f"{tag}: building model")
@@ -162,21 +268,35 @@ def measure_pipeline(
         backbone, pipeline_name, num_classes=config.num_classes, pretrained=config.pretrained
     )
     pipe = Pipeline(pipeline_name, model, device, config.precision, config.channels_last)
-    loop = LoopSettings(config.warmup_iters, config.min_iters, config.min_time_s)
+    loop = LoopSettings(
+        warmup_iters=config.warmup_iters,
+        min_iters=config.min_iters,
+        min_time_s=config.min_time_s,
+        max_time_s=config.max_time_s,
+        target_ci=config.target_ci,
+    )
     timer, timer_name = timer_for(device)
     host = torch.from_numpy(images)
     if device.type == "cuda":
         host = host.pin_memory()
 
-    def timed(fn: Callable[[], object]) -> TimingResult:
-        return time_loop(fn, loop, timer, timer_name)
+    def timed(fn: Callable[[], object], warm: bool = False) -> TimingResult:
+        """Time fn; `warm`: fn already ran at this size (no cold call, no warmup)."""
+        settings = ctx.budget.settings(loop, step)
+        if warm:
+            settings = dataclasses.replace(settings, warmup_iters=0)
+        return time_loop(fn, settings, timer, timer_name, cold=not warm)
 
     x1 = pipe.preprocess_batched(host[:1])
     eager = partial(_eager_forward, model, x1)  # counting needs the uncompiled model
 
     def counts() -> tuple[ParamCounts, int | None]:
-        step(f"{tag}: parameter count and FLOPs")
-        return count_parameters(model, eager), count_flops(eager) if "flops" in wanted else None
+        step(f"{tag}: parameter count and FLOPs (one forward)")
+        if "flops" not in wanted:
+            return count_parameters(model, eager), None
+        flops: list[int] = []
+        params = count_parameters(model, lambda: flops.append(count_flops(eager)))
+        return params, flops[0]
 
     memory = MemoryResult(
         input_bytes_per_image=x1[0].numel() * x1.element_size(),
@@ -229,35 +349,48 @@ def measure_pipeline(
     end_to_end: list[BatchTiming] = []
     monitor = None
     if "infer" in config.modes:
+        peak_bs = max(config.batch_sizes)
+        shared = device.type == "cpu" and {"throughput", "end_to_end"} <= wanted
         for bs in config.batch_sizes:
             batch_u8 = host[:bs]
+            xb = pipe.preprocess_batched(batch_u8)
+            warm = False
+            if "memory" in wanted and bs == peak_bs:
+                # the peak-memory call is also this batch size's warmup
+                if not shared and "throughput" not in wanted and "end_to_end" not in wanted:
+                    step(f"{tag}: peak memory, batch {bs}")
+                memory = dataclasses.replace(
+                    memory,
+                    peak_batch_size=bs,
+                    peak=peak_memory(partial(pipe.infer, xb), device),
+                )
+                warm = True
+            if shared:
+                step(f"{tag}: throughput and end to end, batch {bs}")
+                model_only, e2e = _shared_loop(
+                    pipe, batch_u8, ctx.budget.settings(loop, step), warm
+                )
+                throughput.append(_batch_timing(bs, model_only))
+                end_to_end.append(_batch_timing(bs, e2e))
+                continue
             if "throughput" in wanted:
                 step(f"{tag}: throughput, batch {bs}")
-                xb = pipe.preprocess_batched(batch_u8)
-                with _gpu_monitor(device, bs == max(config.batch_sizes)) as mon:
-                    throughput.append(_batch_timing(bs, timed(partial(pipe.infer, xb))))
+                with _gpu_monitor(device, bs == peak_bs) as mon:
+                    throughput.append(_batch_timing(bs, timed(partial(pipe.infer, xb), warm)))
                 monitor = mon.result if mon is not None else monitor
-                del xb
+                warm = True
+            del xb
             if "end_to_end" in wanted:
                 step(f"{tag}: end to end, batch {bs}")
-                end_to_end.append(_batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8))))
-        if "memory" in wanted:
-            peak_bs = max(config.batch_sizes)
-            step(f"{tag}: peak memory, batch {peak_bs}")
-            xb = pipe.preprocess_batched(host[:peak_bs])
-            memory = MemoryResult(
-                memory.input_bytes_per_image,
-                memory.weight_bytes,
-                peak_bs,
-                peak_memory(partial(pipe.infer, xb), device),
-            )
-            del xb
+                end_to_end.append(
+                    _batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8), warm))
+                )
 
     train = _train(pipe, config, step, tag, timed) if "train" in config.modes else []
     to_device = []
     if device.type == "cuda" and "transfer" in wanted:
         to_device = _to_device(pipe, host, config, step, tag, timed)
-    efficiency = _efficiency(throughput, flops, preprocess, memory, limits)
+    efficiency = _efficiency(throughput, flops, preprocess, memory, ctx.limits)
     return PipelineResult(
         **base,
         latency=latency,
@@ -270,6 +403,43 @@ def measure_pipeline(
         gpu_monitor=monitor,
         efficiency=efficiency,
     )
+
+
+def _shared_loop(
+    pipe: Pipeline, batch_u8: torch.Tensor, settings: LoopSettings, warm: bool
+) -> tuple[TimingResult, TimingResult]:
+    """Model-only and end-to-end from the same calls (CPU): each call preprocesses the uint8
+    batch, then runs the model, timing both parts; the stopping rule follows end to end."""
+    model_only: list[float] = []
+
+    def one_call() -> float:
+        with torch.inference_mode():
+            t0 = time.perf_counter_ns()
+            x = pipe.preprocess_batched(batch_u8)
+            t1 = time.perf_counter_ns()
+            pipe.infer(x)
+            t2 = time.perf_counter_ns()
+        model_only.append((t2 - t1) / 1e6)
+        return (t2 - t0) / 1e6
+
+    cold = None if warm else one_call()
+    warmup = 0 if warm else settings.warmup_iters
+    for _ in range(warmup):
+        one_call()
+    model_only.clear()
+    e2e, reason, elapsed = sample_until_stable(one_call, settings)
+
+    def result(samples: list[float], first: float | None) -> TimingResult:
+        return TimingResult(
+            cold_start_ms=first,
+            warmup_iters=warmup,
+            stats=Stats.from_samples(samples, "ms"),
+            timer=SHARED_TIMER,
+            stop_reason=reason,
+            elapsed_s=elapsed,
+        )
+
+    return result(model_only, None), result(e2e, cold)
 
 
 def placement_note(r: PipelineResult) -> str | None:
@@ -317,7 +487,7 @@ def _preprocess(
     config: RunConfig,
     step: Callable[[str], None],
     tag: str,
-    timed: Callable[[Callable[[], object]], TimingResult],
+    timed: Callable[..., TimingResult],
 ) -> list[PreprocessResult]:
     n = config.preprocess_images
     step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
@@ -325,8 +495,12 @@ def _preprocess(
     step(f"{tag}: preprocessing, batched tensor path ({n} images)")
     batched = timed(partial(pipe.preprocess_batched, host[:n]))
     return [
-        PreprocessResult(PER_IMAGE_PATH, n, per_image.stats.scaled(1000.0 / n, "us/image")),
-        PreprocessResult(BATCHED_PATH, n, batched.stats.scaled(1000.0 / n, "us/image")),
+        PreprocessResult(
+            PER_IMAGE_PATH, n, per_image.stats.scaled(1000.0 / n, "us/image"), per_image.stop_reason
+        ),
+        PreprocessResult(
+            BATCHED_PATH, n, batched.stats.scaled(1000.0 / n, "us/image"), batched.stop_reason
+        ),
     ]
 
 
@@ -335,7 +509,7 @@ def _train(
     config: RunConfig,
     step: Callable[[str], None],
     tag: str,
-    timed: Callable[[Callable[[], object]], TimingResult],
+    timed: Callable[..., TimingResult],
 ) -> list[TrainResult]:
     results = []
     pipe.model.train()
@@ -346,8 +520,10 @@ def _train(
             x = pipe.example_input(bs, random=True)
             labels = torch.randint(0, config.num_classes, (bs,), device=pipe.device)
             one_step = partial(pipe.train_step, x, labels, optimizer)
-            timing = timed(one_step)
-            peak = peak_memory(one_step, pipe.device) if "memory" in config.measurements else None
+            peak = None
+            if "memory" in config.measurements:  # the measured step is also the warmup
+                peak = peak_memory(one_step, pipe.device)
+            timing = timed(one_step, peak is not None)
             results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
     finally:
         pipe.model.eval()
@@ -360,7 +536,7 @@ def _to_device(
     config: RunConfig,
     step: Callable[[str], None],
     tag: str,
-    timed: Callable[[Callable[[], object]], TimingResult],
+    timed: Callable[..., TimingResult],
 ) -> list[TransferResult]:
     """Each way of getting this pipeline's input onto the GPU (pinned host memory)."""
     out = []

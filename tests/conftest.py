@@ -6,12 +6,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from emobench.config import RunConfig
-from emobench.models import get_backbone
+from emobench.models import PIPELINES, EmotionNet, TransferReport, get_backbone
 from emobench.models.build import cached_weights_path
 
-TINY = dict(warmup_iters=0, min_iters=2, min_time_s=0.0, preprocess_images=4, batch_sizes=(2,))
+TINY = dict(
+    warmup_iters=0,
+    min_iters=2,
+    min_time_s=0.0,
+    max_time_s=0.001,
+    limits_time_s=0.01,
+    preprocess_images=4,
+    batch_sizes=(2,),
+)
 # the same tiny settings as `compare` options
 TINY_ARGS = [
     "--backbone",
@@ -28,6 +37,10 @@ TINY_ARGS = [
     "0",
     "--preprocess-images",
     "4",
+    "--max-time",
+    "0.001",
+    "--limits-time",
+    "0.01",
 ]
 
 
@@ -38,6 +51,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def tiny_model(
+    backbone: str,
+    pipeline: str,
+    num_classes: int = 7,
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
+) -> EmotionNet:
+    """A five-op stand-in with the real input size: every runner code path, next to no compute,
+    so no test's cost depends on the CPU (an emulated-bf16 CPU included)."""
+    size = PIPELINES[pipeline]
+    body = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=size // 12, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    net = EmotionNet(
+        body,
+        nn.Linear(4, num_classes),
+        backbone_name=backbone,
+        pipeline=pipeline,
+        input_size=size,
+        feature_map=(1, 1),
+    )
+    net.transfer = TransferReport("random", (), {}, tuple(net.state_dict()))
+    return net
+
+
+@pytest.fixture(autouse=True)
+def _tiny_models_in_runner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Benchmark runs in tests use tiny_model unless marked `real_models`."""
+    if "real_models" in request.keywords:
+        return
+    import emobench.runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "build_model", tiny_model)
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ batch_sizes = [2]
 warmup_iters = 0
 min_iters = 2
 min_time_s = 0
+max_time_s = 0.001
+limits_time_s = 0.01
 preprocess_images = 4
 """
 
@@ -33,7 +35,8 @@ def test_shipped_suites_load(name: str) -> None:
 def test_default_suite_matches_compare_defaults() -> None:
     config = load_suite(CONFIGS / "default.toml")
     defaults = RunConfig()
-    for field in ("backbones", "batch_sizes", "warmup_iters", "min_iters", "min_time_s"):
+    fields = ("backbones", "batch_sizes", "warmup_iters", "min_iters", "min_time_s")
+    for field in (*fields, "max_time_s", "target_ci", "preprocess_images"):
         assert getattr(config, field) == getattr(defaults, field), field
 
 

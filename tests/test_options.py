@@ -15,16 +15,17 @@ from typer.testing import CliRunner
 from emobench import config as config_mod
 from emobench.cli import app
 from emobench.config import RunConfig
+from emobench.measure import limits as limits_mod
 from emobench.measure import nvml
 from emobench.measure.limits import measure_limits
 from emobench.measure.stats import Stats
-from emobench.measure.timing import LoopSettings
 from emobench.models import build_model
 from emobench.pipelines import Pipeline
 from emobench.report import BatchTiming, MemoryResult, PreprocessResult, metric_rows
 from emobench.runner import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
-from tests.conftest import TINY, TINY_ARGS
+from tests.conftest import TINY, TINY_ARGS, tiny_model
 from tests.factories import timing
+from tests.test_stats import FakeClock
 
 runner = CliRunner()
 
@@ -111,7 +112,8 @@ def test_compile_failure_keeps_other_pipeline(monkeypatch: pytest.MonkeyPatch) -
     config = RunConfig(backbones=("resnet18",), device="cpu", compile="default", **TINY)  # type: ignore[arg-type]
     up, dn = run_benchmark(config).results
     assert up.error is not None and "torch.compile failed: RuntimeError" in up.error
-    assert up.latency is None and up.throughput == [] and up.params.total == 11_180_103
+    expected = sum(p.numel() for p in tiny_model("resnet18", "upscale224").parameters())
+    assert up.latency is None and up.throughput == [] and up.params.total == expected
     assert dn.error is None and dn.latency is not None and dn.throughput
 
 
@@ -196,14 +198,56 @@ def test_efficiency_arithmetic() -> None:
     assert _efficiency([], 1, pre, memory, lim) is None  # type: ignore[arg-type]
 
 
-def test_measure_limits_arithmetic() -> None:
-    def timer(fn) -> float:
-        fn()
-        return 4.0  # ms
+class _FakeCall:
+    def __init__(self, cost_ms: float) -> None:
+        self.cost_ms = cost_ms
 
-    lim = measure_limits(torch.device("cpu"), "fp32", timer, LoopSettings(0, 2, 0.0))
-    assert lim.matmul_flops_per_s == pytest.approx(2 * 2048**3 / 0.004)
-    assert lim.copy_bytes_per_s == pytest.approx(2 * (256 << 20) / 0.004)
+    def __call__(self) -> None:
+        return None
+
+
+def _fake_device(monkeypatch: pytest.MonkeyPatch, matmul_ms, copy_ms) -> list[float]:
+    """A device whose calls cost what the functions say; returns the list of timed costs."""
+    timed: list[float] = []
+    monkeypatch.setattr(limits_mod, "matmul_call", lambda d, t, n: _FakeCall(matmul_ms(n)))
+    monkeypatch.setattr(limits_mod, "copy_call", lambda d, size: _FakeCall(copy_ms(size)))
+    return timed
+
+
+def test_limits_grow_the_problem_until_a_call_takes_a_few_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_device(monkeypatch, lambda n: 5.0 * (n / 256) ** 3, lambda size: 5.0 * size / (4 << 20))
+    clock = FakeClock()
+
+    def timer(fn) -> float:
+        clock.now += fn.cost_ms / 1000
+        return fn.cost_ms
+
+    lim = measure_limits(torch.device("cpu"), "fp32", timer, time_s=2.0, clock=clock)
+    assert lim.matmul_n == 256 and lim.copy_bytes == 4 << 20  # the first size reaching 5 ms
+    assert lim.matmul_flops_per_s == pytest.approx(2 * 256**3 / 0.005)
+    assert lim.copy_bytes_per_s == pytest.approx(2 * (4 << 20) / 0.005)
+
+
+def test_limits_stay_within_their_time_cap_on_a_very_slow_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # emulated bf16: even the smallest matmul takes 400 ms a call
+    _fake_device(monkeypatch, lambda n: 400.0 * (n / 64) ** 3, lambda size: 400.0)
+    clock = FakeClock()
+    calls: list[float] = []
+
+    def timer(fn) -> float:
+        calls.append(fn.cost_ms)
+        clock.now += fn.cost_ms / 1000
+        return fn.cost_ms
+
+    lim = measure_limits(torch.device("cpu"), "bf16", timer, time_s=2.0, clock=clock)
+    assert lim.matmul_n == 64 and lim.matmul_dtype == "bf16"
+    # per limit: first touch, one sizing call past its deadline, two samples in what is left
+    assert len(calls) == 8
+    assert lim.elapsed_s is not None and lim.elapsed_s <= 2.0 + 4 * 0.4
 
 
 class FakeNVML(types.ModuleType):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emobench.measure.stats import Stats, percentile
-from emobench.measure.timing import LoopSettings, time_loop
+from emobench.measure.stats import Stats, median_ci, median_ci_ranks, percentile
+from emobench.measure.timing import STOP_CI, STOP_TIME_CAP, LoopSettings, time_loop
 
 
 def test_percentile_interpolates_like_numpy() -> None:
@@ -48,8 +48,11 @@ def test_time_loop_counts_cold_warmup_and_samples() -> None:
     result = time_loop(lambda: calls.append(1), LoopSettings(2, 3, 0.0), timer, "fake", clock)
     assert result.cold_start_ms == 50.0
     assert result.warmup_iters == 2
-    assert result.stats.n == 3 and result.stats.median == 5.0
-    assert len(calls) == 1 + 2 + 3
+    # identical samples: the median's 95% interval has zero width from n = 6, the first n for
+    # which a distribution-free interval exists
+    assert result.stats.n == 6 and result.stats.median == 5.0
+    assert result.stop_reason == STOP_CI
+    assert len(calls) == 1 + 2 + 6
 
 
 def test_time_loop_runs_until_min_time() -> None:
@@ -62,3 +65,41 @@ def test_time_loop_runs_until_min_time() -> None:
 
     result = time_loop(lambda: None, LoopSettings(0, 2, 0.5), timer, "fake", clock)
     assert result.stats.n == 50  # 2 iterations would do, but 0.5 s of 10 ms calls is 50
+
+
+def test_time_loop_stops_at_its_time_cap_when_the_median_stays_uncertain() -> None:
+    clock = FakeClock()
+    values = iter([5.0, 10.0] * 1000)  # bimodal: the median's interval never narrows
+
+    def timer(fn) -> float:
+        ms = next(values)
+        clock.now += ms / 1000
+        return ms
+
+    settings = LoopSettings(warmup_iters=0, min_iters=3, max_time_s=0.1, target_ci=0.02)
+    result = time_loop(lambda: None, settings, timer, "fake", clock, cold=False)
+    assert result.stop_reason == STOP_TIME_CAP and result.cold_start_ms is None
+    assert result.stats.n == 14  # 7 pairs of 5 + 10 ms reach 0.105 s, the first past 0.1 s
+    assert result.elapsed_s == pytest.approx(0.105)
+
+
+def test_time_loop_takes_min_iters_even_past_its_cap() -> None:
+    clock = FakeClock()
+
+    def timer(fn) -> float:
+        clock.now += 1.0
+        return 1000.0
+
+    settings = LoopSettings(warmup_iters=0, min_iters=3, max_time_s=0.5)
+    result = time_loop(lambda: None, settings, timer, "fake", clock, cold=False)
+    assert result.stats.n == 3 and result.stop_reason == STOP_TIME_CAP
+
+
+def test_median_interval_from_order_statistics() -> None:
+    assert median_ci_ranks(5) is None  # 2 x (1/2)^5 = 6.25% > 5%: no 95% interval exists
+    assert median_ci_ranks(6) == (0, 5)  # min and max: coverage 1 - 2/64 = 96.9%
+    assert median_ci_ranks(20) == (5, 14)  # the textbook 6th and 15th order statistics
+    values = sorted(float(v) for v in range(1, 21))
+    assert median_ci(values) == (6.0, 15.0)
+    stats = Stats.from_samples(values, "ms")
+    assert (stats.median_ci_low, stats.median_ci_high) == (6.0, 15.0)

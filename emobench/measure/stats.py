@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from functools import lru_cache
 
 NOISY_IQR_RATIO = 0.10  # IQR/median above this flags a measurement as noisy
+MEDIAN_CI_LEVEL = 0.95
+PERCENTILE_METHOD = "linear interpolation between order statistics (numpy's default)"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -17,6 +20,46 @@ def percentile(sorted_values: list[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@lru_cache(maxsize=4096)
+def median_ci_ranks(n: int, level: float = MEDIAN_CI_LEVEL) -> tuple[int, int] | None:
+    """0-based ranks (lo, hi) of the order statistics that bound the median with `level`
+    confidence, whatever the distribution; None when n is too small (n < 6 at 95%).
+
+    The count of samples below the true median is Binomial(n, 1/2), so [x_(k), x_(n-1-k)]
+    covers it with probability 1 - 2 * P(B <= k - 1) for the largest k that keeps that >= level.
+    """
+    from scipy.stats import binom
+
+    alpha = 1.0 - level
+    k = int(binom.ppf(alpha / 2, n, 0.5))  # smallest k with P(B <= k) >= alpha/2
+    if binom.cdf(k, n, 0.5) > alpha / 2:
+        k -= 1  # P(B <= k) must stay within alpha/2
+    # x_(k+1) (1-based) is the lowest bound whose miss probability is P(B <= k) <= alpha/2
+    lo = k
+    if lo < 0:
+        return None
+    return lo, n - 1 - lo
+
+
+def median_ci(sorted_values: list[float]) -> tuple[float, float] | None:
+    """Distribution-free 95% confidence interval of the median, from order statistics."""
+    ranks = median_ci_ranks(len(sorted_values))
+    if ranks is None:
+        return None
+    return sorted_values[ranks[0]], sorted_values[ranks[1]]
+
+
+def median_ci_halfwidth(sorted_values: list[float]) -> float | None:
+    """The larger side of the median's 95% interval, relative to the median; None if unknown."""
+    ci = median_ci(sorted_values)
+    if ci is None:
+        return None
+    median = percentile(sorted_values, 50)
+    if median <= 0:
+        return None
+    return max(median - ci[0], ci[1] - median) / median
 
 
 @dataclass(frozen=True)
@@ -34,6 +77,8 @@ class Stats:
     iqr: float
     noisy: bool  # IQR/median > NOISY_IQR_RATIO
     samples: list[float]
+    median_ci_low: float | None = None  # 95% distribution-free interval; None when n < 6
+    median_ci_high: float | None = None
 
     @classmethod
     def from_samples(cls, samples: list[float], unit: str) -> Stats:
@@ -42,6 +87,7 @@ class Stats:
         ordered = sorted(samples)
         median = percentile(ordered, 50)
         iqr = percentile(ordered, 75) - percentile(ordered, 25)
+        ci = median_ci(ordered)
         return cls(
             unit=unit,
             n=len(samples),
@@ -54,6 +100,8 @@ class Stats:
             iqr=iqr,
             noisy=median > 0 and iqr / median > NOISY_IQR_RATIO,
             samples=list(samples),
+            median_ci_low=ci[0] if ci else None,
+            median_ci_high=ci[1] if ci else None,
         )
 
     def scaled(self, factor: float, unit: str) -> Stats:

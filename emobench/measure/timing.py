@@ -1,4 +1,5 @@
-"""Wall-clock timing loops: warmup, then measure until a minimum count and time are reached.
+"""Wall-clock timing loops: a cold call, warmup, then samples until the median is known well
+enough (or a time cap ends the loop), with the reason the loop stopped recorded.
 
 CPU timing uses perf_counter_ns. CUDA timing records events around the call on the current
 stream and waits for the end event, so each sample covers the GPU work the call queued.
@@ -6,6 +7,7 @@ stream and waits for the end event, so each sample covers the GPU work the call 
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,31 +15,53 @@ from typing import Any
 
 import torch
 
-from emobench.measure.stats import Stats
+from emobench.measure.stats import Stats, median_ci_halfwidth
 
-WARMUP_ITERS = 2
-MIN_ITERS = 5
-MIN_TIME_S = 1.0
-MAX_ITERS = 100_000  # a guard against a zero-cost callable spinning for ever
+WARMUP_ITERS = 1
+MIN_ITERS = 3
+MIN_TIME_S = 0.0
+MAX_TIME_S = 2.0  # per measurement: no loop runs unbounded on a slow device
+TARGET_CI = 0.02  # stop once the median's 95% interval is within +-2%
+MAX_ITERS = 10_000  # a guard against a near-zero-cost callable spinning for ever
+
+STOP_CI = "ci"  # the median's 95% confidence interval reached the target
+STOP_TIME_CAP = "time cap"  # the per-measurement cap ran out first
+STOP_BUDGET = "run budget"  # the share of --time-budget left to this measurement ran out
+STOP_MAX_ITERS = "max iters"
+STOP_REASONS = (STOP_CI, STOP_TIME_CAP, STOP_BUDGET, STOP_MAX_ITERS)
 
 Timer = Callable[[Callable[[], Any]], float]  # runs fn once, returns milliseconds
 
 
 @dataclass(frozen=True)
 class LoopSettings:
+    """How long one timed loop may run and when it may stop.
+
+    A loop takes at least `min_iters` samples and `min_time_s` seconds; after that it stops as
+    soon as the median's 95% interval is within +-`target_ci`, or `max_time_s` has passed.
+    """
+
     warmup_iters: int = WARMUP_ITERS
     min_iters: int = MIN_ITERS
     min_time_s: float = MIN_TIME_S
+    max_time_s: float = MAX_TIME_S
+    target_ci: float = TARGET_CI
+    max_iters: int = MAX_ITERS
+    cap_reason: str = (
+        STOP_TIME_CAP  # what to call the cap: STOP_BUDGET when the run's budget set it
+    )
 
 
 @dataclass(frozen=True)
 class TimingResult:
     """Timing of one callable: the first (cold) call, the warmup count and the timed samples."""
 
-    cold_start_ms: float
+    cold_start_ms: float | None  # None when the loop started on an already warm callable
     warmup_iters: int
     stats: Stats  # unit "ms" per call
     timer: str  # "perf_counter_ns" or "cuda_event"
+    stop_reason: str | None = None  # one of STOP_REASONS (None in reports before it existed)
+    elapsed_s: float | None = None  # time spent in the timed samples
 
 
 def cpu_timer(fn: Callable[[], Any]) -> float:
@@ -66,26 +90,54 @@ def timer_for(device: torch.device) -> tuple[Timer, str]:
     return cpu_timer, "perf_counter_ns"
 
 
+def sample_until_stable(
+    sample: Callable[[], float],
+    settings: LoopSettings,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[float], str, float]:
+    """Call `sample()` (one measurement in ms) until the stopping rule says enough.
+
+    Returns (samples in call order, stop reason, seconds spent).
+    """
+    samples: list[float] = []
+    ordered: list[float] = []
+    started = clock()
+    while True:
+        value = sample()
+        samples.append(value)
+        bisect.insort(ordered, value)
+        elapsed = clock() - started
+        n = len(samples)
+        if n >= settings.max_iters:
+            return samples, STOP_MAX_ITERS, elapsed
+        if n < settings.min_iters or elapsed < settings.min_time_s:
+            continue
+        half = median_ci_halfwidth(ordered)
+        if half is not None and half <= settings.target_ci:
+            return samples, STOP_CI, elapsed
+        if elapsed >= settings.max_time_s:
+            return samples, settings.cap_reason, elapsed
+
+
 def time_loop(
     fn: Callable[[], Any],
     settings: LoopSettings,
     timer: Timer = cpu_timer,
     timer_name: str = "perf_counter_ns",
     clock: Callable[[], float] = time.perf_counter,
+    cold: bool = True,
 ) -> TimingResult:
-    """Time `fn`: one cold call, `warmup_iters` untimed calls, then samples until both minimums."""
-    cold = timer(fn)
+    """Time `fn`: one cold call (unless `cold` is False: fn already ran), `warmup_iters` untimed
+    calls, then samples until the stopping rule of `settings`."""
+    cold_ms = timer(fn) if cold else None
     for _ in range(settings.warmup_iters):
         fn()
-    samples: list[float] = []
-    started = clock()
-    while len(samples) < MAX_ITERS and (
-        len(samples) < settings.min_iters or clock() - started < settings.min_time_s
-    ):
-        samples.append(timer(fn))
+    samples, reason, elapsed = sample_until_stable(lambda: timer(fn), settings, clock)
     return TimingResult(
-        cold_start_ms=cold,
+        cold_start_ms=cold_ms,
         warmup_iters=settings.warmup_iters,
         stats=Stats.from_samples(samples, "ms"),
         timer=timer_name,
+        stop_reason=reason,
+        elapsed_s=elapsed,
     )
