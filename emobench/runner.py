@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -30,6 +31,7 @@ from emobench.measure.timing import (
     LoopSettings,
     TimingResult,
     sample_until_stable,
+    throughput_timer_for,
     time_loop,
     timer_for,
 )
@@ -52,6 +54,24 @@ from emobench.report import (
 ProgressFn = Callable[[str, int, int], None]
 HOST_ONLY_NOTE = "host-to-device transfer: not applicable (host only, device is the CPU)"
 SHARED_TIMER = "perf_counter_ns, one loop for model-only and end-to-end"
+COMPILE_EAGER_NOTE = (
+    "with --compile, parameter use, FLOPs and peak memory are measured on the eager model "
+    "(torch's dispatch-mode trackers do not see inside compiled graphs); timings are compiled"
+)
+
+
+def release_compiled(device: torch.device) -> None:
+    """Forget every compiled graph (and a reduce-overhead CUDA-graph pool) before the next
+    pipeline, so it neither reuses the previous one's guards nor sees its memory in its peaks."""
+    import gc
+
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
 
 
 def _no_progress(_desc: str, _done: int, _total: int) -> None:
@@ -196,23 +216,49 @@ def run_benchmark(
     device = preflight(config)
     if images is None:
         images = load_input_images(config)
+    with device_scope(device):
+        return _run(config, device, images, progress, kind, started)
+
+
+def device_scope(device: torch.device) -> AbstractContextManager[Any]:
+    """Make `device` the current CUDA device for the whole run: streams, events, allocations
+    and kernels default to the current device, so on cuda:1 nothing lands on cuda:0."""
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    return nullcontext()
+
+
+def _run(
+    config: RunConfig,
+    device: torch.device,
+    images: np.ndarray,
+    progress: ProgressFn,
+    kind: str,
+    started: float,
+) -> Report:
     settings_in_force = apply_backend_settings(config)
     environment = fingerprint(device)
     steps = _Steps(config, device, progress)
     steps.monitor = ContentionMonitor(_gpu_process_probe(device))
     ctx = _Context(config, device, steps, _Budget(config.time_budget_s))
+    notes: list[str] = []
     if "efficiency" in config.measurements:
         steps(f"device limits: {config.precision} matmul rate and copy bandwidth")
         timer, _ = timer_for(device)
         ctx.limits = measure_limits(device, config.precision, timer, config.limits_time_s)
-    results = [
-        measure_pipeline(backbone, pipeline, ctx, images)
-        for backbone in config.backbones
-        for pipeline in config.pipelines
-    ]
+    results = []
+    for backbone in config.backbones:
+        for pipeline in config.pipelines:
+            try:
+                results.append(measure_pipeline(backbone, pipeline, ctx, images))
+            finally:
+                if config.compile != "none":
+                    release_compiled(device)
+    if config.compile != "none":
+        notes.append(COMPILE_EAGER_NOTE)
     contention = steps.monitor.finish()
     progress("done", steps.total, steps.total)
-    notes = [note for r in results if (note := placement_note(r))]
+    notes += [note for r in results if (note := placement_note(r))]
     if device.type != "cuda" and "transfer" in config.measurements:
         notes.append(HOST_ONLY_NOTE)
     emulated = emulated_precision(config.precision, device)
@@ -280,12 +326,16 @@ def measure_pipeline(
     if device.type == "cuda":
         host = host.pin_memory()
 
-    def timed(fn: Callable[[], object], warm: bool = False) -> TimingResult:
-        """Time fn; `warm`: fn already ran at this size (no cold call, no warmup)."""
+    def timed(fn: Callable[[], object], warm: bool = False, blocked: bool = False) -> TimingResult:
+        """Time fn; `warm`: fn already ran at this size (no cold call, no warmup); `blocked`:
+        a throughput-like figure (CUDA: blocks of calls per synchronisation)."""
         settings = ctx.budget.settings(loop, step)
         if warm:
             settings = dataclasses.replace(settings, warmup_iters=0)
-        return time_loop(fn, settings, timer, timer_name, cold=not warm)
+        clock, name = (timer, timer_name)
+        if blocked:
+            clock, name = throughput_timer_for(device, fn)
+        return time_loop(fn, settings, clock, name, cold=not warm)
 
     x1 = pipe.preprocess_batched(host[:1])
     eager = partial(_eager_forward, model, x1)  # counting needs the uncompiled model
@@ -359,12 +409,13 @@ def measure_pipeline(
                 # the peak-memory call is also this batch size's warmup
                 if not shared and "throughput" not in wanted and "end_to_end" not in wanted:
                     step(f"{tag}: peak memory, batch {bs}")
+                forward = partial(pipe.infer, xb)
+                if config.compile != "none":
+                    forward = partial(_eager_forward, model, xb, pipe)
                 memory = dataclasses.replace(
-                    memory,
-                    peak_batch_size=bs,
-                    peak=peak_memory(partial(pipe.infer, xb), device),
+                    memory, peak_batch_size=bs, peak=peak_memory(forward, device)
                 )
-                warm = True
+                warm = config.compile == "none"
             if shared:
                 step(f"{tag}: throughput and end to end, batch {bs}")
                 model_only, e2e = _shared_loop(
@@ -376,14 +427,15 @@ def measure_pipeline(
             if "throughput" in wanted:
                 step(f"{tag}: throughput, batch {bs}")
                 with _gpu_monitor(device, bs == peak_bs) as mon:
-                    throughput.append(_batch_timing(bs, timed(partial(pipe.infer, xb), warm)))
+                    timing = timed(partial(pipe.infer, xb), warm, blocked=True)
+                    throughput.append(_batch_timing(bs, timing))
                 monitor = mon.result if mon is not None else monitor
                 warm = True
             del xb
             if "end_to_end" in wanted:
                 step(f"{tag}: end to end, batch {bs}")
                 end_to_end.append(
-                    _batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8), warm))
+                    _batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8), warm, True))
                 )
 
     train = _train(pipe, config, step, tag, timed) if "train" in config.modes else []
@@ -465,8 +517,11 @@ def _transfer_record(model: Any) -> Transfer:
     )
 
 
-def _eager_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.inference_mode():
+def _eager_forward(
+    model: torch.nn.Module, x: torch.Tensor, pipe: Pipeline | None = None
+) -> torch.Tensor:
+    """The uncompiled model (under the pipeline's autocast when given)."""
+    with torch.inference_mode(), pipe.autocast() if pipe is not None else nullcontext():
         return model(x)
 
 
@@ -493,7 +548,7 @@ def _preprocess(
     step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
     per_image = timed(partial(pipe.preprocess_per_image, images[:n]))
     step(f"{tag}: preprocessing, batched tensor path ({n} images)")
-    batched = timed(partial(pipe.preprocess_batched, host[:n]))
+    batched = timed(partial(pipe.preprocess_batched, host[:n]), blocked=True)
     return [
         PreprocessResult(
             PER_IMAGE_PATH, n, per_image.stats.scaled(1000.0 / n, "us/image"), per_image.stop_reason
@@ -523,7 +578,7 @@ def _train(
             peak = None
             if "memory" in config.measurements:  # the measured step is also the warmup
                 peak = peak_memory(one_step, pipe.device)
-            timing = timed(one_step, peak is not None)
+            timing = timed(one_step, peak is not None, blocked=True)
             results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
     finally:
         pipe.model.eval()

@@ -8,6 +8,7 @@ stream and waits for the end event, so each sample covers the GPU work the call 
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,24 +71,55 @@ def cpu_timer(fn: Callable[[], Any]) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 
 
-def cuda_event_timer(device: torch.device) -> Timer:
+BLOCK_MS = 10.0  # a blocked CUDA sample spans at least this much GPU time
+MAX_BLOCK_CALLS = 1000
+
+
+def cuda_event_timer(device: torch.device, calls: int = 1) -> Timer:
+    """CUDA events around `calls` back-to-back calls on `device`'s current stream, one
+    synchronisation per sample; returns milliseconds per call.
+
+    With calls=1 each sample is one call's latency (the GPU idles while Python launches it);
+    with more, the launches overlap the GPU work, as in steady-state throughput.
+    """
+    stream = torch.cuda.current_stream(device)
+
     def timer(fn: Callable[[], Any]) -> float:
         torch.cuda.synchronize(device)  # nothing queued earlier leaks into this sample
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
+        start.record(stream)
+        for _ in range(calls):
+            fn()
+        end.record(stream)
         end.synchronize()
-        return float(start.elapsed_time(end))
+        return float(start.elapsed_time(end)) / calls
 
     return timer
 
 
+def block_calls(one_call_ms: float, block_ms: float = BLOCK_MS) -> int:
+    """Calls per blocked sample so that one sample spans at least `block_ms`."""
+    if one_call_ms <= 0:
+        return MAX_BLOCK_CALLS
+    return max(1, min(MAX_BLOCK_CALLS, math.ceil(block_ms / one_call_ms)))
+
+
 def timer_for(device: torch.device) -> tuple[Timer, str]:
+    """The per-call timer: latency percentiles come from it."""
     if device.type == "cuda":
         return cuda_event_timer(device), "cuda_event"
     return cpu_timer, "perf_counter_ns"
+
+
+def throughput_timer_for(device: torch.device, fn: Callable[[], Any]) -> tuple[Timer, str]:
+    """The timer for throughput-like figures: on CUDA, blocks of calls between two
+    synchronisations (like torch.utils.benchmark's blocked_autorange), sized from one call of
+    `fn` so a block spans >= BLOCK_MS; on the CPU (synchronous) the per-call timer."""
+    if device.type != "cuda":
+        return timer_for(device)
+    calls = block_calls(cuda_event_timer(device)(fn))
+    return cuda_event_timer(device, calls), f"cuda_event_blocked x{calls}"
 
 
 def sample_until_stable(
