@@ -11,7 +11,8 @@ from emobench import baseline as B
 from emobench import report as R
 from emobench.cli import app
 from emobench.errors import ReportError, UsageError
-from tests.factories import TIGHT_DN, TIGHT_UP, make_report
+from emobench.machine import class_id
+from tests.factories import TIGHT_DN, TIGHT_UP, make_report, other_class
 
 runner = CliRunner()
 
@@ -67,11 +68,55 @@ def test_slower_median_with_overlapping_noisy_samples_passes_as_noisy() -> None:
 
 def test_different_machine_skips_machine_bound_metrics() -> None:
     slow = [s * 3 for s in TIGHT_UP]
-    verdicts = B.check(make_report(up_latency=slow, device_name="NVIDIA H100"), make_report())
+    verdicts = B.check(make_report(up_latency=slow, device_name="Intel Xeon"), make_report())
     machine = [v for v in verdicts if v.kind == "machine"]
-    assert machine and all(v.verdict == B.SKIPPED for v in machine)
+    assert machine and all(v.verdict == "skipped (different machine class)" for v in machine)
     # exact metrics are still compared across machines
     assert all(v.verdict == B.PASS for v in verdicts if v.kind == "exact")
+
+
+def test_other_class_ratios_are_shown_and_never_gate() -> None:
+    # upscale224 3x slower: a 30x ratio against the baseline's 10x, on an AVX2-only machine
+    cur = other_class(make_report(up_latency=[s * 3 for s in TIGHT_UP]))
+    verdicts = B.check(cur, make_report())
+    assert not any(v.failed for v in verdicts)
+    portable = by_key([v for v in verdicts if v.kind == "portable"])
+    latency = portable[("ratio", "latency_b1_median_ms")]
+    assert latency.verdict == "different machine class" and latency.threshold is None
+    assert latency.baseline == pytest.approx(100.05 / 10.005, rel=1e-3)
+    assert latency.current == pytest.approx(3 * latency.baseline)
+    assert all(v.verdict == B.OTHER_CLASS for v in portable.values())
+    assert {v.verdict for v in verdicts if v.kind == "machine"} == {B.SKIPPED}
+    invariant = by_key([v for v in verdicts if v.kind == "invariant"])
+    assert set(invariant) == {
+        ("ratio", "flops_per_image"),
+        ("ratio", "input_bytes_per_image"),
+        ("ratio", "latency_b1_median_ms"),
+        ("ratio", "throughput_b8_images_per_s"),
+    }
+    assert all(v.verdict == B.PASS and v.baseline == "> 1" for v in invariant.values())
+    # same class: the same move is a portable failure
+    assert any(v.failed and v.kind == "portable" for v in B.check(cur, other_class(make_report())))
+
+
+def test_invariants_hold_directions_not_sizes() -> None:
+    # direct48 twice as slow as upscale224: VGG's timing invariants fail, ResNet's do not exist
+    slow_dn = [s * 20 for s in TIGHT_DN]
+    report = make_report(dn_latency=slow_dn, backbones=("vgg16", "resnet18"))
+    verdicts = B.invariants(report)
+    failed = {(v.backbone, v.metric) for v in verdicts if v.failed}
+    assert failed == {
+        ("vgg16", "latency_b1_median_ms"),
+        ("vgg16", "throughput_b8_images_per_s"),
+    }
+    resnet = {v.metric for v in verdicts if v.backbone == "resnet18"}
+    assert resnet == {"flops_per_image", "input_bytes_per_image"}
+    latency = next(v for v in verdicts if v.metric == "latency_b1_median_ms")
+    assert latency.current == pytest.approx(100.05 / 200.1, rel=1e-3)
+    assert latency.note == "direct48 no longer beats upscale224"
+    # a barely-winning direct48 still holds: the invariant is the direction only
+    close = make_report(dn_latency=[s * 9.5 for s in TIGHT_DN])
+    assert not any(v.failed for v in B.invariants(close))
 
 
 def test_rules_override_thresholds() -> None:
@@ -156,7 +201,8 @@ def test_check_cli_bad_input(files: Path, args: list[str], message: str) -> None
 def test_baseline_save_refuses_overwrite(files: Path) -> None:
     first = runner.invoke(app, ["baseline", "save", "base.json", "--name", "ci"])
     assert first.exit_code == 0, first.output
-    stored = files / "results" / "baselines" / "ci.json"
+    stored = files / "results" / "baselines" / "ci" / f"{class_id(make_report().environment)}.json"
+    assert f"baseline written to results/baselines/ci/{stored.name}" in first.stdout
     original = stored.read_bytes()
     again = runner.invoke(app, ["baseline", "save", "changed.json", "--name", "ci"])
     assert again.exit_code == 2 and "--force" in again.stderr
@@ -181,7 +227,15 @@ def test_baseline_save_bad_input_changes_nothing(files: Path) -> None:
 def test_save_baseline_library(tmp_path: Path) -> None:
     R.save(make_report(), tmp_path / "r.json")
     target = B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
+    assert target == tmp_path / "b" / "x" / f"{class_id(make_report().environment)}.json"
     assert R.load(target) == R.load(tmp_path / "r.json")
+    # another class goes beside it, not over it
+    R.save(other_class(make_report()), tmp_path / "avx2.json")
+    second = B.save_baseline(tmp_path / "avx2.json", "x", directory=tmp_path / "b")
+    assert second.parent == target.parent and second != target
+    assert [b.machine_class for b in B.list_baselines(tmp_path / "b")] == sorted(
+        [B.machine_class(make_report()), B.machine_class(other_class(make_report()))]
+    )
     with pytest.raises(UsageError, match="already exists"):
         B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
     with pytest.raises(ReportError):
