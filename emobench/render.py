@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from emobench.baseline import Verdict
+from emobench import machine
+from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
 from emobench.claims import ClaimVerdict
 from emobench.readout import MergedRow, ModelInfo
 from emobench.report import MetricRow, Report, metric_rows
@@ -246,7 +248,61 @@ VERDICT_COLUMNS = (
 )
 
 
-def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
+NOT_COMPARED = (SKIPPED, OTHER_CLASS)  # shown for reading, never a pass or a fail
+
+
+def check_summary(
+    verdicts: list[Verdict], selection: Selection | None, code: str = ""
+) -> list[str]:
+    """The lines under a verdict table: the count, and which machine classes were compared.
+
+    `code` wraps commands and paths (a backtick for Markdown).
+    """
+    failed = sum(v.failed for v in verdicts)
+    shown = sum(v.verdict in NOT_COMPARED for v in verdicts)
+    compared = len(verdicts) - shown
+    first = f"regression check: {compared - failed} of {compared} checks pass"
+    if shown:
+        first += f"; {shown} shown, not compared (different machine class)"
+    lines = [first]
+    if selection is None:
+        return lines
+    base = selection.baseline
+    if selection.same_class:
+        lines.append(
+            f"baseline {code}{base.path}{code}: machine class {base.machine_class}, "
+            "the same as this report's"
+        )
+        return lines
+    if selection.searched is not None:
+        lines.append(
+            f"no baseline of machine class {selection.current_class} in "
+            f"{code}{selection.searched}{code}: exact metrics and invariants gate, against "
+            f"{code}{base.path}{code} (the newest there); ratios shown beside it, "
+            "machine-bound figures skipped"
+        )
+    else:
+        lines.append(
+            f"baseline {code}{base.path}{code} is of another machine class: exact metrics "
+            "and invariants gate; ratios shown beside it, machine-bound figures skipped"
+        )
+    lines.append(f"baseline class {base.machine_class}: {selection.baseline_description}")
+    lines.append(f"this report's class {selection.current_class}: {selection.current_description}")
+    lines.append(
+        "what differs (baseline vs this report): " + "; ".join(selection.differences or ["?"])
+    )
+    if selection.candidate is not None:
+        lines.append(
+            f"candidate baseline for {selection.current_class} written to "
+            f"{code}{selection.candidate}{code}; adopt it with: "
+            f"{code}{selection.adopt_command(selection.candidate)}{code}"
+        )
+    return lines
+
+
+def render_verdicts(
+    verdicts: list[Verdict], console: Console, selection: Selection | None = None
+) -> None:
     table = Table(title="regression check")
     for col in VERDICT_COLUMNS:
         table.add_column(
@@ -255,14 +311,17 @@ def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
             overflow="fold",  # metric names and notes wrap instead of being cut off
         )
     for v in verdicts:
-        style = "red" if v.failed else ("yellow" if v.verdict != "pass" else None)
+        style = "red" if v.failed else ("yellow" if v.verdict != PASS else None)
+        if v.verdict in NOT_COMPARED:
+            style = "dim"
         table.add_row(*_verdict_cells(v), style=style)
     console.print(table)
-    failed = sum(v.failed for v in verdicts)
-    console.print(f"regression check: {len(verdicts) - failed} of {len(verdicts)} checks pass")
+    for line in check_summary(verdicts, selection):
+        # soft_wrap: a command stays on one line, ready to copy
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def verdicts_markdown(verdicts: list[Verdict]) -> str:
+def verdicts_markdown(verdicts: list[Verdict], selection: Selection | None = None) -> str:
     """The same table as Markdown, for a CI job summary."""
     lines = [
         "| " + " | ".join(VERDICT_COLUMNS) + " |",
@@ -273,10 +332,28 @@ def verdicts_markdown(verdicts: list[Verdict]) -> str:
         if v.failed:
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")
-    failed = sum(v.failed for v in verdicts)
+    summary = check_summary(verdicts, selection, code="`")
     lines.append("")
-    lines.append(f"Regression check: {len(verdicts) - failed} of {len(verdicts)} checks pass.")
+    lines.append(summary[0][0].upper() + summary[0][1:] + ".")
+    if summary[1:]:
+        lines += ["", *[f"* {line}" for line in summary[1:]]]
     return "\n".join(lines) + "\n"
+
+
+def baselines_table(stored: list[StoredBaseline], directory: Path) -> Table:
+    table = Table(title=f"stored baselines in {directory}: NAME/<machine class>.json")
+    for col in ("name", "machine class", "created (UTC)", "backbones"):
+        table.add_column(col, overflow="fold")
+    for b in stored:
+        # a file whose name is not its class (the older NAME.json layout, or a renamed one)
+        odd = b.path.name != f"{b.machine_class}.json"
+        table.add_row(
+            b.name + (f"\n({b.path.name})" if odd else ""),
+            f"{b.machine_class}\n{machine.describe(b.report.environment)}",
+            b.report.created_utc,
+            ", ".join(b.report.backbones),
+        )
+    return table
 
 
 def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> Table:

@@ -257,3 +257,136 @@ def test_ratio_interval_brackets_the_ratio_and_is_deterministic() -> None:
     lo, hi = B.ratio_interval(TIGHT_UP, TIGHT_DN)
     assert lo <= 100.1 / 10.005 <= hi and hi / lo < 1.05
     assert B.ratio_interval(TIGHT_UP, TIGHT_DN) == (lo, hi)
+
+
+# -- machine classes: one baseline per class, fallback, candidate ------------------------------
+
+SLOW_DN = [s * 20 for s in TIGHT_DN]  # direct48 twice as slow as upscale224
+CI_SUITE = Path(__file__).resolve().parents[1] / "configs" / "ci.toml"
+
+
+@pytest.fixture
+def classes(files: Path) -> dict[str, str]:
+    """results/baselines/ci/ holding the AVX-512 class; AVX2-only reports next to it."""
+    B.save_baseline(files / "base.json", "ci")
+    R.save(other_class(make_report()), files / "avx2.json")
+    R.save(other_class(make_report(dn_params=8_424_776)), files / "avx2-changed.json")
+    R.save(other_class(make_report(dn_latency=SLOW_DN)), files / "avx2-slow.json")
+    return {
+        "avx512": class_id(make_report().environment),
+        "avx2": class_id(other_class(make_report()).environment),
+    }
+
+
+def test_no_baseline_of_this_class_gates_on_exact_and_invariants(
+    files: Path, classes: dict[str, str]
+) -> None:
+    ok = runner.invoke(app, ["check", "avx2.json", "--baseline", "ci", "--markdown", "s.md"])
+    assert ok.exit_code == 0, ok.output
+    candidate = Path("results") / f"baseline-candidate-{classes['avx2']}.json"
+    assert R.load(files / candidate) == R.load(files / "avx2.json")
+    out = ok.stdout
+    assert f"no baseline of machine class {classes['avx2']} in results/baselines/ci" in out
+    assert f"baseline class {classes['avx512']}: AMD EPYC, ISA avx512" in out
+    assert (
+        f"this report's class {classes['avx2']}: AMD EPYC, ISA avx2 (torch dispatches AVX2)" in out
+    )
+    assert "what differs (baseline vs this report): cpu_capability: AVX512 vs AVX2; " in out
+    assert f"written to {candidate}; adopt it with: " in out
+    assert f"emobench baseline save {candidate} --name ci\n" in out
+    assert "shown, not compared (different machine class)" in out
+    md = (files / "s.md").read_text()
+    assert f"`emobench baseline save {candidate} --name ci`" in md
+    assert "| ratio | latency_b1_median_ms (x) | invariant | > 1 |" in md
+
+    changed = runner.invoke(app, ["check", "avx2-changed.json", "--baseline", "ci", "--json"])
+    assert changed.exit_code == 1
+    verdicts = json.loads(changed.stdout)
+    failed = {(v["kind"], v["metric"]) for v in verdicts if v["verdict"] == "fail"}
+    # the factory derives FLOPs and weight bytes from the parameter count
+    assert failed == {
+        ("exact", key)
+        for key in ("params_total", "params_trainable", "flops_per_image", "weight_bytes")
+    }
+    assert "no baseline of machine class" in changed.stderr
+
+    slow = runner.invoke(app, ["check", "avx2-slow.json", "--baseline", "ci", "--json"])
+    assert slow.exit_code == 1
+    failed_verdicts = [v for v in json.loads(slow.stdout) if v["verdict"] == "fail"]
+    assert {(v["kind"], v["metric"]) for v in failed_verdicts} == {
+        ("invariant", "latency_b1_median_ms"),
+        ("invariant", "throughput_b8_images_per_s"),
+    }
+    # invariants gate like any kind: leave them out of --fail-on and they only show
+    exact_only = ["check", "avx2-slow.json", "--baseline", "ci", "--fail-on", "exact"]
+    assert runner.invoke(app, exact_only).exit_code == 0
+
+
+def test_baseline_name_folder_and_file_resolve(files: Path, classes: dict[str, str]) -> None:
+    B.save_baseline(files / "avx2.json", "ci")
+    folder = Path("results/baselines/ci")
+    for arg in ("ci", str(folder), str(files / folder)):
+        for report, cls in (("avx2.json", "avx2"), ("base.json", "avx512")):
+            result = runner.invoke(app, ["check", report, "--baseline", arg])
+            assert result.exit_code == 0, result.output
+            assert f"{classes[cls]}, the same as this report's" in result.stdout
+    assert not (files / "results" / f"baseline-candidate-{classes['avx2']}.json").exists()
+    # one file of another class: the cross-class rules, saved under its folder's name
+    single = folder / f"{classes['avx512']}.json"
+    result = runner.invoke(app, ["check", "avx2.json", "--baseline", str(single)])
+    assert result.exit_code == 0, result.output
+    assert f"baseline {single} is of another machine class" in result.stdout
+    assert "--name ci\n" in result.stdout
+    # the older layout: NAME.json is still read, by name or path
+    (files / folder / f"{classes['avx2']}.json").unlink()
+    (files / folder / f"{classes['avx512']}.json").rename(files / "results/baselines/old.json")
+    legacy = runner.invoke(app, ["check", "base.json", "--baseline", "old"])
+    assert legacy.exit_code == 0 and "old.json: machine class" in legacy.stdout
+
+
+def test_missing_baseline_name_is_one_error_line(files: Path, classes: dict[str, str]) -> None:
+    result = runner.invoke(app, ["check", "base.json", "--baseline", "nightly"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: --baseline 'nightly': no baseline of that name in results/baselines "
+        "(stored: ci); record one with `emobench baseline save REPORT --name nightly`"
+    ]
+    (files / "results" / "baselines" / "empty").mkdir()
+    empty = runner.invoke(app, ["check", "base.json", "--baseline", "empty"])
+    assert empty.exit_code == 2 and "holds no baseline files" in empty.stderr
+
+
+def test_baseline_list(files: Path, classes: dict[str, str]) -> None:
+    empty = runner.invoke(app, ["baseline", "list", "--dir", "elsewhere"])
+    assert empty.exit_code == 0 and "no baselines in elsewhere" in empty.stdout
+    B.save_baseline(files / "avx2.json", "ci")
+    B.save_baseline(files / "base.json", "nightly")
+    result = runner.invoke(app, ["baseline", "list"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "│ ci" in line]
+    assert len(lines) == 2
+    assert sum("│ nightly" in line for line in result.stdout.splitlines()) == 1
+    assert classes["avx2"] in lines[0] and "2026-11-25T00:00:00Z" in lines[0]
+    assert classes["avx512"] in lines[1] and "vgg16" in lines[1]
+    assert "ISA avx2 (torch dispatches AVX2)" in result.stdout
+
+
+def test_ci_without_a_baseline_of_this_class_writes_the_candidate(
+    files: Path, classes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emobench.cli as cli
+
+    measured = other_class(make_report())
+    monkeypatch.setattr(cli, "_measure_and_save", lambda *args, **kwargs: measured)
+    args = ["ci", str(CI_SUITE), "--baseline", "ci", "--candidate-out", "art/cand.json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert R.load(files / "art" / "cand.json") == measured
+    assert (
+        f"candidate baseline for {classes['avx2']} written to art/cand.json; adopt it with: "
+        "emobench baseline save art/cand.json --name ci\n"
+    ) in result.stdout
+    monkeypatch.setattr(
+        cli, "_measure_and_save", lambda *a, **k: other_class(make_report(dn_latency=SLOW_DN))
+    )
+    assert runner.invoke(app, args).exit_code == 1
