@@ -601,13 +601,15 @@ def env_cmd(
 
     from emobench.config import resolve_device
     from emobench.measure.env import fingerprint
-    from emobench.render import env_table
+    from emobench.render import env_class_line, env_table
 
     env = fingerprint(resolve_device(device))
     if json_out:
         sys.stdout.write(json.dumps(env, indent=2) + "\n")
     else:
-        _stdout_console().print(env_table(env))
+        console = _stdout_console()
+        console.print(env_table(env))
+        console.print(env_class_line(env), markup=False, highlight=False, soft_wrap=True)
 
 
 def _measure_and_save(config: Any, out: Path | None, kind: str, label: str) -> Any:

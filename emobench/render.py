@@ -80,7 +80,7 @@ def _machine_line(report: Report) -> str:
     device = env.get("gpu_name") or env.get("device_name") or env.get("device")
     return (
         f"{env.get('device')} ({device}), torch {env.get('torch')}, "
-        f"{env.get('num_threads')} threads"
+        f"{env.get('num_threads')} threads, machine class {machine.class_id(env)}"
     )
 
 
@@ -436,3 +436,8 @@ def env_table(env: dict[str, object]) -> Table:
     for key, value in env.items():
         table.add_row(key, ABSENT if value is None else str(value))
     return table
+
+
+def env_class_line(env: dict[str, object]) -> str:
+    """The machine class under the fingerprint: baselines and ratios are kept per class."""
+    return f"machine class {machine.class_id(env)}: {machine.describe(env)}"

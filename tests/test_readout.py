@@ -14,8 +14,9 @@ from emobench import readout
 from emobench import report as R
 from emobench.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
 from emobench.cli import app
+from emobench.machine import class_id, describe
 from emobench.measure.maxbatch import Probe
-from tests.factories import make_report, with_env
+from tests.factories import make_report, other_class, with_env
 
 runner = CliRunner()
 
@@ -225,3 +226,25 @@ def test_env_command_json() -> None:
     assert result.exit_code == 0
     env = json.loads(result.stdout)
     assert env["device"] == "cpu" and env["gpu_name"] is None and env["num_threads"] >= 1
+    assert env["machine_class"] == class_id(env)
+    table = runner.invoke(app, ["env", "--device", "cpu"])
+    assert table.exit_code == 0
+    assert f"machine class {env['machine_class']}: {describe(env)}\n" in table.stdout
+
+
+def test_compare_table_names_the_machine_class() -> None:
+    from rich.console import Console
+
+    from emobench.render import render_compare
+
+    console = Console(width=400, record=True)
+    render_compare(other_class(make_report()), console)
+    lines = console.export_text().splitlines()
+    # the title wraps to the table's width: read it up to the table's top border
+    title = " ".join(
+        line.strip() for line in lines[: next(i for i, x in enumerate(lines) if "┏" in x)]
+    )
+    assert title == (
+        "vgg16: upscale224 vs direct48 on cpu (AMD EPYC), torch 2.14.1, 2 threads, "
+        f"machine class {class_id(other_class(make_report()).environment)}"
+    )
