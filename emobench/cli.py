@@ -493,10 +493,18 @@ def report_cmd(
 ) -> None:
     """Merge reports from several runs and machines into one side-by-side table.
 
+    Reports of two or more machine classes also get their upscale224/direct48 ratios side by
+    side, one column per class.
+
     Example: emobench report results/*.json --csv all.csv --plot curves.png
     """
     from emobench import readout
-    from emobench.render import merged_markdown, merged_table
+    from emobench.render import (
+        class_ratio_markdown,
+        class_ratio_table,
+        merged_markdown,
+        merged_table,
+    )
 
     for target in (markdown, csv_out, plot):
         if target is not None:
@@ -510,11 +518,17 @@ def report_cmd(
     columns = (
         readout.MAXBATCH_COLUMNS if loaded[0][1].kind == "maxbatch" else readout.TIMING_COLUMNS
     )
+    ratios = readout.class_ratios(loaded)  # None unless two or more machine classes
     _stdout_console().print(merged_table(rows, columns))
+    if ratios is not None:
+        _stdout_console().print(class_ratio_table(ratios))
     from emobench.report import write_atomic
 
     if markdown is not None:
-        write_atomic(markdown, merged_markdown(rows, columns))
+        text = merged_markdown(rows, columns)
+        if ratios is not None:
+            text += "\n" + class_ratio_markdown(ratios)
+        write_atomic(markdown, text)
         typer.echo(f"markdown written to {markdown}", err=True)
     if csv_out is not None:
         write_atomic(csv_out, readout.to_csv(readout.flat_rows(loaded)))

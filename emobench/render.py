@@ -14,7 +14,7 @@ from rich.table import Table
 from emobench import machine
 from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
 from emobench.claims import ClaimVerdict
-from emobench.readout import MergedRow, ModelInfo
+from emobench.readout import ClassRatios, MergedRow, ModelInfo
 from emobench.report import MetricRow, Report, metric_rows
 from emobench.runner import ProgressFn
 
@@ -354,6 +354,48 @@ def baselines_table(stored: list[StoredBaseline], directory: Path) -> Table:
             ", ".join(b.report.backbones),
         )
     return table
+
+
+def _class_ratio_cells(ratios: ClassRatios) -> list[list[str]]:
+    return [
+        [
+            r.backbone,
+            f"{r.label} ({r.key})",
+            *[fmt_ratio(r.ratios.get(c.id)) for c in ratios.classes],
+            fmt_ratio(r.spread),
+        ]
+        for r in ratios.rows
+    ]
+
+
+def class_ratio_table(ratios: ClassRatios) -> Table:
+    """upscale224/direct48 ratios, one column per machine class: what 'portable' is worth."""
+    table = Table(
+        title="upscale224 / direct48 ratios by machine class (> 1: direct48 wins)",
+        caption="\n".join(
+            f"{c.id}: {c.description} ({', '.join(c.sources)})" for c in ratios.classes
+        )
+        + "\nspread = largest / smallest ratio across classes",
+        caption_justify="left",
+    )
+    table.add_column("backbone")
+    table.add_column("metric")
+    for c in ratios.classes:
+        table.add_column(c.id, justify="right", overflow="fold")
+    table.add_column("spread", justify="right")
+    for cells in _class_ratio_cells(ratios):
+        table.add_row(*cells)
+    return table
+
+
+def class_ratio_markdown(ratios: ClassRatios) -> str:
+    head = ["backbone", "metric", *[c.id for c in ratios.classes], "spread"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cells in _class_ratio_cells(ratios):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    lines += [f"* `{c.id}`: {c.description} ({', '.join(c.sources)})" for c in ratios.classes]
+    return "\n".join(lines) + "\n"
 
 
 def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> Table:
