@@ -461,6 +461,7 @@ class Selection:
     name: str  # what to save this class's baseline as
     directory: Path
     candidate: Path | None = None  # where the current report was written as a candidate
+    candidate_withheld: bool = False  # not written: the report failed a gating check
 
     @property
     def same_class(self) -> bool:

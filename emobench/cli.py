@@ -399,8 +399,8 @@ def ci_cmd(
 ) -> None:
     """Run a suite and check it against a baseline in one step, for CI jobs.
 
-    With no baseline of this machine's class it gates on exact metrics and invariants and
-    writes the report as the class's candidate baseline.
+    With no baseline of this machine's class it gates on exact metrics and invariants and,
+    when those pass, writes the report as the class's candidate baseline.
 
     Example: emobench ci configs/ci.toml --baseline ci --markdown summary.md
     """
@@ -451,7 +451,7 @@ def _prepare_check(
 
 def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> None:
     """Check against the baseline of the report's class (else any, plus the invariants);
-    without one of its class, write the report as that class's candidate baseline."""
+    without one of its class, a report that passes becomes that class's candidate baseline."""
     import dataclasses
     import json
 
@@ -461,7 +461,10 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
 
     selection = prepared.source.select(current)
     verdicts = check(current, selection.baseline.report, prepared.rules)
-    if not selection.same_class:
+    failed = any(v.failed and v.kind in prepared.gating for v in verdicts)
+    if not selection.same_class and failed:
+        selection = dataclasses.replace(selection, candidate_withheld=True)
+    elif not selection.same_class:
         candidate = prepared.candidate_out or candidate_path(current)
         report_mod.save(current, candidate)
         selection = dataclasses.replace(selection, candidate=candidate)
@@ -473,7 +476,7 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
             typer.echo(line, err=True)
     else:
         render_verdicts(verdicts, _stdout_console(), selection)
-    if any(v.failed and v.kind in prepared.gating for v in verdicts):
+    if failed:
         raise typer.Exit(1)
 
 

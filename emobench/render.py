@@ -291,6 +291,11 @@ def check_summary(
     lines.append(
         "what differs (baseline vs this report): " + "; ".join(selection.differences or ["?"])
     )
+    if selection.candidate_withheld:
+        lines.append(
+            f"no candidate baseline written for {selection.current_class}: this report failed "
+            "a gating check; adopt a report that passes"
+        )
     if selection.candidate is not None:
         lines.append(
             f"candidate baseline for {selection.current_class} written to "

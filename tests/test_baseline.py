@@ -310,8 +310,14 @@ def test_no_baseline_of_this_class_gates_on_exact_and_invariants(
     }
     assert "no baseline of machine class" in changed.stderr
 
-    slow = runner.invoke(app, ["check", "avx2-slow.json", "--baseline", "ci", "--json"])
+    slow_args = ["check", "avx2-slow.json", "--baseline", "ci", "--candidate-out", "slow.json"]
+    slow = runner.invoke(app, [*slow_args, "--json"])
     assert slow.exit_code == 1
+    # a report that fails a gating check is no candidate
+    assert not (files / "slow.json").exists()
+    assert f"no candidate baseline written for {classes['avx2']}: this report failed" in (
+        slow.stderr
+    )
     failed_verdicts = [v for v in json.loads(slow.stdout) if v["verdict"] == "fail"]
     assert {(v["kind"], v["metric"]) for v in failed_verdicts} == {
         ("invariant", "latency_b1_median_ms"),
