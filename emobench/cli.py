@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 
 RESULTS_DIR = Path("results")
+BASELINE_DIR = RESULTS_DIR / "baselines"  # baseline.BASELINE_DIR, without importing torch here
 
 
 @app.callback()
@@ -292,7 +293,7 @@ def baseline_save(
         str, typer.Option(help="Baseline name: stored as results/baselines/NAME/<class>.json.")
     ],
     force: Annotated[bool, typer.Option(help="Overwrite an existing baseline.")] = False,
-    directory: BaselineDirOpt = Path("results/baselines"),
+    directory: BaselineDirOpt = BASELINE_DIR,
 ) -> None:
     """Store a report as the baseline of its machine class (refuses to overwrite without --force).
 
@@ -312,7 +313,7 @@ def baseline_save(
 
 @baseline_app.command("list")
 @clean_errors
-def baseline_list(directory: BaselineDirOpt = Path("results/baselines")) -> None:
+def baseline_list(directory: BaselineDirOpt = BASELINE_DIR) -> None:
     """List stored baselines: name, machine class, creation date and backbones.
 
     Example: emobench baseline list
