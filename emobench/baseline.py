@@ -1,12 +1,18 @@
-"""Compare a report with a stored baseline -> one verdict per check.
+"""Compare a report with a stored baseline -> one verdict per check; store and find baselines.
 
 Three kinds of metric, each on its own terms:
-* exact (parameter counts, FLOPs, bytes per input image, weights, copied layers): any change fails;
+* exact (parameter counts, FLOPs, bytes per input image, weights, copied layers): any change fails,
+  whatever machine measured either report;
 * portable (direct48-vs-upscale224 ratios of latency, throughput, preprocessing, live-tensor
-  memory): compared across machines with a relative tolerance;
-* machine (absolute timings and memory): compared only when the environment fingerprint matches;
-  a timing regresses only when it is worse than the threshold AND a one-sided Mann-Whitney U test
-  on the raw samples says the slowdown is real.
+  memory): compared with a relative tolerance when both reports are of one machine class; across
+  classes shown beside each other, never gated (the ratio itself moves with the CPU's ISA);
+* machine (absolute timings and memory): compared only within one machine class; a timing
+  regresses only when it is worse than the threshold AND a one-sided Mann-Whitney U test on the
+  raw samples says the slowdown is real.
+Against a baseline of another class a fourth kind, invariant, checks directions that hold on
+any machine (direct48 needs fewer FLOPs and input bytes; on VGG it is also faster).
+
+Baselines live one file per machine class: results/baselines/NAME/<class id>.json.
 """
 
 from __future__ import annotations
@@ -18,22 +24,30 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from emobench import machine
 from emobench import report as R
-from emobench.errors import UsageError
+from emobench.errors import ReportError, UsageError
 
 DEFAULT_PORTABLE_TOLERANCE = 0.25
 DEFAULT_MACHINE_TOLERANCE = 0.10
 SIGNIFICANCE = 0.01  # p-value below which a slowdown counts as real
 BOOTSTRAP_ROUNDS = 400
 BOOTSTRAP_MAX_SAMPLES = 200  # resample at most this many per side: enough for a median's CI
-FINGERPRINT_KEYS = ("device_name", "num_threads", "torch")
 BASELINE_DIR = Path("results/baselines")
+CANDIDATE_NAME = "baseline-candidate-{machine_class}.json"  # under results/
+
+INVARIANT = "invariant"  # a direction that holds on any machine, checked across classes
+# direct48 must win these on every backbone, and on VGG backbones also the timings below
+INVARIANT_KEYS = ("flops_per_image", "input_bytes_per_image")
+VGG_INVARIANT_KEYS = ("latency_b1_median_ms",)
+VGG_PREFIX = "vgg"
 
 PASS = "pass"
 FAIL = "fail"
 NOISY = "pass (noisy)"  # worse than the threshold, but the samples do not show it is real
-SKIPPED = "skipped (different machine)"
-KINDS = (R.EXACT, R.PORTABLE, R.MACHINE)
+SKIPPED = "skipped (different machine class)"
+OTHER_CLASS = "different machine class"  # a ratio shown beside another class's; never gates
+KINDS = (R.EXACT, R.PORTABLE, R.MACHINE, INVARIANT)
 
 
 @dataclass(frozen=True)
@@ -78,8 +92,13 @@ def parse_rules(rules: list[str], known: set[str]) -> dict[str, float]:
     return parsed
 
 
-def same_machine(a: R.Report, b: R.Report) -> bool:
-    return all(a.environment.get(k) == b.environment.get(k) for k in FINGERPRINT_KEYS)
+def machine_class(report: R.Report) -> str:
+    """The report's class id, computed from its environment (old reports store none)."""
+    return machine.class_id(report.environment)
+
+
+def same_class(a: R.Report, b: R.Report) -> bool:
+    return machine_class(a) == machine_class(b)
 
 
 def _suite(report: R.Report) -> set[tuple[str, str]]:
@@ -129,7 +148,11 @@ def check(
     baseline: R.Report,
     rules: dict[str, float] | None = None,
 ) -> list[Verdict]:
-    """Every check of `current` against `baseline`; raises UsageError when the suites differ."""
+    """Every check of `current` against `baseline`; raises UsageError when the suites differ.
+
+    Across machine classes only exact metrics gate, ratios are shown as `different machine
+    class`, machine-bound figures are skipped and the invariants of `current` are added.
+    """
     rules = rules or {}
     if _suite(current) != _suite(baseline):
         missing = sorted(_suite(baseline) - _suite(current))
@@ -138,7 +161,7 @@ def check(
             "report and baseline cover different suites "
             f"(missing from report: {missing or 'none'}; not in baseline: {extra or 'none'})"
         )
-    machine_ok = same_machine(current, baseline)
+    machine_ok = same_class(current, baseline)
     cur_rows = {(r.backbone, r.key): r for r in R.metric_rows(current)}
     base_rows = {(r.backbone, r.key): r for r in R.metric_rows(baseline)}
     verdicts: list[Verdict] = []
@@ -150,10 +173,75 @@ def check(
             verdicts += _exact(backbone, base, cur)
             continue
         if base.kind == R.PORTABLE and base.ratio is not None and cur.ratio is not None:
-            verdicts.append(_portable(current, baseline, backbone, base, cur, rules))
+            if machine_ok:
+                verdicts.append(_portable(current, baseline, backbone, base, cur, rules))
+            else:
+                verdicts.append(_other_class_ratio(backbone, base, cur))
         verdicts += _machine(current, baseline, backbone, base, cur, rules, machine_ok)
     verdicts += _copied_layers(current, baseline)
+    if not machine_ok:
+        verdicts += invariants(current)
     return verdicts
+
+
+def _other_class_ratio(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> Verdict:
+    assert base.ratio is not None and cur.ratio is not None
+    return Verdict(
+        backbone,
+        "ratio",
+        base.key,
+        R.PORTABLE,
+        base.ratio,
+        cur.ratio,
+        _delta(base.ratio, cur.ratio),
+        None,
+        OTHER_CLASS,
+        unit="x",
+    )
+
+
+def _invariant_key(backbone: str, key: str) -> bool:
+    if key in INVARIANT_KEYS:
+        return True
+    if not backbone.startswith(VGG_PREFIX):
+        return False
+    throughput = key.startswith("throughput_b") and key.endswith("_images_per_s")
+    return key in VGG_INVARIANT_KEYS or throughput
+
+
+def invariants(report: R.Report) -> list[Verdict]:
+    """Directions that hold on any machine: direct48 beats upscale224 (ratio > 1).
+
+    Every backbone on FLOPs and input bytes per image; VGG backbones also on batch-1 latency
+    and model-only throughput, which drop conv block 5 and the 4096-wide classifier. ResNet18's
+    timing advantage is small enough to flip on some CPUs, so it is not an invariant.
+    """
+    out = []
+    for row in R.metric_rows(report):
+        if not _invariant_key(row.backbone, row.key):
+            continue
+        holds = row.ratio is not None and row.ratio > 1
+        note = ""
+        if row.ratio is None:
+            note = "not measured for both pipelines"
+        elif not holds:
+            note = "direct48 no longer beats upscale224"
+        out.append(
+            Verdict(
+                row.backbone,
+                "ratio",
+                row.key,
+                INVARIANT,
+                "> 1",
+                row.ratio,
+                None,
+                None,
+                PASS if holds else FAIL,
+                note,
+                unit="x",
+            )
+        )
+    return out
 
 
 def _threshold(rules: dict[str, float], key: str, kind: str, default: float) -> float:
@@ -348,16 +436,151 @@ def _copied_layers(current: R.Report, baseline: R.Report) -> list[Verdict]:
     return out
 
 
+@dataclass(frozen=True)
+class StoredBaseline:
+    """One stored baseline file, under the name it is stored as."""
+
+    name: str
+    path: Path
+    report: R.Report
+
+    @property
+    def machine_class(self) -> str:
+        return machine_class(self.report)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The baseline a check uses for one report, and why; the summary is written from it."""
+
+    baseline: StoredBaseline
+    current_class: str
+    current_description: str
+    differences: list[str]  # 'field: baseline vs current' per differing class field
+    searched: Path | None  # the folder that held no baseline of the current class
+    name: str  # what to save this class's baseline as
+    directory: Path
+    candidate: Path | None = None  # where the current report was written as a candidate
+    candidate_withheld: bool = False  # not written: the report failed a gating check
+
+    @property
+    def same_class(self) -> bool:
+        return self.baseline.machine_class == self.current_class
+
+    @property
+    def baseline_description(self) -> str:
+        return machine.describe(self.baseline.report.environment)
+
+    def adopt_command(self, report_path: Path) -> str:
+        """The command that stores `report_path` as this class's baseline."""
+        where = "" if self.directory == BASELINE_DIR else f" --dir {self.directory}"
+        return f"emobench baseline save {report_path} --name {self.name}{where}"
+
+
+@dataclass(frozen=True)
+class BaselineSource:
+    """What --baseline named: a name or folder (one file per machine class) or a single file."""
+
+    name: str
+    directory: Path  # the folder that holds NAME/ (results/baselines by default)
+    stored: list[StoredBaseline]
+    folder: Path | None  # None for a single file
+
+    @property
+    def metric_keys(self) -> set[str]:
+        return {r.key for b in self.stored for r in R.metric_rows(b.report)}
+
+    def select(self, current: R.Report) -> Selection:
+        """The baseline of the current report's class; else the newest one of any class."""
+        cls = machine_class(current)
+        same = [b for b in self.stored if b.machine_class == cls]
+        chosen = max(same or self.stored, key=lambda b: b.report.created_utc)
+        return Selection(
+            baseline=chosen,
+            current_class=cls,
+            current_description=machine.describe(current.environment),
+            differences=machine.differences(chosen.report.environment, current.environment),
+            searched=self.folder if not same else None,
+            name=self.name,
+            directory=self.directory,
+        )
+
+
+def _plain_name(text: str) -> bool:
+    return bool(text) and "/" not in text and os.sep not in text and not text.startswith(".")
+
+
+def _load_baseline(path: Path, name: str) -> StoredBaseline:
+    report = R.load(path)
+    if report.kind == "maxbatch":
+        raise ReportError(f"{path}: a maxbatch report cannot be a timing baseline")
+    return StoredBaseline(name, path, report)
+
+
+def _folder_source(folder: Path) -> BaselineSource:
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise UsageError(f"--baseline {folder}: the folder holds no baseline files (*.json)")
+    stored = [_load_baseline(f, folder.name) for f in files]
+    return BaselineSource(folder.name, folder.parent, stored, folder)
+
+
+def _file_source(path: Path) -> BaselineSource:
+    # results/baselines/NAME/<class>.json belongs to NAME; an older NAME.json is its own name
+    loaded = _load_baseline(path, path.stem)
+    in_layout = path.stem == loaded.machine_class
+    name = path.parent.name if in_layout else path.stem
+    directory = path.parent.parent if in_layout else path.parent
+    return BaselineSource(name, directory, [StoredBaseline(name, path, loaded.report)], None)
+
+
+def resolve_baseline(text: str, directory: Path = BASELINE_DIR) -> BaselineSource:
+    """--baseline as a file, a folder of per-class files, or a NAME under `directory`."""
+    path = Path(text)
+    if path.is_file():
+        return _file_source(path)
+    if path.is_dir():
+        return _folder_source(path)
+    if _plain_name(text) and not text.endswith(".json"):
+        if (directory / text).is_dir():
+            return _folder_source(directory / text)
+        if (directory / f"{text}.json").is_file():  # the layout before machine classes
+            return _file_source(directory / f"{text}.json")
+        known = sorted({b.name for b in list_baselines(directory)})
+        raise UsageError(
+            f"--baseline {text!r}: no baseline of that name in {directory} "
+            f"(stored: {', '.join(known) or 'none'}); record one with "
+            f"`emobench baseline save REPORT --name {text}`"
+        )
+    raise ReportError(f"{path}: no such report file")
+
+
+def list_baselines(directory: Path = BASELINE_DIR) -> list[StoredBaseline]:
+    """Every stored baseline: NAME/<class>.json files, and NAME.json files of the older layout."""
+    if not directory.is_dir():
+        return []
+    stored = []
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir():
+            stored += [_load_baseline(f, entry.name) for f in sorted(entry.glob("*.json"))]
+        elif entry.suffix == ".json":
+            stored.append(_load_baseline(entry, entry.stem))
+    return stored
+
+
+def candidate_path(report: R.Report, directory: Path = BASELINE_DIR) -> Path:
+    """Default artifact path of a report offered as its class's first baseline."""
+    return directory.parent / CANDIDATE_NAME.format(machine_class=machine_class(report))
+
+
 def save_baseline(
     report_path: Path, name: str, force: bool = False, directory: Path = BASELINE_DIR
 ) -> Path:
-    """Copy a validated report to results/baselines/NAME.json; never overwrite without force."""
-    if not name or "/" in name or name.startswith(".") or os.sep in name:
+    """Copy a validated report to NAME/<machine class>.json; never overwrite without force."""
+    if not _plain_name(name):
         raise UsageError(f"--name {name!r}: use a plain file name such as 'ci' or 'h100-vgg16'")
-    report = R.load(report_path)
-    if report.kind == "maxbatch":
-        raise UsageError(f"{report_path}: a maxbatch report cannot be a timing baseline")
-    target = directory / f"{name}.json"
+    report = _load_baseline(report_path, name).report
+    target = directory / name / f"{machine_class(report)}.json"
     if target.exists() and not force:
         raise UsageError(f"baseline {target} already exists; pass --force to overwrite it")
     R.save(report, target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -23,6 +24,7 @@ app = typer.Typer(
 
 RESULTS_DIR = Path("results")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+BASELINE_DIR = RESULTS_DIR / "baselines"  # baseline.BASELINE_DIR, without importing torch here
 
 
 @app.callback()
@@ -334,27 +336,59 @@ app.add_typer(baseline_app, name="baseline")
 
 @baseline_app.callback()
 def _baseline_root() -> None:
-    """Manage stored baselines under results/baselines/.
+    """Manage stored baselines: results/baselines/NAME/<machine class>.json.
 
     Example: emobench baseline save results/ci.json --name ci
     """
+
+
+BaselineDirOpt = Annotated[
+    Path,
+    typer.Option("--dir", help="Folder that holds the baselines, one subfolder per name."),
+]
 
 
 @baseline_app.command("save")
 @clean_errors
 def baseline_save(
     report_file: Annotated[Path, typer.Argument(help="A compare or run report.")],
-    name: Annotated[str, typer.Option(help="Baseline name: results/baselines/NAME.json.")],
+    name: Annotated[
+        str, typer.Option(help="Baseline name: stored as results/baselines/NAME/<class>.json.")
+    ],
     force: Annotated[bool, typer.Option(help="Overwrite an existing baseline.")] = False,
+    directory: BaselineDirOpt = BASELINE_DIR,
 ) -> None:
-    """Store a report as a named baseline (refuses to overwrite without --force).
+    """Store a report as the baseline of its machine class (refuses to overwrite without --force).
 
     Example: emobench baseline save results/ci.json --name ci
     """
-    from emobench.baseline import save_baseline
+    from emobench import report as report_mod
+    from emobench.baseline import machine_class, save_baseline
+    from emobench.machine import describe
 
-    target = save_baseline(report_file, name, force=force)
-    typer.echo(f"baseline written to {target}")
+    target = save_baseline(report_file, name, force=force, directory=directory)
+    stored = report_mod.load(target)
+    typer.echo(
+        f"baseline written to {target} "
+        f"(machine class {machine_class(stored)}: {describe(stored.environment)})"
+    )
+
+
+@baseline_app.command("list")
+@clean_errors
+def baseline_list(directory: BaselineDirOpt = BASELINE_DIR) -> None:
+    """List stored baselines: name, machine class, creation date and backbones.
+
+    Example: emobench baseline list
+    """
+    from emobench.baseline import list_baselines
+    from emobench.render import baselines_table
+
+    stored = list_baselines(directory)
+    if not stored:
+        typer.echo(f"no baselines in {directory}; store one with `emobench baseline save`")
+        return
+    _stdout_console().print(baselines_table(stored, directory))
 
 
 RuleOpt = Annotated[
@@ -371,53 +405,76 @@ FailOnOpt = Annotated[
     str,
     typer.Option(
         "--fail-on",
-        help="Comma-separated kinds whose failures set exit 1: exact, portable, machine.",
+        help="Comma-separated kinds whose failures set exit 1: exact, portable, machine, "
+        "invariant.",
     ),
 ]
+BaselineOpt = Annotated[
+    str,
+    typer.Option(
+        "--baseline",
+        help="A baseline name (ci), a folder of per-class baselines (results/baselines/ci), "
+        "or one baseline file. A name or folder gives the file of the report's machine class.",
+    ),
+]
+CandidateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--candidate-out",
+        help="Where to write the report as its class's candidate baseline when no baseline of "
+        "that class exists (default: results/baseline-candidate-<class>.json).",
+    ),
+]
+DEFAULT_FAIL_ON = "exact,portable,machine,invariant"
 
 
 @app.command("check")
 @clean_errors
 def check_cmd(
     report_file: Annotated[Path, typer.Argument(help="The fresh report.")],
-    baseline: Annotated[Path, typer.Option(help="The stored baseline report.")],
+    baseline: BaselineOpt,
     rule: RuleOpt = None,
     markdown: MarkdownOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
-    fail_on: FailOnOpt = "exact,portable,machine",
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    candidate_out: CandidateOpt = None,
 ) -> None:
     """Compare a report with a baseline: exit 0 if all pass, 1 on a regression, 2 on bad input.
 
-    Example: emobench check results/ci.json --baseline results/baselines/ci.json --rule portable:30%
+    Example: emobench check results/ci.json --baseline ci --rule portable:30%
     """
     from emobench import report as report_mod
 
     current = report_mod.load(report_file)
-    prepared = _prepare_check(baseline, rule or [], fail_on, markdown)
-    _check_and_exit(current, prepared, markdown, json_out)
+    prepared = _prepare_check(baseline, rule or [], fail_on, markdown, candidate_out)
+    _check_and_exit(current, prepared, json_out)
 
 
 @app.command("ci")
 @clean_errors
 def ci_cmd(
     config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
-    baseline: Annotated[Path, typer.Option(help="The stored baseline report.")],
+    baseline: BaselineOpt,
     rule: RuleOpt = None,
     markdown: MarkdownOpt = None,
     out: OutOpt = None,
-    fail_on: FailOnOpt = "exact,portable,machine",
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    candidate_out: CandidateOpt = None,
 ) -> None:
     """Run a suite and check it against a baseline in one step, for CI jobs.
 
-    Example: emobench ci configs/ci.toml --baseline results/baselines/ci.json --markdown summary.md
+    With no baseline of this machine's class it gates on exact metrics and invariants and,
+    when those pass, writes the report as the class's candidate baseline.
+
+    Example: emobench ci configs/ci.toml --baseline ci --markdown summary.md
     """
     from emobench.config import load_suite
 
     config = load_suite(config_file)
     # a bad baseline, rule or output path fails here, before the suite runs
-    prepared = _prepare_check(baseline, rule or [], fail_on, markdown)
+    prepared = _prepare_check(baseline, rule or [], fail_on, markdown, candidate_out)
     current = _measure_and_save(config, out, kind="run", label=f"ci-{config.name}")
-    _check_and_exit(current, prepared, markdown, False)
+    _check_and_exit(current, prepared, False)
 
 
 def _parse_fail_on(text: str, kinds: tuple[str, ...]) -> set[str]:
@@ -428,43 +485,62 @@ def _parse_fail_on(text: str, kinds: tuple[str, ...]) -> set[str]:
     return chosen
 
 
+@dataclass(frozen=True)
+class _PreparedCheck:
+    source: Any  # baseline.BaselineSource
+    rules: dict[str, float]
+    gating: set[str]
+    markdown: Path | None
+    candidate_out: Path | None
+
+
 def _prepare_check(
-    baseline_path: Path, rules: list[str], fail_on: str, markdown: Path | None
-) -> tuple[Any, dict[str, float], set[str]]:
-    """Load the baseline and parse --rule/--fail-on once: (baseline, rules, gating kinds)."""
-    from emobench import report as report_mod
-    from emobench.baseline import KINDS, parse_rules
+    baseline: str,
+    rules: list[str],
+    fail_on: str,
+    markdown: Path | None,
+    candidate_out: Path | None,
+) -> _PreparedCheck:
+    """Find and load the baseline(s), parse --rule/--fail-on, check the output paths, once."""
+    from emobench.baseline import KINDS, parse_rules, resolve_baseline
 
     gating = _parse_fail_on(fail_on, KINDS)
-    base = report_mod.load(baseline_path)
-    parsed = parse_rules(rules, {r.key for r in report_mod.metric_rows(base)})
+    source = resolve_baseline(baseline)
+    parsed = parse_rules(rules, source.metric_keys)
     if markdown is not None:
         check_writable(markdown)
-    return base, parsed, gating
+    check_writable(candidate_out or RESULTS_DIR / "baseline-candidate.json")
+    return _PreparedCheck(source, parsed, gating, markdown, candidate_out)
 
 
-def _check_and_exit(
-    current: Any,
-    prepared: tuple[Any, dict[str, float], set[str]],
-    markdown: Path | None,
-    json_out: bool,
-) -> None:
+def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> None:
+    """Check against the baseline of the report's class (else any, plus the invariants);
+    without one of its class, a report that passes becomes that class's candidate baseline."""
     import dataclasses
     import json
 
     from emobench import report as report_mod
-    from emobench.baseline import check
-    from emobench.render import render_verdicts, verdicts_markdown
+    from emobench.baseline import candidate_path, check
+    from emobench.render import check_summary, render_verdicts, verdicts_markdown
 
-    base, rules, gating = prepared
-    verdicts = check(current, base, rules)
-    if markdown is not None:
-        report_mod.write_atomic(markdown, verdicts_markdown(verdicts))
+    selection = prepared.source.select(current)
+    verdicts = check(current, selection.baseline.report, prepared.rules)
+    failed = any(v.failed and v.kind in prepared.gating for v in verdicts)
+    if not selection.same_class and failed:
+        selection = dataclasses.replace(selection, candidate_withheld=True)
+    elif not selection.same_class:
+        candidate = prepared.candidate_out or candidate_path(current)
+        report_mod.save(current, candidate)
+        selection = dataclasses.replace(selection, candidate=candidate)
+    if prepared.markdown is not None:
+        report_mod.write_atomic(prepared.markdown, verdicts_markdown(verdicts, selection))
     if json_out:
         sys.stdout.write(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2) + "\n")
+        for line in check_summary(verdicts, selection):
+            typer.echo(line, err=True)
     else:
-        render_verdicts(verdicts, _stdout_console())
-    if any(v.failed and v.kind in gating for v in verdicts):
+        render_verdicts(verdicts, _stdout_console(), selection)
+    if failed:
         raise typer.Exit(1)
 
 
@@ -484,10 +560,18 @@ def report_cmd(
 ) -> None:
     """Merge reports from several runs and machines into one side-by-side table.
 
+    Reports of two or more machine classes also get their upscale224/direct48 ratios side by
+    side, one column per class.
+
     Example: emobench report results/*.json --csv all.csv --plot curves.png
     """
     from emobench import readout
-    from emobench.render import merged_markdown, merged_table
+    from emobench.render import (
+        class_ratio_markdown,
+        class_ratio_table,
+        merged_markdown,
+        merged_table,
+    )
 
     for target in (markdown, csv_out, plot):
         if target is not None:
@@ -501,11 +585,17 @@ def report_cmd(
     columns = (
         readout.MAXBATCH_COLUMNS if loaded[0][1].kind == "maxbatch" else readout.TIMING_COLUMNS
     )
+    ratios = readout.class_ratios(loaded)  # None unless two or more machine classes
     _stdout_console().print(merged_table(rows, columns))
+    if ratios is not None:
+        _stdout_console().print(class_ratio_table(ratios))
     from emobench.report import write_atomic
 
     if markdown is not None:
-        write_atomic(markdown, merged_markdown(rows, columns))
+        text = merged_markdown(rows, columns)
+        if ratios is not None:
+            text += "\n" + class_ratio_markdown(ratios)
+        write_atomic(markdown, text)
         typer.echo(f"markdown written to {markdown}", err=True)
     if csv_out is not None:
         write_atomic(csv_out, readout.to_csv(readout.flat_rows(loaded)))
@@ -592,13 +682,15 @@ def env_cmd(
 
     from emobench.config import resolve_device
     from emobench.measure.env import fingerprint
-    from emobench.render import env_table
+    from emobench.render import env_class_line, env_table
 
     env = fingerprint(resolve_device(device))
     if json_out:
         sys.stdout.write(json.dumps(env, indent=2) + "\n")
     else:
-        _stdout_console().print(env_table(env))
+        console = _stdout_console()
+        console.print(env_table(env))
+        console.print(env_class_line(env), markup=False, highlight=False, soft_wrap=True)
 
 
 def _measure_and_save(config: Any, out: Path | None, kind: str, label: str) -> Any:

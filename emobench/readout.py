@@ -1,9 +1,11 @@
-"""Reading results: many reports merged into one table, flat CSV rows, and the model catalogue."""
+"""Reading results: many reports merged into one table, the upscale224/direct48 ratios of
+several machine classes side by side, flat CSV rows, and the model catalogue."""
 
 from __future__ import annotations
 
 import csv
 import io
+import statistics
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import torch
 
+from emobench import machine
 from emobench import report as R
 from emobench.errors import ReportError
 from emobench.measure.flops import count_flops, count_parameters
@@ -134,6 +137,73 @@ def merged_rows(loaded: list[tuple[Path, R.Report]]) -> list[MergedRow]:
                 )
             )
     return rows
+
+
+# the ratios that move between machine classes: timings and memory (exact ones never do)
+CLASS_RATIO_UNITS = ("us/image", "ms", "s", "images/s", "bytes")
+
+
+@dataclass(frozen=True)
+class MachineClass:
+    id: str
+    description: str
+    sources: list[str]  # report file names of this class
+
+
+@dataclass(frozen=True)
+class ClassRatioRow:
+    backbone: str
+    key: str
+    label: str
+    ratios: dict[str, float | None]  # class id -> upscale224/direct48 (> 1: direct48 wins)
+
+    @property
+    def spread(self) -> float | None:
+        """Largest over smallest ratio across classes: how far 'portable' really travels."""
+        found = [r for r in self.ratios.values() if r is not None and r > 0]
+        return max(found) / min(found) if len(found) > 1 else None
+
+
+@dataclass(frozen=True)
+class ClassRatios:
+    classes: list[MachineClass]
+    rows: list[ClassRatioRow]
+
+
+def class_ratios(loaded: list[tuple[Path, R.Report]]) -> ClassRatios | None:
+    """The timing and memory ratios per machine class, side by side; None under two classes.
+
+    Several reports of one class give the median of their ratios.
+    """
+    by_class: dict[str, list[tuple[Path, R.Report]]] = {}
+    for path, rep in loaded:
+        if rep.kind in TIMING_KINDS:
+            by_class.setdefault(machine.class_id(rep.environment), []).append((path, rep))
+    if len(by_class) < 2:
+        return None
+    classes = [
+        MachineClass(cid, machine.describe(reps[0][1].environment), [p.name for p, _ in reps])
+        for cid, reps in by_class.items()
+    ]
+    found: dict[tuple[str, str], dict[str, list[float]]] = {}
+    labels: dict[tuple[str, str], str] = {}
+    for cid, reps in by_class.items():
+        for _, rep in reps:
+            for row in R.metric_rows(rep):
+                if row.kind == R.EXACT or row.unit not in CLASS_RATIO_UNITS or row.ratio is None:
+                    continue
+                labels[(row.backbone, row.key)] = row.label
+                found.setdefault((row.backbone, row.key), {}).setdefault(cid, []).append(row.ratio)
+    rows = [
+        ClassRatioRow(
+            backbone,
+            key,
+            labels[(backbone, key)],
+            {c.id: statistics.median(per[c.id]) if c.id in per else None for c in classes},
+        )
+        for (backbone, key), per in found.items()
+    ]
+    return ClassRatios(classes, rows)
 
 
 def flat_rows(loaded: list[tuple[Path, R.Report]]) -> list[dict[str, Any]]:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from emobench.baseline import Verdict
+from emobench import machine
+from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
 from emobench.claims import ClaimVerdict
-from emobench.readout import MergedRow, ModelInfo
+from emobench.readout import ClassRatios, MergedRow, ModelInfo
 from emobench.report import MetricRow, Report, metric_rows
 from emobench.runner import ProgressFn
 
@@ -79,7 +81,7 @@ def _machine_line(report: Report) -> str:
     device = env.get("gpu_name") or env.get("device_name") or env.get("device")
     return (
         f"{env.get('device')} ({device}), torch {env.get('torch')}, "
-        f"{env.get('num_threads')} threads"
+        f"{env.get('num_threads')} threads, machine class {machine.class_id(env)}"
     )
 
 
@@ -286,7 +288,66 @@ VERDICT_COLUMNS = (
 )
 
 
-def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
+NOT_COMPARED = (SKIPPED, OTHER_CLASS)  # shown for reading, never a pass or a fail
+
+
+def check_summary(
+    verdicts: list[Verdict], selection: Selection | None, code: str = ""
+) -> list[str]:
+    """The lines under a verdict table: the count, and which machine classes were compared.
+
+    `code` wraps commands and paths (a backtick for Markdown).
+    """
+    failed = sum(v.failed for v in verdicts)
+    shown = sum(v.verdict in NOT_COMPARED for v in verdicts)
+    compared = len(verdicts) - shown
+    first = f"regression check: {compared - failed} of {compared} checks pass"
+    if shown:
+        first += f"; {shown} shown, not compared (different machine class)"
+    lines = [first]
+    if selection is None:
+        return lines
+    base = selection.baseline
+    if selection.same_class:
+        lines.append(
+            f"baseline {code}{base.path}{code}: machine class {base.machine_class}, "
+            "the same as this report's"
+        )
+        return lines
+    if selection.searched is not None:
+        lines.append(
+            f"no baseline of machine class {selection.current_class} in "
+            f"{code}{selection.searched}{code}: exact metrics and invariants gate, against "
+            f"{code}{base.path}{code} (the newest there); ratios shown beside it, "
+            "machine-bound figures skipped"
+        )
+    else:
+        lines.append(
+            f"baseline {code}{base.path}{code} is of another machine class: exact metrics "
+            "and invariants gate; ratios shown beside it, machine-bound figures skipped"
+        )
+    lines.append(f"baseline class {base.machine_class}: {selection.baseline_description}")
+    lines.append(f"this report's class {selection.current_class}: {selection.current_description}")
+    lines.append(
+        "what differs (baseline vs this report): " + "; ".join(selection.differences or ["?"])
+    )
+    if selection.candidate_withheld:
+        lines.append(
+            f"no candidate baseline written for {selection.current_class}: this report failed "
+            "a gating check; adopt a report that passes"
+        )
+    if selection.candidate is not None:
+        lines.append(
+            f"candidate baseline for {selection.current_class} written to "
+            f"{code}{selection.candidate}{code}; adopt it with: "
+            f"{code}{selection.adopt_command(selection.candidate)}{code}"
+        )
+    return lines
+
+
+def render_verdicts(
+    verdicts: list[Verdict], console: Console, selection: Selection | None = None
+) -> None:
     table = Table(title="regression check")
     for col in VERDICT_COLUMNS:
         table.add_column(
@@ -295,14 +356,17 @@ def render_verdicts(verdicts: list[Verdict], console: Console) -> None:
             overflow="fold",  # metric names and notes wrap instead of being cut off
         )
     for v in verdicts:
-        style = "red" if v.failed else ("yellow" if v.verdict != "pass" else None)
+        style = "red" if v.failed else ("yellow" if v.verdict != PASS else None)
+        if v.verdict in NOT_COMPARED:
+            style = "dim"
         table.add_row(*_verdict_cells(v), style=style)
     console.print(table)
-    failed = sum(v.failed for v in verdicts)
-    console.print(f"regression check: {len(verdicts) - failed} of {len(verdicts)} checks pass")
+    for line in check_summary(verdicts, selection):
+        # soft_wrap: a command stays on one line, ready to copy
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def verdicts_markdown(verdicts: list[Verdict]) -> str:
+def verdicts_markdown(verdicts: list[Verdict], selection: Selection | None = None) -> str:
     """The same table as Markdown, for a CI job summary."""
     lines = [
         "| " + " | ".join(VERDICT_COLUMNS) + " |",
@@ -313,9 +377,69 @@ def verdicts_markdown(verdicts: list[Verdict]) -> str:
         if v.failed:
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")
-    failed = sum(v.failed for v in verdicts)
+    summary = check_summary(verdicts, selection, code="`")
     lines.append("")
-    lines.append(f"Regression check: {len(verdicts) - failed} of {len(verdicts)} checks pass.")
+    lines.append(summary[0][0].upper() + summary[0][1:] + ".")
+    if summary[1:]:
+        lines += ["", *[f"* {line}" for line in summary[1:]]]
+    return "\n".join(lines) + "\n"
+
+
+def baselines_table(stored: list[StoredBaseline], directory: Path) -> Table:
+    table = Table(title=f"stored baselines in {directory}: NAME/<machine class>.json")
+    for col in ("name", "machine class", "created (UTC)", "backbones"):
+        table.add_column(col, overflow="fold")
+    for b in stored:
+        # a file whose name is not its class (the older NAME.json layout, or a renamed one)
+        odd = b.path.name != f"{b.machine_class}.json"
+        table.add_row(
+            b.name + (f"\n({b.path.name})" if odd else ""),
+            f"{b.machine_class}\n{machine.describe(b.report.environment)}",
+            b.report.created_utc,
+            ", ".join(b.report.backbones),
+        )
+    return table
+
+
+def _class_ratio_cells(ratios: ClassRatios) -> list[list[str]]:
+    return [
+        [
+            r.backbone,
+            f"{r.label} ({r.key})",
+            *[fmt_ratio(r.ratios.get(c.id)) for c in ratios.classes],
+            fmt_ratio(r.spread),
+        ]
+        for r in ratios.rows
+    ]
+
+
+def class_ratio_table(ratios: ClassRatios) -> Table:
+    """upscale224/direct48 ratios, one column per machine class: what 'portable' is worth."""
+    table = Table(
+        title="upscale224 / direct48 ratios by machine class (> 1: direct48 wins)",
+        caption="\n".join(
+            f"{c.id}: {c.description} ({', '.join(c.sources)})" for c in ratios.classes
+        )
+        + "\nspread = largest / smallest ratio across classes",
+        caption_justify="left",
+    )
+    table.add_column("backbone")
+    table.add_column("metric")
+    for c in ratios.classes:
+        table.add_column(c.id, justify="right", overflow="fold")
+    table.add_column("spread", justify="right")
+    for cells in _class_ratio_cells(ratios):
+        table.add_row(*cells)
+    return table
+
+
+def class_ratio_markdown(ratios: ClassRatios) -> str:
+    head = ["backbone", "metric", *[c.id for c in ratios.classes], "spread"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cells in _class_ratio_cells(ratios):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    lines += [f"* `{c.id}`: {c.description} ({', '.join(c.sources)})" for c in ratios.classes]
     return "\n".join(lines) + "\n"
 
 
@@ -399,3 +523,8 @@ def env_table(env: dict[str, object]) -> Table:
     for key, value in env.items():
         table.add_row(key, ABSENT if value is None else str(value))
     return table
+
+
+def env_class_line(env: dict[str, object]) -> str:
+    """The machine class under the fingerprint: baselines and ratios are kept per class."""
+    return f"machine class {machine.class_id(env)}: {machine.describe(env)}"

@@ -78,10 +78,25 @@ def make_report(
         created_utc="2026-11-25T00:00:00Z",
         wall_time_s=1.0,
         config={"backbones": list(backbones)},
-        environment={"device_name": device_name, "num_threads": 2, "torch": "2.14.1"},
+        environment={
+            "machine": "x86_64",
+            "device": "cpu",
+            "device_name": device_name,
+            "cpu_model": device_name,
+            "cpu_isa": "avx512",
+            "cpu_capability": "AVX512",
+            "cpu_affinity_count": 2,
+            "num_threads": 2,
+            "torch": "2.14.1",
+        },
         results=results,
     )
 
 
 def with_env(report: Report, **env: object) -> Report:
     return dataclasses.replace(report, environment=report.environment | env)
+
+
+def other_class(report: Report) -> Report:
+    """The same report as if measured on an AVX2-only CPU: another machine class."""
+    return with_env(report, cpu_isa="avx2", cpu_capability="AVX2")

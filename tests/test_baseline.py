@@ -11,7 +11,8 @@ from emobench import baseline as B
 from emobench import report as R
 from emobench.cli import app
 from emobench.errors import ReportError, UsageError
-from tests.factories import TIGHT_DN, TIGHT_UP, make_report
+from emobench.machine import class_id
+from tests.factories import TIGHT_DN, TIGHT_UP, make_report, other_class
 
 runner = CliRunner()
 
@@ -67,11 +68,55 @@ def test_slower_median_with_overlapping_noisy_samples_passes_as_noisy() -> None:
 
 def test_different_machine_skips_machine_bound_metrics() -> None:
     slow = [s * 3 for s in TIGHT_UP]
-    verdicts = B.check(make_report(up_latency=slow, device_name="NVIDIA H100"), make_report())
+    verdicts = B.check(make_report(up_latency=slow, device_name="Intel Xeon"), make_report())
     machine = [v for v in verdicts if v.kind == "machine"]
-    assert machine and all(v.verdict == B.SKIPPED for v in machine)
+    assert machine and all(v.verdict == "skipped (different machine class)" for v in machine)
     # exact metrics are still compared across machines
     assert all(v.verdict == B.PASS for v in verdicts if v.kind == "exact")
+
+
+def test_other_class_ratios_are_shown_and_never_gate() -> None:
+    # upscale224 3x slower: a 30x ratio against the baseline's 10x, on an AVX2-only machine
+    cur = other_class(make_report(up_latency=[s * 3 for s in TIGHT_UP]))
+    verdicts = B.check(cur, make_report())
+    assert not any(v.failed for v in verdicts)
+    portable = by_key([v for v in verdicts if v.kind == "portable"])
+    latency = portable[("ratio", "latency_b1_median_ms")]
+    assert latency.verdict == "different machine class" and latency.threshold is None
+    assert latency.baseline == pytest.approx(100.05 / 10.005, rel=1e-3)
+    assert latency.current == pytest.approx(3 * latency.baseline)
+    assert all(v.verdict == B.OTHER_CLASS for v in portable.values())
+    assert {v.verdict for v in verdicts if v.kind == "machine"} == {B.SKIPPED}
+    invariant = by_key([v for v in verdicts if v.kind == "invariant"])
+    assert set(invariant) == {
+        ("ratio", "flops_per_image"),
+        ("ratio", "input_bytes_per_image"),
+        ("ratio", "latency_b1_median_ms"),
+        ("ratio", "throughput_b8_images_per_s"),
+    }
+    assert all(v.verdict == B.PASS and v.baseline == "> 1" for v in invariant.values())
+    # same class: the same move is a portable failure
+    assert any(v.failed and v.kind == "portable" for v in B.check(cur, other_class(make_report())))
+
+
+def test_invariants_hold_directions_not_sizes() -> None:
+    # direct48 twice as slow as upscale224: VGG's timing invariants fail, ResNet's do not exist
+    slow_dn = [s * 20 for s in TIGHT_DN]
+    report = make_report(dn_latency=slow_dn, backbones=("vgg16", "resnet18"))
+    verdicts = B.invariants(report)
+    failed = {(v.backbone, v.metric) for v in verdicts if v.failed}
+    assert failed == {
+        ("vgg16", "latency_b1_median_ms"),
+        ("vgg16", "throughput_b8_images_per_s"),
+    }
+    resnet = {v.metric for v in verdicts if v.backbone == "resnet18"}
+    assert resnet == {"flops_per_image", "input_bytes_per_image"}
+    latency = next(v for v in verdicts if v.metric == "latency_b1_median_ms")
+    assert latency.current == pytest.approx(100.05 / 200.1, rel=1e-3)
+    assert latency.note == "direct48 no longer beats upscale224"
+    # a barely-winning direct48 still holds: the invariant is the direction only
+    close = make_report(dn_latency=[s * 9.5 for s in TIGHT_DN])
+    assert not any(v.failed for v in B.invariants(close))
 
 
 def test_rules_override_thresholds() -> None:
@@ -156,7 +201,8 @@ def test_check_cli_bad_input(files: Path, args: list[str], message: str) -> None
 def test_baseline_save_refuses_overwrite(files: Path) -> None:
     first = runner.invoke(app, ["baseline", "save", "base.json", "--name", "ci"])
     assert first.exit_code == 0, first.output
-    stored = files / "results" / "baselines" / "ci.json"
+    stored = files / "results" / "baselines" / "ci" / f"{class_id(make_report().environment)}.json"
+    assert f"baseline written to results/baselines/ci/{stored.name}" in first.stdout
     original = stored.read_bytes()
     again = runner.invoke(app, ["baseline", "save", "changed.json", "--name", "ci"])
     assert again.exit_code == 2 and "--force" in again.stderr
@@ -181,7 +227,15 @@ def test_baseline_save_bad_input_changes_nothing(files: Path) -> None:
 def test_save_baseline_library(tmp_path: Path) -> None:
     R.save(make_report(), tmp_path / "r.json")
     target = B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
+    assert target == tmp_path / "b" / "x" / f"{class_id(make_report().environment)}.json"
     assert R.load(target) == R.load(tmp_path / "r.json")
+    # another class goes beside it, not over it
+    R.save(other_class(make_report()), tmp_path / "avx2.json")
+    second = B.save_baseline(tmp_path / "avx2.json", "x", directory=tmp_path / "b")
+    assert second.parent == target.parent and second != target
+    assert [b.machine_class for b in B.list_baselines(tmp_path / "b")] == sorted(
+        [B.machine_class(make_report()), B.machine_class(other_class(make_report()))]
+    )
     with pytest.raises(UsageError, match="already exists"):
         B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
     with pytest.raises(ReportError):
@@ -203,3 +257,142 @@ def test_ratio_interval_brackets_the_ratio_and_is_deterministic() -> None:
     lo, hi = B.ratio_interval(TIGHT_UP, TIGHT_DN)
     assert lo <= 100.1 / 10.005 <= hi and hi / lo < 1.05
     assert B.ratio_interval(TIGHT_UP, TIGHT_DN) == (lo, hi)
+
+
+# -- machine classes: one baseline per class, fallback, candidate ------------------------------
+
+SLOW_DN = [s * 20 for s in TIGHT_DN]  # direct48 twice as slow as upscale224
+CI_SUITE = Path(__file__).resolve().parents[1] / "configs" / "ci.toml"
+
+
+@pytest.fixture
+def classes(files: Path) -> dict[str, str]:
+    """results/baselines/ci/ holding the AVX-512 class; AVX2-only reports next to it."""
+    B.save_baseline(files / "base.json", "ci")
+    R.save(other_class(make_report()), files / "avx2.json")
+    R.save(other_class(make_report(dn_params=8_424_776)), files / "avx2-changed.json")
+    R.save(other_class(make_report(dn_latency=SLOW_DN)), files / "avx2-slow.json")
+    return {
+        "avx512": class_id(make_report().environment),
+        "avx2": class_id(other_class(make_report()).environment),
+    }
+
+
+def test_no_baseline_of_this_class_gates_on_exact_and_invariants(
+    files: Path, classes: dict[str, str]
+) -> None:
+    ok = runner.invoke(app, ["check", "avx2.json", "--baseline", "ci", "--markdown", "s.md"])
+    assert ok.exit_code == 0, ok.output
+    candidate = Path("results") / f"baseline-candidate-{classes['avx2']}.json"
+    assert R.load(files / candidate) == R.load(files / "avx2.json")
+    out = ok.stdout
+    assert f"no baseline of machine class {classes['avx2']} in results/baselines/ci" in out
+    assert f"baseline class {classes['avx512']}: AMD EPYC, ISA avx512" in out
+    assert (
+        f"this report's class {classes['avx2']}: AMD EPYC, ISA avx2 (torch dispatches AVX2)" in out
+    )
+    assert "what differs (baseline vs this report): cpu_capability: AVX512 vs AVX2; " in out
+    assert f"written to {candidate}; adopt it with: " in out
+    assert f"emobench baseline save {candidate} --name ci\n" in out
+    assert "shown, not compared (different machine class)" in out
+    md = (files / "s.md").read_text()
+    assert f"`emobench baseline save {candidate} --name ci`" in md
+    assert "| ratio | latency_b1_median_ms (x) | invariant | > 1 |" in md
+
+    changed = runner.invoke(app, ["check", "avx2-changed.json", "--baseline", "ci", "--json"])
+    assert changed.exit_code == 1
+    verdicts = json.loads(changed.stdout)
+    failed = {(v["kind"], v["metric"]) for v in verdicts if v["verdict"] == "fail"}
+    # the factory derives FLOPs and weight bytes from the parameter count
+    assert failed == {
+        ("exact", key)
+        for key in ("params_total", "params_trainable", "flops_per_image", "weight_bytes")
+    }
+    assert "no baseline of machine class" in changed.stderr
+
+    slow_args = ["check", "avx2-slow.json", "--baseline", "ci", "--candidate-out", "slow.json"]
+    slow = runner.invoke(app, [*slow_args, "--json"])
+    assert slow.exit_code == 1
+    # a report that fails a gating check is no candidate
+    assert not (files / "slow.json").exists()
+    assert f"no candidate baseline written for {classes['avx2']}: this report failed" in (
+        slow.stderr
+    )
+    failed_verdicts = [v for v in json.loads(slow.stdout) if v["verdict"] == "fail"]
+    assert {(v["kind"], v["metric"]) for v in failed_verdicts} == {
+        ("invariant", "latency_b1_median_ms"),
+        ("invariant", "throughput_b8_images_per_s"),
+    }
+    # invariants gate like any kind: leave them out of --fail-on and they only show
+    exact_only = ["check", "avx2-slow.json", "--baseline", "ci", "--fail-on", "exact"]
+    assert runner.invoke(app, exact_only).exit_code == 0
+
+
+def test_baseline_name_folder_and_file_resolve(files: Path, classes: dict[str, str]) -> None:
+    B.save_baseline(files / "avx2.json", "ci")
+    folder = Path("results/baselines/ci")
+    for arg in ("ci", str(folder), str(files / folder)):
+        for report, cls in (("avx2.json", "avx2"), ("base.json", "avx512")):
+            result = runner.invoke(app, ["check", report, "--baseline", arg])
+            assert result.exit_code == 0, result.output
+            assert f"{classes[cls]}, the same as this report's" in result.stdout
+    assert not (files / "results" / f"baseline-candidate-{classes['avx2']}.json").exists()
+    # one file of another class: the cross-class rules, saved under its folder's name
+    single = folder / f"{classes['avx512']}.json"
+    result = runner.invoke(app, ["check", "avx2.json", "--baseline", str(single)])
+    assert result.exit_code == 0, result.output
+    assert f"baseline {single} is of another machine class" in result.stdout
+    assert "--name ci\n" in result.stdout
+    # the older layout: NAME.json is still read, by name or path
+    (files / folder / f"{classes['avx2']}.json").unlink()
+    (files / folder / f"{classes['avx512']}.json").rename(files / "results/baselines/old.json")
+    legacy = runner.invoke(app, ["check", "base.json", "--baseline", "old"])
+    assert legacy.exit_code == 0 and "old.json: machine class" in legacy.stdout
+
+
+def test_missing_baseline_name_is_one_error_line(files: Path, classes: dict[str, str]) -> None:
+    result = runner.invoke(app, ["check", "base.json", "--baseline", "nightly"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: --baseline 'nightly': no baseline of that name in results/baselines "
+        "(stored: ci); record one with `emobench baseline save REPORT --name nightly`"
+    ]
+    (files / "results" / "baselines" / "empty").mkdir()
+    empty = runner.invoke(app, ["check", "base.json", "--baseline", "empty"])
+    assert empty.exit_code == 2 and "holds no baseline files" in empty.stderr
+
+
+def test_baseline_list(files: Path, classes: dict[str, str]) -> None:
+    empty = runner.invoke(app, ["baseline", "list", "--dir", "elsewhere"])
+    assert empty.exit_code == 0 and "no baselines in elsewhere" in empty.stdout
+    B.save_baseline(files / "avx2.json", "ci")
+    B.save_baseline(files / "base.json", "nightly")
+    result = runner.invoke(app, ["baseline", "list"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "│ ci" in line]
+    assert len(lines) == 2
+    assert sum("│ nightly" in line for line in result.stdout.splitlines()) == 1
+    assert classes["avx2"] in lines[0] and "2026-11-25T00:00:00Z" in lines[0]
+    assert classes["avx512"] in lines[1] and "vgg16" in lines[1]
+    assert "ISA avx2 (torch dispatches AVX2)" in result.stdout
+
+
+def test_ci_without_a_baseline_of_this_class_writes_the_candidate(
+    files: Path, classes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emobench.cli as cli
+
+    measured = other_class(make_report())
+    monkeypatch.setattr(cli, "_measure_and_save", lambda *args, **kwargs: measured)
+    args = ["ci", str(CI_SUITE), "--baseline", "ci", "--candidate-out", "art/cand.json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert R.load(files / "art" / "cand.json") == measured
+    assert (
+        f"candidate baseline for {classes['avx2']} written to art/cand.json; adopt it with: "
+        "emobench baseline save art/cand.json --name ci\n"
+    ) in result.stdout
+    monkeypatch.setattr(
+        cli, "_measure_and_save", lambda *a, **k: other_class(make_report(dn_latency=SLOW_DN))
+    )
+    assert runner.invoke(app, args).exit_code == 1

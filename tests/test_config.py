@@ -86,7 +86,7 @@ def test_run_and_ci_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             "ci",
             str(suite),
             "--baseline",
-            "results/baselines/tiny.json",
+            "tiny",
             "--fail-on",
             "exact",
             "--markdown",
@@ -97,6 +97,7 @@ def test_run_and_ci_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     )
     assert ci.exit_code == 0, ci.output
     assert "regression check" in ci.stdout
+    assert "the same as this report's" in ci.stdout  # results/baselines/tiny/<this class>.json
     assert "| exact |" in (tmp_path / "summary.md").read_text()
 
 

@@ -14,8 +14,9 @@ from emobench import readout
 from emobench import report as R
 from emobench.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
 from emobench.cli import app
+from emobench.machine import class_id, describe
 from emobench.measure.maxbatch import Probe
-from tests.factories import make_report, with_env
+from tests.factories import TIGHT_UP, make_report, other_class, with_env
 
 runner = CliRunner()
 
@@ -107,6 +108,52 @@ def test_report_cli_markdown_and_csv(two_machines: list[Path], tmp_path: Path) -
     assert lines[0].startswith("| backbone | pipeline | machine | report |")
     assert len(lines) == 2 + 6
     assert out_csv.read_text().startswith("file,kind,created_utc")
+
+
+@pytest.fixture
+def two_classes(tmp_path: Path) -> list[Path]:
+    """An AVX-512 report (ratio 10x) and two AVX2-only ones (ratios 20x and 30x)."""
+    paths = [tmp_path / n for n in ("avx512.json", "avx2-a.json", "avx2-b.json")]
+    R.save(make_report(backbones=("vgg16", "resnet18")), paths[0])
+    for path, factor in zip(paths[1:], (2, 3), strict=True):
+        slow_up = [s * factor for s in TIGHT_UP]
+        R.save(other_class(make_report(up_latency=slow_up, backbones=("vgg16",))), path)
+    return paths
+
+
+def test_ratios_side_by_side_per_machine_class(two_classes: list[Path]) -> None:
+    ratios = readout.class_ratios(readout.load_reports(two_classes))
+    assert ratios is not None
+    avx512, avx2 = (class_id(R.load(p).environment) for p in two_classes[:2])
+    assert [c.id for c in ratios.classes] == [avx512, avx2]
+    assert ratios.classes[1].sources == ["avx2-a.json", "avx2-b.json"]
+    assert ratios.classes[1].description.startswith("AMD EPYC, ISA avx2 (torch dispatches AVX2)")
+    rows = {(r.backbone, r.key): r for r in ratios.rows}
+    latency = rows[("vgg16", "latency_b1_median_ms")]
+    assert latency.ratios[avx512] == pytest.approx(100.05 / 10.005, rel=1e-3)
+    assert latency.ratios[avx2] == pytest.approx(2.5 * latency.ratios[avx512])  # median of 2x, 3x
+    assert latency.spread == pytest.approx(2.5)
+    memory = rows[("vgg16", "peak_cpu_rss_growth_bytes")]
+    assert memory.ratios[avx512] == memory.ratios[avx2] == pytest.approx(224 / 48)
+    # exact metrics never move between classes: not in this table
+    assert ("vgg16", "params_total") not in rows and ("vgg16", "flops_per_image") not in rows
+    # resnet18 only ran on one class
+    assert rows[("resnet18", "latency_b1_median_ms")].ratios[avx2] is None
+    assert rows[("resnet18", "latency_b1_median_ms")].spread is None
+    assert readout.class_ratios(readout.load_reports(two_classes[1:])) is None
+
+
+def test_report_cli_ratio_table_across_classes(two_classes: list[Path], tmp_path: Path) -> None:
+    md = tmp_path / "t.md"
+    result = runner.invoke(app, ["report", *map(str, two_classes), "--markdown", str(md)])
+    assert result.exit_code == 0, result.output
+    avx512, avx2 = (class_id(R.load(p).environment) for p in two_classes[:2])
+    assert "ratios by machine class" in result.stdout
+    assert f"{avx2}: AMD EPYC, ISA avx2 (torch dispatches AVX2)" in result.stdout
+    text = md.read_text()
+    assert f"| backbone | metric | {avx512} | {avx2} | spread |" in text
+    assert "| vgg16 | latency b1, median (latency_b1_median_ms) | 10.00x | 25.00x | 2.50x |" in text
+    assert f"* `{avx2}`: AMD EPYC, ISA avx2" in text
 
 
 def test_report_cli_rejects_mixed_kinds_and_non_reports(tmp_path: Path, two_machines) -> None:
@@ -225,3 +272,25 @@ def test_env_command_json() -> None:
     assert result.exit_code == 0
     env = json.loads(result.stdout)
     assert env["device"] == "cpu" and env["gpu_name"] is None and env["num_threads"] >= 1
+    assert env["machine_class"] == class_id(env)
+    table = runner.invoke(app, ["env", "--device", "cpu"])
+    assert table.exit_code == 0
+    assert f"machine class {env['machine_class']}: {describe(env)}\n" in table.stdout
+
+
+def test_compare_table_names_the_machine_class() -> None:
+    from rich.console import Console
+
+    from emobench.render import render_compare
+
+    console = Console(width=400, record=True)
+    render_compare(other_class(make_report()), console)
+    lines = console.export_text().splitlines()
+    # the title wraps to the table's width: read it up to the table's top border
+    title = " ".join(
+        line.strip() for line in lines[: next(i for i, x in enumerate(lines) if "┏" in x)]
+    )
+    assert title == (
+        "vgg16: upscale224 vs direct48 on cpu (AMD EPYC), torch 2.14.1, 2 threads, "
+        f"machine class {class_id(other_class(make_report()).environment)}"
+    )
