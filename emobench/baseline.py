@@ -17,6 +17,7 @@ Baselines live one file per machine class: results/baselines/NAME/<class id>.jso
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -47,6 +48,8 @@ FAIL = "fail"
 NOISY = "pass (noisy)"  # worse than the threshold, but the samples do not show it is real
 SKIPPED = "skipped (different machine class)"
 OTHER_CLASS = "different machine class"  # a ratio shown beside another class's; never gates
+UNRELIABLE = "unreliable (machine busy)"  # a timing from a contended run; never gates
+TIMING_UNITS = ("ms", "s", "images/s", "us/image")
 KINDS = (R.EXACT, R.PORTABLE, R.MACHINE, INVARIANT)
 
 
@@ -181,7 +184,36 @@ def check(
     verdicts += _copied_layers(current, baseline)
     if not machine_ok:
         verdicts += invariants(current)
-    return verdicts
+    return _mark_contended(verdicts, current, baseline)
+
+
+def _busy_note(report: R.Report, which: str) -> str | None:
+    c = report.contention
+    if c is None or not c.busy:
+        return None
+    return f"{which} ran on a busy machine (others used {c.other_cpu_fraction:.0%} of the cores)"
+
+
+def _mark_contended(
+    verdicts: list[Verdict], current: R.Report, baseline: R.Report
+) -> list[Verdict]:
+    """Timings of a run that shared its machine are distorted (not just noisy): shown, never
+    gated. Exact metrics are unaffected."""
+    notes = [n for n in (_busy_note(current, "report"), _busy_note(baseline, "baseline")) if n]
+    if not notes:
+        return verdicts
+    timing_keys = {
+        row.key
+        for report in (current, baseline)
+        for row in R.metric_rows(report)
+        if row.unit in TIMING_UNITS
+    }
+    return [
+        dataclasses.replace(v, verdict=UNRELIABLE, note="; ".join(notes))
+        if v.metric in timing_keys and v.verdict != SKIPPED
+        else v
+        for v in verdicts
+    ]
 
 
 def _other_class_ratio(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> Verdict:

@@ -396,3 +396,41 @@ def test_ci_without_a_baseline_of_this_class_writes_the_candidate(
         cli, "_measure_and_save", lambda *a, **k: other_class(make_report(dn_latency=SLOW_DN))
     )
     assert runner.invoke(app, args).exit_code == 1
+
+
+def _busy(report: R.Report, share: float = 0.5) -> R.Report:
+    import dataclasses
+
+    from emobench.measure.contention import Contention
+
+    contention = Contention(
+        wall_s=10.0,
+        usable_cores=2,
+        own_cpu_s=10.0,
+        others_cpu_s=10.0,
+        other_cpu_fraction=share,
+        load_avg_1m=3.0,
+        cpu_freq_mhz_min=None,
+        cpu_freq_mhz_max=None,
+        gpu_other_processes=None,
+        busy=True,
+        note="machine busy",
+    )
+    return dataclasses.replace(report, contention=contention)
+
+
+def test_timings_of_a_busy_run_are_unreliable_not_failures() -> None:
+    slow = [s * 2 for s in TIGHT_DN]
+    busy = _busy(make_report(dn_latency=slow, dn_params=8_424_776))
+    verdicts = B.check(busy, make_report())
+    by = by_key(verdicts)
+    for key in (("direct48", "latency_b1_median_ms"), ("ratio", "latency_b1_median_ms")):
+        v = by[key]
+        assert v.verdict == B.UNRELIABLE and not v.failed
+        assert "report ran on a busy machine (others used 50% of the cores)" in v.note
+    # exact metrics still gate
+    assert by[("direct48", "params_total")].failed
+    # the same slowdown on a quiet machine fails
+    assert by_key(B.check(make_report(dn_latency=slow), make_report()))[
+        ("direct48", "latency_b1_median_ms")
+    ].failed
