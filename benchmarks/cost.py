@@ -3,7 +3,7 @@
 Run by hand (not a test): `.venv/bin/python benchmarks/cost.py [--runs 1]`. In one process it
 times the unit forward with torch.utils.benchmark, then the default `compare --backbone vgg16
 --device cpu` and `--quick`, and sets every upscale224/direct48 ratio of the quick run beside the
-default run's. Targets (issue "any machine"): default <= 150 units, quick <= 40 units, every
+default run's (and a second default run's, to show how much two default runs differ). Targets (issue "any machine"): default <= 150 units, quick <= 40 units, every
 timing ratio of quick within 10% of the default's.
 """
 
@@ -56,6 +56,7 @@ def main() -> None:
         unit_before = unit_forward_s()
         default_s, default_ratios, default_report = run(quick=False)
         quick_s, quick_ratios, quick_report = run(quick=True)
+        _, again_ratios, _ = run(quick=False)  # how far two default runs differ
         unit_after = unit_forward_s()
         unit = (unit_before + unit_after) / 2
         print(
@@ -73,16 +74,24 @@ def main() -> None:
                 f"  {name:7s} {wall:6.1f} s = {units:6.1f} units "
                 f"({verdict} <= {target}); machine: {busy}"
             )
-        print(f"  {'ratio (upscale224/direct48)':45s} {'default':>9s} {'quick':>9s} {'diff':>7s}")
+        print(
+            f"  {'ratio (upscale224/direct48)':38s} {'default':>9s} {'quick':>9s} {'diff':>7s}"
+            f" {'default again':>14s} {'diff':>7s}"
+        )
         worst = 0.0
         for key, d in default_ratios.items():
             q = quick_ratios.get(key)
             if q is None or d is None:
                 continue
             diff = q / d - 1
+            again = again_ratios.get(key)
+            again_diff = again / d - 1 if again else float("nan")
             flag = "" if abs(diff) <= RATIO_TOLERANCE else "  <-- over 10%"
             worst = max(worst, abs(diff))
-            print(f"  {key:45s} {d:8.2f}x {q:8.2f}x {diff:+6.1%}{flag}")
+            print(
+                f"  {key:38s} {d:8.2f}x {q:8.2f}x {diff:+6.1%} {again or float('nan'):13.2f}x"
+                f" {again_diff:+6.1%}{flag}"
+            )
         print(f"  largest ratio difference: {worst:.1%}")
 
 

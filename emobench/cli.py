@@ -162,8 +162,8 @@ def compare(
     quick: Annotated[
         bool,
         typer.Option(
-            help="Fewer, shorter loops (min 2 samples, 0.5 s cap, +-5% target, 16 preprocessing "
-            "images): about a quarter of the default's cost."
+            help="Fewer, shorter loops (min 1 sample, 0.5 s cap, +-5% target, 0.5 s of device "
+            "limits): about half the default's cost."
         ),
     ] = False,
     preprocess_images: Annotated[

@@ -25,10 +25,9 @@ DEFAULT_LIMITS_TIME_S = 2.0  # matmul rate and copy bandwidth together
 # --quick: fewer, shorter loops; the ratios stay within a few percent of the default run's
 QUICK = {
     "warmup_iters": 1,
-    "min_iters": 2,
+    "min_iters": 1,
     "max_time_s": 0.5,
     "target_ci": 0.05,
-    "preprocess_images": 16,
     "limits_time_s": 0.5,
 }
 DEFAULT_NUM_CLASSES = 7

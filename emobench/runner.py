@@ -405,10 +405,14 @@ def measure_pipeline(
             batch_u8 = host[:bs]
             xb = pipe.preprocess_batched(batch_u8)
             warm = False
-            if "memory" in wanted and bs == peak_bs:
+            measure_memory = "memory" in wanted and bs == peak_bs
+            memo = " and peak memory" if measure_memory else ""
+            if shared:
+                step(f"{tag}: throughput, end to end{memo}, batch {bs}")
+            elif measure_memory and "throughput" not in wanted and "end_to_end" not in wanted:
+                step(f"{tag}: peak memory, batch {bs}")
+            if measure_memory:
                 # the peak-memory call is also this batch size's warmup
-                if not shared and "throughput" not in wanted and "end_to_end" not in wanted:
-                    step(f"{tag}: peak memory, batch {bs}")
                 forward = partial(pipe.infer, xb)
                 if config.compile != "none":
                     forward = partial(_eager_forward, model, xb, pipe)
@@ -417,7 +421,6 @@ def measure_pipeline(
                 )
                 warm = config.compile == "none"
             if shared:
-                step(f"{tag}: throughput and end to end, batch {bs}")
                 model_only, e2e = _shared_loop(
                     pipe, batch_u8, ctx.budget.settings(loop, step), warm
                 )
