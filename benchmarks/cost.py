@@ -2,9 +2,10 @@
 
 Run by hand (not a test): `.venv/bin/python benchmarks/cost.py [--runs 1]`. In one process it
 times the unit forward with torch.utils.benchmark, then the default `compare --backbone vgg16
---device cpu` and `--quick`, and sets every upscale224/direct48 ratio of the quick run beside the
-default run's (and a second default run's, to show how much two default runs differ). Targets (issue "any machine"): default <= 150 units, quick <= 40 units, every
-timing ratio of quick within 10% of the default's.
+--device cpu`, `--quick`, and the default again, and sets every upscale224/direct48 ratio of
+the quick run beside the default run's (and the second default run's, to show how much two
+default runs differ). Targets (issue "any machine"): default <= 150 units, quick <= 40 units,
+every timing ratio of quick within 10% of the default's.
 """
 
 from __future__ import annotations
