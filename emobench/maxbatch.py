@@ -81,13 +81,19 @@ def make_step(model: EmotionNet, mode: str, device: torch.device) -> Callable[[i
 
     def train(n: int) -> None:
         optimizer = pipe.new_optimizer()
-        labels = torch.zeros(n, dtype=torch.long, device=device)
-        pipe.train_step(pipe.example_input(n, random=True), labels, optimizer)
+        try:
+            labels = torch.zeros(n, dtype=torch.long, device=device)
+            pipe.train_step(pipe.example_input(n, random=True), labels, optimizer)
+        finally:
+            # an OOM in backward or step() skips train_step's zero_grad: without this the next
+            # probe would start with this one's gradients still allocated
+            optimizer.zero_grad(set_to_none=True)
+            optimizer.state.clear()
 
     return train
 
 
-def cuda_hooks(device: torch.device) -> mb.MemoryHooks:
+def cuda_hooks(device: torch.device, model: torch.nn.Module | None = None) -> mb.MemoryHooks:
     def reset() -> None:
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
@@ -96,11 +102,36 @@ def cuda_hooks(device: torch.device) -> mb.MemoryHooks:
     def release() -> None:
         import gc
 
+        if model is not None:
+            model.zero_grad(set_to_none=True)  # whatever a failed step left behind
         gc.collect()
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
 
-    return mb.MemoryHooks(reset, lambda: int(torch.cuda.max_memory_allocated(device)), release)
+    return mb.MemoryHooks(
+        reset,
+        lambda: int(torch.cuda.max_memory_allocated(device)),
+        release,
+        lambda: int(torch.cuda.max_memory_reserved(device)),
+    )
+
+
+def non_allocator_bytes(device: torch.device) -> int:
+    """Device memory in use outside torch's caching allocator: the CUDA context, cuBLAS/cuDNN
+    handles and workspaces, other processes. set_per_process_memory_fraction cannot cap it."""
+    free, total = torch.cuda.mem_get_info(device)
+    return max(0, int(total - free) - int(torch.cuda.memory_reserved(device)))
+
+
+def allocator_fraction(budget: int, outside: int, total: int) -> float:
+    """The allocator's share of the card so that allocator + everything outside it <= budget."""
+    if budget <= outside:
+        raise UsageError(
+            f"--budget {budget / 2**30:.2f} GiB is not more than the "
+            f"{outside / 2**30:.2f} GiB already used outside torch's allocator on this GPU "
+            "(CUDA context, library handles, other processes)"
+        )
+    return min(1.0, (budget - outside) / total)
 
 
 def device_memory_bytes(device: torch.device) -> int:
@@ -167,12 +198,19 @@ def _cuda_maxbatch(
     note: Callable[[str], None],
 ) -> MaxBatchResult:
     total = device_memory_bytes(device)
-    torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), device)
     try:
         model = build_model(config.backbone, pipeline, num_classes=config.num_classes).to(device)
-        try_batch = mb.guarded_try_batch(make_step(model, config.mode, device), cuda_hooks(device))
+        step = make_step(model, config.mode, device)
+        hooks = cuda_hooks(device, model)
+        # one batch-1 step creates the context and the cuBLAS/cuDNN handles, so the memory
+        # outside the allocator is all there when it is measured and charged to the budget
+        mb.guarded_try_batch(step, hooks)(1)
+        outside = non_allocator_bytes(device)
+        torch.cuda.set_per_process_memory_fraction(
+            allocator_fraction(budget, outside, total), device
+        )
         search = mb.search_max_batch(
-            try_batch,
+            mb.guarded_try_batch(step, hooks),
             config.max_batch,
             on_probe=lambda p: note(f"batch {p.batch_size}: {p.outcome}"),
         )
@@ -195,6 +233,8 @@ def _cuda_maxbatch(
         bytes_per_extra_image=mb.bytes_per_extra_image(search.probes),
         probes=search.probes,
         error=search.error,
+        reserved_bytes_at_max=at_max[-1].reserved_bytes if at_max else None,
+        non_allocator_bytes=outside,
     )
 
 

@@ -136,6 +136,8 @@ class MaxBatchResult:
     predicted_peak_bytes: float | None = None
     fit_error: float | None = None  # (measured - predicted) / measured at the confirmation
     child_base_bytes: int | None = None  # RSS of a fresh process with the model built (CPU)
+    reserved_bytes_at_max: int | None = None  # CUDA: allocator's reserved peak at the max batch
+    non_allocator_bytes: int | None = None  # CUDA: context, handles, others: charged to budget
 
 
 @dataclass(frozen=True)
@@ -489,13 +491,10 @@ def _efficiency_defs() -> list[MetricDef]:
         return lambda r: getattr(r.gpu_monitor, attr) if r.gpu_monitor else None
 
     def joules_per_image(r: PipelineResult) -> float | None:
-        if r.gpu_monitor is None or r.gpu_monitor.energy_joules is None or not r.throughput:
+        mon = r.gpu_monitor
+        if mon is None or mon.energy_joules is None or not mon.images:
             return None
-        best = max(r.throughput, key=lambda b: b.batch_size)
-        t = best.timing
-        calls = int(t.cold_start_ms is not None) + t.warmup_iters + t.stats.n
-        images = calls * best.batch_size
-        return r.gpu_monitor.energy_joules / images
+        return mon.energy_joules / mon.images
 
     return [
         MetricDef(

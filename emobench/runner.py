@@ -30,6 +30,7 @@ from emobench.measure.timing import (
     STOP_BUDGET,
     LoopSettings,
     TimingResult,
+    cpu_timer,
     sample_until_stable,
     throughput_timer_for,
     time_loop,
@@ -245,7 +246,9 @@ def _run(
     if "efficiency" in config.measurements:
         steps(f"device limits: {config.precision} matmul rate and copy bandwidth")
         timer, _ = timer_for(device)
-        ctx.limits = measure_limits(device, config.precision, timer, config.limits_time_s)
+        ctx.limits = measure_limits(
+            device, config.precision, timer, config.limits_time_s, host_timer=cpu_timer
+        )
     results = []
     for backbone in config.backbones:
         for pipeline in config.pipelines:
@@ -429,10 +432,14 @@ def measure_pipeline(
                 continue
             if "throughput" in wanted:
                 step(f"{tag}: throughput, batch {bs}")
-                with _gpu_monitor(device, bs == peak_bs) as mon:
-                    timing = timed(partial(pipe.infer, xb), warm, blocked=True)
-                    throughput.append(_batch_timing(bs, timing))
-                monitor = mon.result if mon is not None else monitor
+                timing = timed(partial(pipe.infer, xb), warm, blocked=True)
+                throughput.append(_batch_timing(bs, timing))
+                if bs == peak_bs:
+                    # NVML is sampled in a pass of its own: its thread never shares the GIL
+                    # with the launches of the timed loop
+                    monitor = monitor_pass(
+                        _gpu_monitor(device, True), partial(pipe.infer, xb), timing.stats.n, bs
+                    )
                 warm = True
             del xb
             if "end_to_end" in wanted:
@@ -659,14 +666,28 @@ def _efficiency(
     best = max(throughput, key=lambda b: b.images_per_s)
     achieved = flops * best.images_per_s
     # bytes each preprocessing path must read (uint8 48x48) and write (float 3xSxS) per image
-    per_image_bytes = 48 * 48 + memory.input_bytes_per_image
+    u8_bytes = 48 * 48
+    per_image_bytes = u8_bytes + memory.input_bytes_per_image
     rates = {p.path: per_image_bytes / (p.us_per_image.median * 1e-6) for p in preprocess}
+    fractions = {}
+    for p in preprocess:
+        seconds = p.us_per_image.median * 1e-6
+        if p.path == PER_IMAGE_PATH:
+            # host work: against the host's memcpy bandwidth, whatever the device
+            host_bw = limits.host_copy_bytes_per_s or limits.copy_bytes_per_s
+            fractions[p.path] = per_image_bytes / host_bw / seconds
+        elif limits.h2d_bytes_per_s is not None:
+            # CUDA: the uint8 copy over the bus, then the device-side read + write
+            bound = u8_bytes / limits.h2d_bytes_per_s + per_image_bytes / limits.copy_bytes_per_s
+            fractions[p.path] = bound / seconds
+        else:
+            fractions[p.path] = per_image_bytes / limits.copy_bytes_per_s / seconds
     return Efficiency(
         batch_size=best.batch_size,
         achieved_flops_per_s=achieved,
         matmul_fraction=achieved / limits.matmul_flops_per_s,
         preprocess_bytes_per_s=rates,
-        preprocess_copy_fraction={k: v / limits.copy_bytes_per_s for k, v in rates.items()},
+        preprocess_copy_fraction=fractions,
     )
 
 
@@ -678,6 +699,25 @@ class _NoMonitor:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+MONITOR_PASS_MAX_CALLS = 50
+
+
+def monitor_pass(
+    monitor: Any, fn: Callable[[], object], calls: int, batch_size: int
+) -> nvml_mod.MonitorResult | None:
+    """Run `fn` `calls` times (at most MONITOR_PASS_MAX_CALLS) inside an NVML monitor, after the
+    timed loop rather than during it; None where there is no monitor."""
+    calls = max(1, min(calls, MONITOR_PASS_MAX_CALLS))
+    with monitor as mon:
+        for _ in range(calls):
+            fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    if mon is None or mon.result is None:
+        return None
+    return dataclasses.replace(mon.result, images=calls * batch_size)
 
 
 def _gpu_monitor(device: torch.device, wanted: bool) -> Any:

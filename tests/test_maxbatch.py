@@ -275,6 +275,12 @@ class FakeCuda:
         monkeypatch.setattr(cuda, "empty_cache", lambda: None)
         monkeypatch.setattr(cuda, "reset_peak_memory_stats", self._reset)
         monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.peak)
+        monkeypatch.setattr(cuda, "max_memory_reserved", lambda device=None: self.peak + 512)
+        monkeypatch.setattr(cuda, "memory_reserved", lambda device=None: 2**30)
+        # 1 GiB reserved by the allocator + 600 MiB outside it (context, handles) in use
+        monkeypatch.setattr(
+            cuda, "mem_get_info", lambda device=None: (8 * 2**30 - 2**30 - 600 * 2**20, 8 * 2**30)
+        )
         monkeypatch.setattr(
             cuda, "set_per_process_memory_fraction", lambda f, device=None: self.fractions.append(f)
         )
@@ -320,8 +326,12 @@ def test_cuda_search_path_with_injected_oom(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.safe_batch == 285 and not result.capped
     assert result.peak_bytes_at_max == 1000 + 100 * 300
     assert result.bytes_per_extra_image == pytest.approx(100.0)
-    assert fake.fractions == [0.25, 1.0]  # the budget as a fraction, then restored
-    assert fake.resets == len(result.probes)  # peak stats reset before every probe
+    # the budget less the 600 MiB outside the allocator, as a fraction; then restored
+    assert fake.fractions == [pytest.approx((2 * 2**30 - 600 * 2**20) / (8 * 2**30)), 1.0]
+    assert result.non_allocator_bytes == 600 * 2**20
+    assert result.reserved_bytes_at_max == 1000 + 100 * 300 + 512
+    # peak stats reset before every probe, and before the batch-1 step that creates handles
+    assert fake.resets == len(result.probes) + 1
     assert sum(p.outcome == mb.OOM for p in result.probes) >= 1
     assert notes[0] == "batch 1: ok"
 
@@ -341,3 +351,72 @@ def test_fit_grows_while_cheap_and_stops_at_memory_share(monkeypatch: pytest.Mon
     assert [n for n, _ in points] == [2, 4, 8, 16, 32]
     assert all(p.outcome == mb.OK for p in probes)
     assert list(mbmod.fit_batches(20)) == [2, 4, 8, 16]
+
+
+def test_cuda_budget_below_what_is_outside_the_allocator_is_refused() -> None:
+    import emobench.maxbatch as mbmod
+    from emobench.errors import UsageError
+
+    with pytest.raises(UsageError, match="already used outside torch's allocator"):
+        mbmod.allocator_fraction(512 * 2**20, 600 * 2**20, 8 * 2**30)
+    assert mbmod.allocator_fraction(2**30, 2**29, 2**32) == pytest.approx(2**29 / 2**32)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("GET was unable to find an engine to execute this computation", "cudnn no engine"),
+        ("FIND was unable to find an engine to execute this computation", "cudnn no engine"),
+        (
+            "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if ...",
+            "cudnn no engine",
+        ),
+        (
+            "Expected canUse32BitIndexMath(input) && canUse32BitIndexMath(output)",
+            "32-bit index limit",
+        ),
+        ("upsample: input tensor must fit into 32-bit index math", "32-bit index limit"),
+        ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate", "cublas alloc"),
+        ("cuDNN error: CUDNN_STATUS_ALLOC_FAILED", "cudnn workspace"),
+    ],
+)
+def test_disguised_ooms_are_does_not_fit(message: str, kind: str) -> None:
+    assert mb.oom_kind(RuntimeError(message)) == kind
+
+    def step(n: int) -> None:
+        if n > 40:
+            raise RuntimeError(message)
+
+    hooks = mb.MemoryHooks(lambda: None, lambda: None, lambda: None)
+    result = mb.search_max_batch(mb.guarded_try_batch(step, hooks), 4096)
+    # the search bisects below the failure instead of stopping with an error
+    assert result.error is None and result.max_batch == 40 and result.confirmed
+    failed = [p for p in result.probes if p.outcome == mb.OOM]
+    assert failed and all(p.message and p.message.startswith(f"[{kind}] ") for p in failed)
+
+
+def test_failed_train_probe_releases_gradients_and_optimizer_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An OOM in optimizer.step skips zero_grad; the next probe must start as empty as the first."""
+    import emobench.maxbatch as mbmod
+    from tests.conftest import tiny_model
+
+    model = tiny_model("resnet18", "direct48")
+    step = mbmod.make_step(model, "train", torch.device("cpu"))
+
+    def grad_bytes() -> int:
+        return sum(
+            p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None
+        )
+
+    def oom_in_step(self, closure=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    before = grad_bytes()
+    monkeypatch.setattr(torch.optim.SGD, "step", oom_in_step)
+    hooks = mb.MemoryHooks(lambda: None, grad_bytes, lambda: None)
+    outcome = mb.guarded_try_batch(step, hooks)(4)
+    assert outcome.outcome == mb.OOM and outcome.message.startswith("[allocator] ")
+    assert before == 0 and grad_bytes() == 0  # the backward's gradients are gone
+    assert all(p.grad is None for p in model.parameters())

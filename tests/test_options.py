@@ -177,7 +177,9 @@ def test_mode_both_measures_train_and_infer_on_cpu(native_bf16: None) -> None:
 
 
 def test_efficiency_arithmetic() -> None:
-    lim = types.SimpleNamespace(matmul_flops_per_s=1e12, copy_bytes_per_s=1e10)
+    from emobench.measure.limits import DeviceLimits
+
+    lim = DeviceLimits(1e12, "fp32", 64, 1e10, 1 << 20)
     throughput = [
         BatchTiming(1, 100.0, timing([10.0])),
         BatchTiming(8, 400.0, timing([20.0])),
@@ -192,6 +194,48 @@ def test_efficiency_arithmetic() -> None:
     assert eff.preprocess_bytes_per_s["batched_tensor"] == pytest.approx(per_image / 10e-6)
     assert eff.preprocess_copy_fraction["batched_tensor"] == pytest.approx(per_image / 10e-6 / 1e10)
     assert _efficiency([], 1, pre, memory, lim) is None  # type: ignore[arg-type]
+
+
+def test_efficiency_on_cuda_uses_host_and_bus_bandwidths() -> None:
+    """Host work against host memcpy; the batched path against bus copy + device read/write."""
+    from emobench.measure.limits import DeviceLimits
+
+    lim = DeviceLimits(
+        1e14, "fp32", 8192, 2e12, 1 << 30, host_copy_bytes_per_s=2e10, h2d_bytes_per_s=2.5e10
+    )
+    throughput = [BatchTiming(8, 400.0, timing([20.0]))]
+    per_image_s, batched_s = 100e-6, 2e-6
+    pre = [
+        PreprocessResult("per_image_pil", 4, Stats.from_samples([per_image_s * 1e6], "us/image")),
+        PreprocessResult("batched_tensor", 4, Stats.from_samples([batched_s * 1e6], "us/image")),
+    ]
+    memory = MemoryResult(602_112, 0, None, None)  # 3x224x224 float32
+    eff = _efficiency(throughput, 30_000_000_000, pre, memory, lim)
+    assert eff is not None
+    moved = 2304 + 602_112
+    assert eff.preprocess_copy_fraction["per_image_pil"] == pytest.approx(
+        moved / 2e10 / per_image_s
+    )
+    bound = 2304 / 2.5e10 + moved / 2e12  # uint8 over the bus, then on-device read + write
+    assert eff.preprocess_copy_fraction["batched_tensor"] == pytest.approx(bound / batched_s)
+
+
+def test_reference_matmul_uses_the_models_math_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA in fp32, cuDNN convolutions run TF32 by default; IEEE matmul would read 3-8x
+    too slow a reference and efficiency far over 100%."""
+    from emobench.measure.limits import _matmul_tf32, matmul_math
+
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert matmul_math(gpu, "fp32") == "tf32"
+    assert matmul_math(torch.device("cpu"), "fp32") == "ieee fp32"
+    assert matmul_math(gpu, "bf16") == "bf16"
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert matmul_math(gpu, "fp32") == "ieee fp32"
+    before = torch.backends.cuda.matmul.allow_tf32
+    with _matmul_tf32(not before):
+        assert torch.backends.cuda.matmul.allow_tf32 == (not before)
+    assert torch.backends.cuda.matmul.allow_tf32 == before
 
 
 class _FakeCall:

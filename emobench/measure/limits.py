@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ class DeviceLimits:
     copy_bytes_per_s: float  # bytes read + bytes written per second, best sample
     copy_bytes: int  # the buffer size picked on this device
     elapsed_s: float | None = None  # sizing and timing, both limits
+    matmul_math: str | None = None  # tf32, ieee fp32, bf16, fp16: the model's conv math
+    host_copy_bytes_per_s: float | None = None  # CUDA runs: host memcpy, read + write
+    h2d_bytes_per_s: float | None = None  # CUDA runs: pinned host -> device, bytes moved
 
 
 def _doubling(first: int, last: int) -> Iterator[int]:
@@ -96,10 +100,52 @@ def matmul_call(device: torch.device, dtype: torch.dtype, n: int) -> Callable[[]
     return lambda: torch.mm(a, b)
 
 
-def copy_call(device: torch.device, size: int) -> Callable[[], Any]:
-    src = torch.empty(size, dtype=torch.uint8, device=device).fill_(1)
-    dst = torch.empty_like(src)
-    return lambda: dst.copy_(src)
+def copy_call(
+    device: torch.device, size: int, src_device: torch.device | None = None
+) -> Callable[[], Any]:
+    """dst.copy_(src) of `size` bytes; with `src_device`, from pinned host memory (H2D)."""
+    source = src_device or device
+    src = torch.empty(size, dtype=torch.uint8, device=source).fill_(1)
+    if source.type == "cpu" and device.type == "cuda":
+        src = src.pin_memory()
+    dst = torch.empty(size, dtype=torch.uint8, device=device)
+    return lambda: dst.copy_(src, non_blocking=src.is_pinned())
+
+
+def _rate(
+    make: Callable[[int], Callable[[], Any]],
+    first_last: tuple[int, int],
+    timer: Timer,
+    time_s: float,
+    clock: Callable[[], float],
+) -> tuple[int, float]:
+    """(size picked, best ms per call) within `time_s`: half sizing, the rest sampling."""
+    started = clock()
+    size, fn, warm = _sized(make, _doubling(*first_last), timer, started + time_s / 2, clock)
+    return size, _best_ms(fn, timer, started + time_s - clock(), warm, clock)
+
+
+@contextmanager
+def _matmul_tf32(allowed: bool | None) -> Iterator[None]:
+    if allowed is None:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def matmul_math(device: torch.device, precision: str) -> str:
+    """The math the model's convolutions use, which the reference matmul must use too: on CUDA
+    in fp32, cuDNN convolutions run in TF32 while cudnn.allow_tf32 is set (torch's default)."""
+    if precision != "fp32":
+        return precision
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "ieee fp32"
 
 
 def measure_limits(
@@ -108,27 +154,34 @@ def measure_limits(
     timer: Timer,
     time_s: float = LIMITS_TIME_S,
     clock: Callable[[], float] = time.perf_counter,
+    host_timer: Timer | None = None,
 ) -> DeviceLimits:
-    """Matmul rate and copy bandwidth, each sized and timed within half of `time_s`."""
+    """Matmul rate (in the model's math mode) and copy bandwidth, sized and timed within
+    `time_s`; on CUDA also the host's memcpy and pinned host-to-device bandwidth, for the host
+    work and the copy part of preprocessing (`host_timer` times host work)."""
     dtype = DTYPES[precision]
-    half = time_s / 2
+    cuda = device.type == "cuda"
+    share = time_s / (4 if cuda else 2)
+    math_mode = matmul_math(device, precision)
+    tf32 = (math_mode == "tf32") if cuda and precision == "fp32" else None
 
     def matmul(n: int) -> Callable[[], Any]:
         return matmul_call(device, dtype, n)
 
-    def copy(size: int) -> Callable[[], Any]:
-        return copy_call(device, size)
-
     first, last = MATMUL_N.get(device.type, MATMUL_N["cpu"])
-    matmul(first)()  # one-time library initialisation (BLAS, oneDNN, cuBLAS) is not sizing time
     started = clock()
-    n, mm, warm = _sized(matmul, _doubling(first, last), timer, started + half / 2, clock)
-    mm_ms = _best_ms(mm, timer, started + half - clock(), warm, clock)
-    del mm
-    copy_started = clock()
-    first, last = COPY_BYTES.get(device.type, COPY_BYTES["cpu"])
-    size, cp, warm = _sized(copy, _doubling(first, last), timer, copy_started + half / 2, clock)
-    copy_ms = _best_ms(cp, timer, copy_started + half - clock(), warm, clock)
+    with _matmul_tf32(tf32):
+        matmul(first)()  # one-time library initialisation (BLAS, oneDNN, cuBLAS)
+        n, mm_ms = _rate(matmul, (first, last), timer, share, clock)
+    copy_range = COPY_BYTES.get(device.type, COPY_BYTES["cpu"])
+    size, copy_ms = _rate(lambda b: copy_call(device, b), copy_range, timer, share, clock)
+    host = h2d = None
+    if cuda:
+        cpu = torch.device("cpu")
+        host = _rate(
+            lambda b: copy_call(cpu, b), COPY_BYTES["cpu"], host_timer or timer, share, clock
+        )
+        h2d = _rate(lambda b: copy_call(device, b, cpu), copy_range, timer, share, clock)
     return DeviceLimits(
         matmul_flops_per_s=2 * n**3 / (mm_ms / 1000),
         matmul_dtype=precision,
@@ -136,4 +189,7 @@ def measure_limits(
         copy_bytes_per_s=2 * size / (copy_ms / 1000),
         copy_bytes=size,
         elapsed_s=clock() - started,
+        matmul_math=math_mode,
+        host_copy_bytes_per_s=2 * host[0] / (host[1] / 1000) if host else None,
+        h2d_bytes_per_s=h2d[0] / (h2d[1] / 1000) if h2d else None,
     )

@@ -16,13 +16,24 @@ OOM = "oom"
 ERROR = "error"
 OVER_BUDGET = "over_budget"
 
-OOM_MESSAGES = (
-    "out of memory",
-    "CUBLAS_STATUS_ALLOC_FAILED",
-    "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
-    "CUDNN_STATUS_ALLOC_FAILED",
-    "can't allocate memory",  # torch's DefaultCPUAllocator
+# (kind, message fragments): what each allocator or library says when memory runs out. cuDNN and
+# the index-math checks disguise it: with no workspace left no engine can run, and a huge batch
+# outgrows 32-bit indexing; all mean "this batch does not fit", never "the search failed".
+OOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("allocator", ("out of memory", "can't allocate memory")),
+    ("cublas alloc", ("CUBLAS_STATUS_ALLOC_FAILED",)),
+    ("cudnn workspace", ("CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", "CUDNN_STATUS_ALLOC_FAILED")),
+    (
+        "cudnn no engine",
+        (
+            "unable to find an engine to execute this computation",
+            "CUDNN_STATUS_NOT_SUPPORTED",
+            "CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR",
+        ),
+    ),
+    ("32-bit index limit", ("canUse32BitIndexMath", "must fit into 32-bit index math")),
 )
+OOM_MESSAGES = tuple(m for _, messages in OOM_KINDS for m in messages)
 BYTE_SUFFIXES = {
     "": 1,
     "B": 1,
@@ -42,6 +53,7 @@ class ProbeOutcome:
     outcome: str  # ok, oom, over_budget or error
     peak_bytes: int | None = None
     message: str | None = None
+    reserved_bytes: int | None = None  # CUDA: the caching allocator's peak reserved
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class Probe:
     peak_bytes: int | None
     seconds: float
     message: str | None = None
+    reserved_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,16 +75,24 @@ class SearchResult:
     confirmed: bool | None = None  # the winning batch ran again and succeeded
 
 
+def oom_kind(exc: BaseException) -> str | None:
+    """Which kind of out-of-memory `exc` is (see OOM_KINDS), or None for any other failure."""
+    if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, torch's
+        return "allocator"
+    if isinstance(exc, MemoryError):
+        return "allocator"
+    if not isinstance(exc, RuntimeError):
+        return None
+    text = str(exc).lower()
+    for kind, messages in OOM_KINDS:
+        if any(m.lower() in text for m in messages):
+            return kind
+    return None
+
+
 def is_oom(exc: BaseException) -> bool:
-    """Out-of-memory errors, told apart from every other failure."""
-    if (
-        type(exc).__name__ == "OutOfMemoryError"
-    ):  # torch.cuda.OutOfMemoryError / torch.OutOfMemoryError
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError | MemoryError) and (
-        isinstance(exc, MemoryError) or any(m.lower() in text.lower() for m in OOM_MESSAGES)
-    )
+    """Out-of-memory errors (disguised ones included), told apart from every other failure."""
+    return oom_kind(exc) is not None
 
 
 def search_max_batch(
@@ -92,7 +113,7 @@ def search_max_batch(
     def probe(n: int) -> ProbeOutcome:
         start = clock()
         out = try_batch(n)
-        p = Probe(n, out.outcome, out.peak_bytes, clock() - start, out.message)
+        p = Probe(n, out.outcome, out.peak_bytes, clock() - start, out.message, out.reserved_bytes)
         probes.append(p)
         if on_probe is not None:
             on_probe(p)
@@ -205,6 +226,7 @@ class MemoryHooks:
     reset: Callable[[], None]
     peak_bytes: Callable[[], int | None]
     release: Callable[[], None]
+    peak_reserved: Callable[[], int | None] = lambda: None
 
 
 def guarded_try_batch(
@@ -219,14 +241,17 @@ def guarded_try_batch(
         try:
             step(n)
         except Exception as exc:
-            oom = is_oom(exc)
+            kind = oom_kind(exc)
+            oom = kind is not None
             lines = str(exc).strip().splitlines()
             failure = f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+            if kind is not None:
+                failure = f"[{kind}] {failure}"
         # Released outside the except block: the traceback holds the failed step's tensors.
         hooks.release()
-        peak = hooks.peak_bytes()
+        peak, reserved = hooks.peak_bytes(), hooks.peak_reserved()
         if failure is None:
-            return ProbeOutcome(OK, peak)
-        return ProbeOutcome(OOM if oom else ERROR, peak, failure)
+            return ProbeOutcome(OK, peak, reserved_bytes=reserved)
+        return ProbeOutcome(OOM if oom else ERROR, peak, failure, reserved)
 
     return try_batch

@@ -70,15 +70,37 @@ def used_bytes(nvml: ModuleType, handle: Any) -> int | None:
 
 def process_used_bytes(nvml: ModuleType, handle: Any, pid: int) -> int | None:
     """GPU memory NVML attributes to process `pid` (None where the driver hides it)."""
+    return process_memory(nvml, handle, pid)[0]
+
+
+PID_MATCH = "pid"
+ONLY_PROCESS = "only process on the device (PID namespaces differ)"
+
+
+def process_memory(nvml: ModuleType, handle: Any, pid: int) -> tuple[int | None, str]:
+    """(bytes NVML attributes to this process, how it was matched or why it is absent).
+
+    In a container NVML lists host PIDs, so `pid` never matches: when the device then has
+    exactly one compute process, it is this one.
+    """
     try:
-        procs = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
-    except Exception:
-        return None
+        procs = list(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
+    except Exception as exc:
+        return None, f"NVML process list unavailable ({type(exc).__name__})"
+
+    def used(proc: Any) -> int | None:
+        value = getattr(proc, "usedGpuMemory", None)
+        return int(value) if isinstance(value, int) else None
+
     for proc in procs:
         if getattr(proc, "pid", None) == pid:
-            used = getattr(proc, "usedGpuMemory", None)
-            return int(used) if isinstance(used, int) else None
-    return None
+            return used(proc), PID_MATCH
+    if len(procs) == 1:
+        return used(procs[0]), ONLY_PROCESS
+    return None, (
+        f"this process's PID is not among the {len(procs)} on the device "
+        "(a container's PID namespace?) and it cannot be told apart"
+    )
 
 
 def energy_mj(nvml: ModuleType, handle: Any) -> int | None:
@@ -100,6 +122,8 @@ class MonitorResult:
     process_used_peak_bytes: int | None
     process_used_mean_bytes: float | None
     energy_joules: float | None
+    images: int | None = None  # images processed during the monitored pass
+    process_match: str | None = None  # how this process was found in NVML's list, or why not
 
 
 class GpuMonitor:
@@ -115,13 +139,14 @@ class GpuMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._energy_start: int | None = None
+        self._match: str | None = None
         self.result: MonitorResult | None = None
 
     def _sample(self) -> None:
         dev = used_bytes(self._nvml, self._handle)
         if dev is not None:
             self._device.append(dev)
-        proc = process_used_bytes(self._nvml, self._handle, self._pid)
+        proc, self._match = process_memory(self._nvml, self._handle, self._pid)
         if proc is not None:
             self._process.append(proc)
 
@@ -153,4 +178,5 @@ class GpuMonitor:
             process_used_peak_bytes=max(self._process) if self._process else None,
             process_used_mean_bytes=statistics.fmean(self._process) if self._process else None,
             energy_joules=energy,
+            process_match=self._match,
         )
