@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-gpu lint clean
+.PHONY: install run test test-gpu gpu-check lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -m gpu
+
+# The GPU acceptance run (benchmarks/gpu_check.py); DRY_RUN=1 lists its commands without a GPU.
+gpu-check: $(STAMP)
+	DRY_RUN=$(DRY_RUN) $(PY) benchmarks/gpu_check.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check emobench tests

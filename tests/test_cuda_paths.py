@@ -156,3 +156,28 @@ def test_process_memory_in_a_container() -> None:
     )
     used, why = nvml_mod.process_memory(ProcNVML([424242, 424243]), None, me)
     assert used is None and "cannot be told apart" in why
+
+
+def test_gpu_check_dry_run_lists_every_command_without_a_gpu() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"DRY_RUN": "1"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "pytest -m gpu" in out
+    for backbone in ("vgg16", "resnet18"):
+        for precision in ("fp32", "fp16", "bf16"):
+            assert f"--backbone {backbone} --device cuda:0 --precision {precision}" in out
+        assert f"--backbone {backbone} --device cuda:0 --compile default" in out
+    assert "--device cuda:1" in out
+    assert "maxbatch --backbone vgg16 --device cuda:0 --mode infer" in out
+    assert "maxbatch --backbone vgg16 --device cuda:0 --mode train" in out
