@@ -120,10 +120,17 @@ def render_compare(report: Report, console: Console) -> None:
     console.print(stopping_line(report))
     if report.limits is not None:
         lim = report.limits
+        extra = ""
+        if lim.host_copy_bytes_per_s is not None and lim.h2d_bytes_per_s is not None:
+            extra = (
+                f", host memcpy {fmt_value(lim.host_copy_bytes_per_s, 'bytes/s')}, pinned "
+                f"host-to-device {fmt_value(lim.h2d_bytes_per_s, 'bytes/s')}"
+            )
         console.print(
-            f"device limits measured in this run: {lim.matmul_dtype} matmul "
+            f"device limits measured in this run: {lim.matmul_math or lim.matmul_dtype} matmul "
             f"{fmt_value(lim.matmul_flops_per_s, 'FLOP/s')} (n={lim.matmul_n}), copy bandwidth "
-            f"{fmt_value(lim.copy_bytes_per_s, 'bytes/s')}"
+            f"{fmt_value(lim.copy_bytes_per_s, 'bytes/s')} ({fmt_value(lim.copy_bytes, 'bytes')})"
+            + extra
         )
     for r in report.results:
         if r.error:
@@ -221,6 +228,11 @@ def render_maxbatch(report: Report, console: Console) -> None:
         note = r.error or ("capped at --max-batch" if r.capped else "")
         if r.fit_error is not None:
             note = (note + "; " if note else "") + f"fit error {r.fit_error:+.1%}"
+        if r.reserved_bytes_at_max is not None:
+            note = (note + "; " if note else "") + (
+                f"reserved {fmt_value(r.reserved_bytes_at_max, 'bytes')}, outside allocator "
+                f"{fmt_value(r.non_allocator_bytes, 'bytes')}"
+            )
         table.add_row(
             r.pipeline,
             r.method,
