@@ -15,8 +15,9 @@ from rich.table import Table
 from emobench import machine
 from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
 from emobench.claims import ClaimVerdict
+from emobench.measure.stats import MIN_SAMPLES_FOR
 from emobench.readout import ClassRatios, MergedRow, ModelInfo
-from emobench.report import MetricRow, Report, metric_rows
+from emobench.report import MetricRow, PipelineResult, Report, metric_rows, stats_for
 from emobench.runner import ProgressFn
 
 ABSENT = "—"  # a measurement this device cannot take
@@ -100,16 +101,42 @@ def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table
     table.add_column("direct48", justify="right")
     table.add_column("ratio", justify="right")
     table.add_column("", justify="left", no_wrap=True)
+    up, dn = report.result(backbone, "upscale224"), report.result(backbone, "direct48")
     for row in rows:
         mark = " ~" if row.noisy else ""
         table.add_row(
             row.label + mark,
-            fmt_value(row.upscale224, row.unit),
-            fmt_value(row.direct48, row.unit),
+            fmt_value(row.upscale224, row.unit) + _ci_text(up, row),
+            fmt_value(row.direct48, row.unit) + _ci_text(dn, row),
             fmt_ratio(row.ratio),
             ratio_bar(row.ratio),
         )
     return table
+
+
+def _ci_text(result: PipelineResult | None, row: MetricRow) -> str:
+    """' ±x%': the larger side of the median's 95% interval, for median-based timing rows."""
+    if row.unit not in ("ms", "us/image"):
+        return ""
+    stats = stats_for(result, row.key)
+    if stats is None or stats.median_ci_low is None or stats.median_ci_high is None:
+        return ""
+    if "p90" in row.key or "p99" in row.key or stats.median <= 0:
+        return ""
+    half = max(stats.median - stats.median_ci_low, stats.median_ci_high - stats.median)
+    return f" ±{half / stats.median:.0%}" if half / stats.median >= 0.005 else " ±<1%"
+
+
+def percentile_line(report: Report) -> str | None:
+    """Why tail latencies are missing: too few samples for the rule in MIN_SAMPLES_FOR."""
+    ns = [r.latency.stats.n for r in report.results if r.latency]
+    if not ns or all(n >= MIN_SAMPLES_FOR[99] for n in ns):
+        return None
+    return (
+        f"latency p90 needs >= {MIN_SAMPLES_FOR[90]} samples and p99 >= {MIN_SAMPLES_FOR[99]}; "
+        f"batch-1 latency has {', '.join(str(n) for n in ns)}: n too small where not shown; "
+        "± = the median's 95% confidence interval (order statistics)"
+    )
 
 
 def render_compare(report: Report, console: Console) -> None:
@@ -118,6 +145,8 @@ def render_compare(report: Report, console: Console) -> None:
         console.print(compare_table(report, backbone, [r for r in rows if r.backbone == backbone]))
     console.print(settings_line(report))
     console.print(stopping_line(report))
+    if (line := percentile_line(report)) is not None:
+        console.print(line)
     if report.limits is not None:
         lim = report.limits
         extra = ""

@@ -118,3 +118,59 @@ def test_fingerprint_on_cpu() -> None:
     assert env["device"] == "cpu"
     assert env["cpu_model"]
     assert gpu_fingerprint(torch.device("cpu"))["gpu_name"] is None
+
+
+def test_views_and_in_place_writes_on_existing_tensors_allocate_nothing() -> None:
+    big = torch.zeros(2**20)  # 4 MiB that existed before the measured call
+    assert tensor_peak_bytes(lambda: big.view(-1)) == 0
+    assert tensor_peak_bytes(lambda: big.relu_()) == 0
+    assert tensor_peak_bytes(lambda: big.t() if big.dim() == 2 else big[::2]) == 0
+    # a real new tensor is still counted
+    assert tensor_peak_bytes(lambda: big * 2) == 4 * 2**20
+
+
+def test_sgd_step_peak_is_the_gradient_not_three_times_the_weights() -> None:
+    """One SGD-with-momentum step on a Conv2d: weights and momentum exist already; the step
+    allocates the gradient (= weight bytes), a 4 KiB activation and its gradient, a scalar."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 64, 3, padding=1)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.01, momentum=0.9)
+    for p in conv.parameters():
+        opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
+    x = torch.randn(1, 64, 4, 4)
+
+    def step() -> None:
+        conv(x).sum().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    weight_bytes = sum(p.numel() * p.element_size() for p in conv.parameters())  # 147,712
+    held = [*conv.parameters(), x, *[t for st in opt.state.values() for t in st.values()]]
+    peak = tensor_peak_bytes(step, held)
+    # by hand: gradients 147,712 B; output 4,096 B and the sum's 4 B are freed before the
+    # weight gradient is complete; the largest set alive at once is the gradient plus a
+    # scalar's 8 bytes at most (the old count was 3.0x the weights: 443,136 B)
+    assert weight_bytes <= peak <= weight_bytes + 4096 + 8
+    assert peak / weight_bytes == pytest.approx(1.0, abs=0.03)
+
+
+def test_unused_parameters_are_counted_per_parameter() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)  # weight used directly, bias never: partly used module
+            self.b = nn.Linear(4, 4)  # never called, but its weight is used through F.linear
+            self.dead = nn.Linear(4, 100)  # a dead branch: 500 parameters
+            self.tied = nn.Linear(4, 4, bias=False)
+            self.tied.weight = self.a.weight  # tied: one parameter, counted once
+
+        def forward(self, x):
+            h = torch.nn.functional.linear(x, self.a.weight)  # a.bias is never read
+            return torch.nn.functional.linear(h, self.b.weight)  # b's module never runs
+
+    net = Net()
+    counts = count_parameters(net, lambda: net(torch.zeros(1, 4)))
+    # a.weight 16 (tied with tied.weight), a.bias 4, b.weight 16, b.bias 4, dead 400 + 100
+    assert counts.total == 16 + 4 + 16 + 4 + 500
+    assert counts.unused == 4 + 4 + 500  # a.bias, b.bias and the dead branch
+    assert counts.unused <= counts.total

@@ -6,15 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
+
+from emobench.measure.memory import storage_key
 
 
 @dataclass(frozen=True)
 class ParamCounts:
     total: int
     trainable: int
-    unused: int  # parameters of modules the forward pass never called
+    unused: int  # parameters whose memory no operator read during one forward pass
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -24,25 +29,29 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
+class _InputStorages(TorchDispatchMode):
+    """Records the storage of every tensor that reaches an operator as an input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        for t in tree_flatten((args, kwargs))[0]:
+            if isinstance(t, torch.Tensor) and (key := storage_key(t)) is not None:
+                self.seen.add(key)
+        return func(*args, **kwargs)
+
+
 def count_parameters(module: nn.Module, forward: Callable[[], Any]) -> ParamCounts:
-    """Total and trainable parameters, and those in modules that `forward` never runs."""
-    called: set[int] = set()
-    hooks = [
-        m.register_forward_pre_hook(lambda mod, _args: called.add(id(mod)))
-        for m in module.modules()
-    ]
-    try:
+    """Total and trainable parameters (each shared tensor once), and those whose memory never
+    reaches an operator during `forward`: per parameter, not per module, so a partly used
+    module, a dead branch and a weight used through another module are all counted right."""
+    params = list(module.parameters())  # deduplicated: a tied weight is one parameter
+    with _InputStorages() as tracker:
         forward()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    unused = sum(
-        p.numel()
-        for m in module.modules()
-        if id(m) not in called
-        for p in m.parameters(recurse=False)
-    )
-    params = list(module.parameters())
+    unused = sum(p.numel() for p in params if storage_key(p) not in tracker.seen)
     return ParamCounts(
         total=sum(p.numel() for p in params),
         trainable=sum(p.numel() for p in params if p.requires_grad),

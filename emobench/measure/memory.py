@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,27 +36,54 @@ class PeakMemory:
     nvml_device_used_bytes: int | None = None
 
 
-class _LiveTensorBytes(TorchDispatchMode):
-    """Tracks the bytes of tensor storages created inside the mode and still alive."""
+def storage_key(t: torch.Tensor) -> int | None:
+    """The identity of a tensor's memory: its storage's data pointer (views and in-place
+    results share it); None for empty storages, which hold no memory."""
+    storage = t.untyped_storage()
+    return storage.data_ptr() if storage.nbytes() else None
 
-    def __init__(self) -> None:
+
+def _aliases_an_input(func: Any) -> bool:
+    """Whether the op's schema says its outputs alias an input (views, in-place, out=)."""
+    schema = getattr(func, "_schema", None)
+    returns = getattr(schema, "returns", None) or ()
+    return any(getattr(r, "alias_info", None) is not None for r in returns)
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Tracks the bytes of tensor storages created inside the mode and still alive.
+
+    Storages that existed before (weights, buffers, optimizer state, inputs: `existing`) and
+    outputs that alias an op's input (views, in-place writes) allocate nothing.
+    """
+
+    def __init__(self, existing: Iterable[torch.Tensor] = ()) -> None:
         super().__init__()
         self.live = 0
         self.peak = 0
         self._sizes: dict[int, int] = {}
+        self._existing = {k for t in existing if (k := storage_key(t)) is not None}
 
     def _free(self, key: int) -> None:
         self.live -= self._sizes.pop(key, 0)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if _aliases_an_input(func):
+            return out
+        inputs = {
+            k
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor) and (k := storage_key(t)) is not None
+        }
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor):
                 continue
-            storage = t.untyped_storage()
-            key = id(storage)
-            if key in self._sizes:  # a view or an in-place result
+            key = storage_key(t)
+            if key is None or key in inputs or key in self._existing or key in self._sizes:
                 continue
+            storage = t.untyped_storage()
             self._sizes[key] = storage.nbytes()
             self.live += self._sizes[key]
             self.peak = max(self.peak, self.live)
@@ -64,13 +91,13 @@ class _LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def tensor_peak_bytes(fn: Callable[[], Any]) -> int:
-    """Peak bytes of tensors allocated while `fn` runs and alive at once (activations, outputs).
-
-    Counted at the operator level, so it is the same on every device and excludes weights,
-    inputs, allocator caching and kernels' private workspaces.
+def tensor_peak_bytes(fn: Callable[[], Any], existing: Iterable[torch.Tensor] = ()) -> int:
+    """Peak bytes of tensors allocated while `fn` runs and alive at once (activations, outputs,
+    gradients), not counting the storages of `existing` tensors (weights, optimizer state,
+    inputs). Counted at the operator level, so it is the same on every device and excludes
+    allocator caching and kernels' private workspaces.
     """
-    with _LiveTensorBytes() as tracker:
+    with _LiveTensorBytes(existing) as tracker:
         result = fn()
     del result
     return tracker.peak
@@ -165,10 +192,13 @@ def cuda_peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:
     )
 
 
-def peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:
-    """Device-level peaks of one call, plus the device-independent live-tensor peak, from the
-    same single call (the tracker's bookkeeping is a few small dicts: not visible in the peaks)."""
-    tracker = _LiveTensorBytes()
+def peak_memory(
+    fn: Callable[[], Any], device: torch.device, existing: Iterable[torch.Tensor] = ()
+) -> PeakMemory:
+    """Device-level peaks of one call, plus the device-independent live-tensor peak (without
+    `existing` tensors), from the same single call (the tracker's bookkeeping is a few small
+    dicts: not visible in the peaks)."""
+    tracker = _LiveTensorBytes(existing)
 
     def tracked() -> Any:
         with tracker:

@@ -9,6 +9,9 @@ from functools import lru_cache
 
 NOISY_IQR_RATIO = 0.10  # IQR/median above this flags a measurement as noisy
 MEDIAN_CI_LEVEL = 0.95
+# A tail percentile from a handful of samples is just the maximum. MLPerf's rule of thumb for a
+# confident estimate: p90 from at least 64 samples, p99 from at least 662; below that: None.
+MIN_SAMPLES_FOR = {90: 64, 99: 662}
 PERCENTILE_METHOD = "linear interpolation between order statistics (numpy's default)"
 
 
@@ -72,8 +75,8 @@ class Stats:
     mean: float
     stdev: float
     min: float
-    p90: float
-    p99: float
+    p90: float | None  # None when n < MIN_SAMPLES_FOR[90]
+    p99: float | None  # None when n < MIN_SAMPLES_FOR[99]
     iqr: float
     noisy: bool  # IQR/median > NOISY_IQR_RATIO
     samples: list[float]
@@ -95,8 +98,8 @@ class Stats:
             mean=statistics.fmean(samples),
             stdev=statistics.stdev(samples) if len(samples) > 1 else 0.0,
             min=ordered[0],
-            p90=percentile(ordered, 90),
-            p99=percentile(ordered, 99),
+            p90=percentile(ordered, 90) if len(ordered) >= MIN_SAMPLES_FOR[90] else None,
+            p99=percentile(ordered, 99) if len(ordered) >= MIN_SAMPLES_FOR[99] else None,
             iqr=iqr,
             noisy=median > 0 and iqr / median > NOISY_IQR_RATIO,
             samples=list(samples),
