@@ -140,3 +140,32 @@ def test_latency_cold_start_is_the_models_first_call(monkeypatch: pytest.MonkeyP
     assert order[:2] == ["timed", "counted"]  # latency first, then the counting forward
     assert steps[-1][1] == steps[-1][2]  # the step total matches the steps taken
     assert [a for _, a, _ in steps] == list(range(len(steps)))
+
+
+def test_readme_metric_table_is_the_catalogue() -> None:
+    """The README's metric table is generated from emobench.metrics and cannot drift from it."""
+    from pathlib import Path
+
+    from emobench.metrics import CATALOGUE, README_BEGIN, README_END, markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
+    assert readme[start:end] + "\n" == markdown_table(), "run: python -m emobench.metrics"
+    keys = [m.key for m in CATALOGUE]
+    assert len(keys) == len(set(keys))  # every metric defined once
+    assert all(m.how and m.unit and m.kind in ("exact", "portable", "machine") for m in CATALOGUE)
+
+
+def test_catalogue_expands_per_batch_blocks_in_report_order() -> None:
+    from emobench.metrics import metric_defs
+
+    keys = [d.key for d in metric_defs([1, 8])]
+    i = keys.index("throughput_b1_images_per_s")
+    assert keys[i : i + 4] == [
+        "throughput_b1_images_per_s",
+        "end_to_end_b1_images_per_s",
+        "throughput_b8_images_per_s",
+        "end_to_end_b8_images_per_s",
+    ]
+    j = keys.index("train_b1_images_per_s")
+    assert keys[j + 5] == "train_b8_images_per_s"  # five train metrics per batch size
