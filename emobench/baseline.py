@@ -49,6 +49,12 @@ NOISY = "pass (noisy)"  # worse than the threshold, but the samples do not show 
 SKIPPED = "skipped (different machine class)"
 OTHER_CLASS = "different machine class"  # a ratio shown beside another class's; never gates
 UNRELIABLE = "unreliable (machine busy)"  # a timing from a contended run; never gates
+INCOMPARABLE = "incomparable"  # measured under different settings; never gates
+# Settings that change speed, and which metrics each one affects (see _affected).
+MODEL_SETTINGS = ("precision", "compile", "channels_last", "data", "mode")
+IN_FORCE_SETTINGS = ("num_threads", "cudnn_benchmark", "tf32_matmul", "tf32_cudnn")
+STOPPING_SETTINGS = ("warmup_iters", "min_iters", "min_time_s", "max_time_s", "target_ci")
+PREPROCESS_SETTINGS = ("preprocess_images",)
 TIMING_UNITS = ("ms", "s", "images/s", "us/image")
 KINDS = (R.EXACT, R.PORTABLE, R.MACHINE, INVARIANT)
 
@@ -184,7 +190,61 @@ def check(
     verdicts += _copied_layers(current, baseline)
     if not machine_ok:
         verdicts += invariants(current)
+    verdicts = _mark_incomparable(verdicts, current, baseline)
     return _mark_contended(verdicts, current, baseline)
+
+
+def setting_differences(current: R.Report, baseline: R.Report) -> dict[str, str]:
+    """Speed-relevant settings that differ: {setting: 'current vs baseline'}. A setting one of
+    the two reports does not record is not compared."""
+    out = {}
+    for key in MODEL_SETTINGS + STOPPING_SETTINGS + PREPROCESS_SETTINGS:
+        if key in current.config and key in baseline.config:
+            a, b = current.config[key], baseline.config[key]
+            if a != b:
+                out[key] = f"{a} vs {b}"
+    cur_force = current.config.get("in_force") or {}
+    base_force = baseline.config.get("in_force") or {}
+    for key in IN_FORCE_SETTINGS:
+        if key in cur_force and key in base_force and cur_force[key] != base_force[key]:
+            out[key] = f"{cur_force[key]} vs {base_force[key]}"
+    return out
+
+
+def _affected(key: str, unit: str, setting: str) -> bool:
+    """Whether a metric measured under a different `setting` cannot be compared."""
+    if setting in PREPROCESS_SETTINGS:
+        return key.startswith("preprocess")
+    if setting in STOPPING_SETTINGS:
+        return unit in TIMING_UNITS
+    return True  # precision, compile, threads, ...: every timing and memory figure
+
+
+def _mark_incomparable(
+    verdicts: list[Verdict], current: R.Report, baseline: R.Report
+) -> list[Verdict]:
+    """Figures measured under different speed settings are 'incomparable: precision bf16 vs
+    fp32', never gated; exact metrics still are. Nothing comparable left: UsageError (exit 2)."""
+    diffs = setting_differences(current, baseline)
+    if not diffs:
+        return verdicts
+    units = {row.key: row.unit for report in (current, baseline) for row in R.metric_rows(report)}
+    out = []
+    for v in verdicts:
+        why = [
+            f"{k} {d}"
+            for k, d in diffs.items()
+            if v.kind != R.EXACT and _affected(v.metric, units.get(v.metric, ""), k)
+        ]
+        out.append(dataclasses.replace(v, verdict=INCOMPARABLE, note="; ".join(why)) if why else v)
+    measured = [v for v in out if v.kind != R.EXACT]
+    if measured and all(v.verdict == INCOMPARABLE for v in measured):
+        listed = ", ".join(f"{k} {d}" for k, d in diffs.items())
+        raise UsageError(
+            f"nothing comparable: the report and the baseline were measured with different "
+            f"settings ({listed}, report vs baseline); record a baseline with these settings"
+        )
+    return out
 
 
 def _busy_note(report: R.Report, which: str) -> str | None:

@@ -434,3 +434,46 @@ def test_timings_of_a_busy_run_are_unreliable_not_failures() -> None:
     assert by_key(B.check(make_report(dn_latency=slow), make_report()))[
         ("direct48", "latency_b1_median_ms")
     ].failed
+
+
+def _with_config(report: R.Report, **config: object) -> R.Report:
+    import dataclasses
+
+    return dataclasses.replace(report, config=report.config | config)
+
+
+def test_different_precision_is_nothing_comparable() -> None:
+    base = _with_config(make_report(), precision="fp32")
+    cur = _with_config(make_report(), precision="bf16")
+    with pytest.raises(UsageError, match=r"nothing comparable: .*precision bf16 vs fp32"):
+        B.check(cur, base)
+
+
+def test_threads_in_force_differ_is_nothing_comparable() -> None:
+    base = _with_config(make_report(), in_force={"num_threads": 2})
+    cur = _with_config(make_report(), in_force={"num_threads": 1})
+    with pytest.raises(UsageError, match="num_threads 1 vs 2"):
+        B.check(cur, base)
+
+
+def test_a_different_preprocessing_size_makes_only_preprocessing_incomparable() -> None:
+    slow = [s * 2 for s in TIGHT_DN]
+    base = _with_config(make_report(), preprocess_images=64)
+    cur = _with_config(make_report(dn_latency=slow), preprocess_images=16)
+    verdicts = by_key(B.check(cur, base))
+    pre = verdicts[("ratio", "preprocess_per_image_pil_us")]
+    assert pre.verdict == B.INCOMPARABLE and not pre.failed
+    assert pre.note == "preprocess_images 16 vs 64"
+    # the latency regression is still seen: its settings match
+    assert verdicts[("direct48", "latency_b1_median_ms")].failed
+    assert verdicts[("direct48", "params_total")].verdict == B.PASS
+
+
+def test_check_cli_exits_2_when_settings_differ(tmp_path: Path) -> None:
+    R.save(_with_config(make_report(), precision="fp32"), tmp_path / "base.json")
+    R.save(_with_config(make_report(), precision="bf16"), tmp_path / "cur.json")
+    result = runner.invoke(
+        app, ["check", str(tmp_path / "cur.json"), "--baseline", str(tmp_path / "base.json")]
+    )
+    assert result.exit_code == 2
+    assert "error: nothing comparable" in result.stderr and "Traceback" not in result.output
