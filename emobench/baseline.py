@@ -387,7 +387,13 @@ def _thin(samples: list[float], rng: random.Random) -> list[float]:
 
 
 def _ratio_ci(report: R.Report, backbone: str, key: str) -> tuple[float, float] | None:
-    """The interval of a timing ratio; samples are times, so up/dn is the ratio for each."""
+    """The 95% interval of a timing ratio: from the per-round ratios when it was measured in
+    interleaved rounds, else a bootstrap over the two pipelines' samples."""
+    paired = report.paired_ratio(backbone, key)
+    if paired is not None:
+        if paired.ci_low is None or paired.ci_high is None:
+            return None
+        return paired.ci_low, paired.ci_high
     up = _samples(report.result(backbone, R.UPSCALE), key)
     dn = _samples(report.result(backbone, R.DIRECT), key)
     if not up or not dn or len(up) < 2 or len(dn) < 2:

@@ -77,6 +77,7 @@ class RunConfig:
     time_budget_s: float | None = None  # the whole run; measurements share what is left
     quick: bool = False  # the QUICK preset was applied
     allow_emulated: bool = False  # run a precision this device only emulates
+    paired: bool = True  # headline timings in interleaved rounds of both pipelines
     name: str = field(default="compare")
 
     def validate(self) -> RunConfig:
@@ -307,6 +308,7 @@ _EXPECTED: dict[str, str] = {
     "limits_time_s": "a number",
     "time_budget_s": "a number",
     "allow_emulated": "a boolean",
+    "paired": "a boolean",
     "data": "a string (path)",
 }
 

@@ -399,6 +399,7 @@ def metric_rows(report: Report) -> list[MetricRow]:
             v = d.get(dn) if dn else None
             if u is None and v is None:
                 continue
+            paired = report.paired_ratio(backbone, d.key)
             rows.append(
                 MetricRow(
                     backbone=backbone,
@@ -409,7 +410,7 @@ def metric_rows(report: Report) -> list[MetricRow]:
                     kind=d.kind,
                     upscale224=u,
                     direct48=v,
-                    ratio=ratio(u, v, d.higher_is_better),
+                    ratio=paired.ratio if paired else ratio(u, v, d.higher_is_better),
                     noisy=_noisy(up, d.key) or _noisy(dn, d.key),
                 )
             )

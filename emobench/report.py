@@ -154,6 +154,37 @@ class MaxBatchResult:
 
 
 @dataclass(frozen=True)
+class PairedRatio:
+    """A headline ratio measured in interleaved rounds (ABBA) of both pipelines: one sample of
+    each per round, one ratio per round; the median and its 95% interval (order statistics)."""
+
+    backbone: str
+    key: str  # the metric key, e.g. latency_b1_median_ms
+    rounds: int
+    ratio: float  # median of the per-round ratios, oriented so > 1 means direct48 wins
+    ci_low: float | None
+    ci_high: float | None
+    stop_reason: str
+    ratios: list[float]
+
+    @classmethod
+    def from_rounds(
+        cls, backbone: str, key: str, ratios: list[float], stop_reason: str
+    ) -> PairedRatio:
+        stats = Stats.from_samples(ratios, "x")
+        return cls(
+            backbone,
+            key,
+            len(ratios),
+            stats.median,
+            stats.median_ci_low,
+            stats.median_ci_high,
+            stop_reason,
+            list(ratios),
+        )
+
+
+@dataclass(frozen=True)
 class RunBudget:
     """--time-budget: how much was given, spent, and the step at which it ran out (if it did)."""
 
@@ -177,6 +208,10 @@ class Report:
     notes: list[str] = field(default_factory=list)
     contention: Contention | None = None  # other load on the machine during the run
     budget: RunBudget | None = None
+    paired: list[PairedRatio] = field(default_factory=list)
+
+    def paired_ratio(self, backbone: str, key: str) -> PairedRatio | None:
+        return next((p for p in self.paired if p.backbone == backbone and p.key == key), None)
 
     def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
         for r in self.results:

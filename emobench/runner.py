@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -30,19 +30,24 @@ from emobench.measure.stats import Stats
 from emobench.measure.timing import (
     STOP_BUDGET,
     LoopSettings,
+    PairedLoop,
+    Timer,
     TimingResult,
     cpu_timer,
+    paired_loop,
     sample_until_stable,
     throughput_timer_for,
     time_loop,
     timer_for,
 )
+from emobench.metrics import DIRECT, UPSCALE
 from emobench.models import build_model
 from emobench.pipelines import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
 from emobench.report import (
     BatchTiming,
     Efficiency,
     MemoryResult,
+    PairedRatio,
     PipelineResult,
     PreprocessResult,
     Report,
@@ -163,17 +168,20 @@ class _Steps:
         infer = "infer" in config.modes
         # build, parameter count and FLOPs (+ compile)
         per_pipeline = 2 + int(config.compile != "none")
+        headline = 2 * int("preprocess" in m)  # the loops that pairing interleaves
         if infer:
-            per_pipeline += int("latency" in m)
+            headline += int("latency" in m)
             shared = device.type == "cpu" and {"throughput", "end_to_end"} <= m
             per_batch = 1 if shared else int("throughput" in m) + int("end_to_end" in m)
-            per_pipeline += n_bs * per_batch + int("memory" in m and per_batch == 0)
+            headline += n_bs * per_batch
+            per_pipeline += int("memory" in m and (per_batch == 0 or pairs(config)))
         if "train" in config.modes:
             per_pipeline += n_bs
-        per_pipeline += 2 * int("preprocess" in m)
         if device.type == "cuda" and "transfer" in m:
             per_pipeline += n_bs
-        self.total = per_pipeline * len(config.backbones) * len(config.pipelines)
+        n_pipes = len(config.pipelines)
+        per_backbone = per_pipeline * n_pipes + headline * (1 if pairs(config) else n_pipes)
+        self.total = per_backbone * len(config.backbones)
         self.total += int("efficiency" in m) + 1  # + the one-time initialisation
         self.done = 0
         self.progress = progress
@@ -221,6 +229,27 @@ class _Budget:
         return RunBudget(self.total_s, self.clock() - self.started, self.exhausted_at)
 
 
+def pairs(config: RunConfig) -> bool:
+    """Whether headline timings are measured in interleaved rounds of both pipelines."""
+    return (
+        config.paired
+        and set(config.pipelines) == {UPSCALE, DIRECT}
+        and config.compile == "none"  # compiled graphs are released between pipelines
+        and "infer" in config.modes
+    )
+
+
+@dataclass
+class _Deferred:
+    """A measured pipeline whose headline loops wait for the other pipeline (paired mode)."""
+
+    pipe: Pipeline
+    x1: torch.Tensor
+    host: torch.Tensor
+    cold_ms: float | None
+    warm_batch: int | None  # the batch size the peak-memory call already warmed
+
+
 @dataclass
 class _Context:
     """What every measurement of one run shares."""
@@ -230,6 +259,8 @@ class _Context:
     steps: _Steps
     budget: _Budget
     limits: DeviceLimits | None = None
+    defer: bool = False
+    deferred: dict[str, _Deferred] = field(default_factory=dict)
 
 
 def run_benchmark(
@@ -282,12 +313,22 @@ def _run(
     pay_one_time_costs(device, config.modes)
     measured: dict[tuple[str, str], PipelineResult] = {}
     order = measure_order(config)
-    for backbone, pipeline in order:
-        try:
-            measured[backbone, pipeline] = measure_pipeline(backbone, pipeline, ctx, images)
-        finally:
-            if config.compile != "none":
-                release_compiled(device)
+    paired: list[PairedRatio] = []
+    ctx.defer = pairs(config)
+    for backbone in config.backbones:
+        for pipeline in [p for b, p in order if b == backbone]:
+            try:
+                measured[backbone, pipeline] = measure_pipeline(backbone, pipeline, ctx, images)
+            finally:
+                if config.compile != "none":
+                    release_compiled(device)
+        if ctx.defer:
+            up, dn, ratios = paired_headline(
+                backbone, measured[backbone, UPSCALE], measured[backbone, DIRECT], ctx, images
+            )
+            measured[backbone, UPSCALE], measured[backbone, DIRECT] = up, dn
+            paired += ratios
+            ctx.deferred.clear()  # both models can go
     results = [measured[b, p] for b in config.backbones for p in config.pipelines]
     if config.compile != "none":
         notes.append(COMPILE_EAGER_NOTE)
@@ -323,6 +364,7 @@ def _run(
         notes=notes,
         contention=contention,
         budget=ctx.budget.record(),
+        paired=paired,
     )
 
 
@@ -421,19 +463,26 @@ def measure_pipeline(
             )
 
     latency = None
+    cold_ms = None
     if "infer" in config.modes and "latency" in wanted:
         # before anything else runs the model, so its cold start is the model's first call
-        step(f"{tag}: latency, batch 1")
-        latency = timed(partial(pipe.infer, x1))
+        if ctx.defer:
+            cold_ms = timer(partial(pipe.infer, x1))
+        else:
+            step(f"{tag}: latency, batch 1")
+            latency = timed(partial(pipe.infer, x1))
     params, flops = counts()
     preprocess = (
-        _preprocess(pipe, images, host, config, step, tag, timed) if "preprocess" in wanted else []
+        _preprocess(pipe, images, host, config, step, tag, timed)
+        if "preprocess" in wanted and not ctx.defer
+        else []
     )
     base |= {"params": params, "flops_per_image": flops, "preprocess": preprocess}
 
     throughput: list[BatchTiming] = []
     end_to_end: list[BatchTiming] = []
     monitor = None
+    warm_batch: int | None = None
     if "infer" in config.modes:
         peak_bs = max(config.batch_sizes)
         shared = device.type == "cpu" and {"throughput", "end_to_end"} <= wanted
@@ -443,7 +492,10 @@ def measure_pipeline(
             warm = False
             measure_memory = "memory" in wanted and bs == peak_bs
             memo = " and peak memory" if measure_memory else ""
-            if shared:
+            if ctx.defer:
+                if measure_memory:
+                    step(f"{tag}: peak memory, batch {bs}")
+            elif shared:
                 step(f"{tag}: throughput, end to end{memo}, batch {bs}")
             elif measure_memory and "throughput" not in wanted and "end_to_end" not in wanted:
                 step(f"{tag}: peak memory, batch {bs}")
@@ -457,6 +509,9 @@ def measure_pipeline(
                     memory, peak_batch_size=bs, peak=peak_memory(forward, device, held)
                 )
                 warm = config.compile == "none"
+            if ctx.defer:
+                warm_batch = bs if warm else warm_batch
+                continue
             if shared:
                 model_only, e2e = _shared_loop(
                     pipe, batch_u8, ctx.budget.settings(loop, step), warm
@@ -482,6 +537,8 @@ def measure_pipeline(
                     _batch_timing(bs, timed(partial(pipe.end_to_end, batch_u8), warm, True))
                 )
 
+    if ctx.defer:
+        ctx.deferred[pipeline_name] = _Deferred(pipe, x1, host, cold_ms, warm_batch)
     train = _train(pipe, config, step, tag, timed) if "train" in config.modes else []
     to_device = []
     if device.type == "cuda" and "transfer" in wanted:
@@ -499,6 +556,184 @@ def measure_pipeline(
         gpu_monitor=monitor,
         efficiency=efficiency,
     )
+
+
+def paired_headline(
+    backbone: str,
+    up: PipelineResult,
+    dn: PipelineResult,
+    ctx: _Context,
+    images: np.ndarray,
+) -> tuple[PipelineResult, PipelineResult, list[PairedRatio]]:
+    """The headline timings (latency b1, preprocessing, throughput and end to end) of both
+    pipelines, measured in interleaved ABBA rounds with both models resident."""
+    config, device, step = ctx.config, ctx.device, ctx.steps
+    wanted = set(config.measurements)
+    a, b = ctx.deferred[UPSCALE], ctx.deferred[DIRECT]
+    loop = LoopSettings(
+        warmup_iters=config.warmup_iters,
+        min_iters=config.min_iters,
+        min_time_s=config.min_time_s,
+        max_time_s=config.max_time_s,
+        target_ci=config.target_ci,
+    )
+    timer, timer_name = timer_for(device)
+    ratios: list[PairedRatio] = []
+    out: dict[str, dict[str, Any]] = {UPSCALE: {}, DIRECT: {}}
+    tag = f"{backbone}: both pipelines, interleaved"
+
+    def run(
+        key: str,
+        fa: Callable[[], tuple[float, ...]],
+        fb: Callable[[], tuple[float, ...]],
+        warm: bool = False,
+    ) -> PairedLoop:
+        settings = ctx.budget.settings(loop, step)
+        if warm:
+            settings = dataclasses.replace(settings, warmup_iters=0)
+        result = paired_loop(fa, fb, settings)
+        ratios.append(
+            PairedRatio.from_rounds(
+                backbone, key, [r[-1] for r in result.ratios], result.stop_reason
+            )
+        )
+        return result
+
+    def timing(
+        result: PairedLoop, side: int, part: int, name: str, cold: float | None, warmup: int
+    ) -> TimingResult:
+        samples = result.samples_a if side == 0 else result.samples_b
+        return TimingResult(
+            cold_start_ms=cold,
+            warmup_iters=warmup,
+            stats=Stats.from_samples([s[part] for s in samples], "ms"),
+            timer=name,
+            stop_reason=result.stop_reason,
+            elapsed_s=result.elapsed_s,
+        )
+
+    def one(fn: Callable[[], object], clock: Timer = timer) -> Callable[[], tuple[float, ...]]:
+        return lambda: (clock(fn),)
+
+    if "latency" in wanted:
+        step(f"{tag}: latency, batch 1")
+        res = run(
+            "latency_b1_median_ms",
+            one(partial(a.pipe.infer, a.x1)),
+            one(partial(b.pipe.infer, b.x1)),
+        )
+        out[UPSCALE]["latency"] = timing(res, 0, 0, timer_name, a.cold_ms, loop.warmup_iters)
+        out[DIRECT]["latency"] = timing(res, 1, 0, timer_name, b.cold_ms, loop.warmup_iters)
+    if "preprocess" in wanted:
+        n = config.preprocess_images
+        step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
+        res = run(
+            "preprocess_per_image_pil_us",
+            one(partial(a.pipe.preprocess_per_image, images[:n])),
+            one(partial(b.pipe.preprocess_per_image, images[:n])),
+        )
+        pre = {
+            side: [_preprocess_result(PER_IMAGE_PATH, n, timing(res, i, 0, timer_name, None, 0))]
+            for i, side in enumerate((UPSCALE, DIRECT))
+        }
+        step(f"{tag}: preprocessing, batched tensor path ({n} images)")
+        fa, fb = (
+            partial(a.pipe.preprocess_batched, a.host[:n]),
+            partial(b.pipe.preprocess_batched, b.host[:n]),
+        )
+        (ta, na), (tb, nb) = throughput_timer_for(device, fa), throughput_timer_for(device, fb)
+        res = run("preprocess_batched_tensor_us", one(fa, ta), one(fb, tb))
+        pre[UPSCALE].append(_preprocess_result(BATCHED_PATH, n, timing(res, 0, 0, na, None, 0)))
+        pre[DIRECT].append(_preprocess_result(BATCHED_PATH, n, timing(res, 1, 0, nb, None, 0)))
+        for side in (UPSCALE, DIRECT):
+            out[side]["preprocess"] = pre[side]
+    thr: dict[str, list[BatchTiming]] = {UPSCALE: [], DIRECT: []}
+    e2e: dict[str, list[BatchTiming]] = {UPSCALE: [], DIRECT: []}
+    shared = device.type == "cpu" and {"throughput", "end_to_end"} <= wanted
+    for bs in config.batch_sizes:
+        warm = a.warm_batch == bs and b.warm_batch == bs
+        if shared:
+            step(f"{tag}: throughput and end to end, batch {bs}")
+            res = run(
+                f"end_to_end_b{bs}_images_per_s",
+                _split_call(a.pipe, a.host[:bs]),
+                _split_call(b.pipe, b.host[:bs]),
+                warm,
+            )
+            model_only = [r[0] for r in res.ratios]
+            ratios.append(
+                PairedRatio.from_rounds(
+                    backbone, f"throughput_b{bs}_images_per_s", model_only, res.stop_reason
+                )
+            )
+            warmup = 0 if warm else loop.warmup_iters
+            for i, side in enumerate((UPSCALE, DIRECT)):
+                thr[side].append(_batch_timing(bs, timing(res, i, 0, SHARED_TIMER, None, warmup)))
+                e2e[side].append(_batch_timing(bs, timing(res, i, 1, SHARED_TIMER, None, warmup)))
+            continue
+        for kind, field_ in (("throughput", thr), ("end_to_end", e2e)):
+            if kind not in wanted:
+                continue
+            step(f"{tag}: {kind.replace('_', ' ')}, batch {bs}")
+            if kind == "throughput":
+                xa, xb = (
+                    a.pipe.preprocess_batched(a.host[:bs]),
+                    b.pipe.preprocess_batched(b.host[:bs]),
+                )
+                fa, fb = partial(a.pipe.infer, xa), partial(b.pipe.infer, xb)
+            else:
+                fa, fb = (
+                    partial(a.pipe.end_to_end, a.host[:bs]),
+                    partial(b.pipe.end_to_end, b.host[:bs]),
+                )
+            (ta, na), (tb, nb) = throughput_timer_for(device, fa), throughput_timer_for(device, fb)
+            res = run(f"{kind}_b{bs}_images_per_s", one(fa, ta), one(fb, tb), warm=True)
+            field_[UPSCALE].append(_batch_timing(bs, timing(res, 0, 0, na, None, 0)))
+            field_[DIRECT].append(_batch_timing(bs, timing(res, 1, 0, nb, None, 0)))
+    results = []
+    for side, result, d in ((UPSCALE, up, a), (DIRECT, dn, b)):
+        monitor = result.gpu_monitor
+        if device.type == "cuda" and thr[side]:
+            peak = max(config.batch_sizes)
+            x = d.pipe.preprocess_batched(d.host[:peak])
+            best = next(t for t in thr[side] if t.batch_size == peak)
+            monitor = monitor_pass(
+                _gpu_monitor(device, True), partial(d.pipe.infer, x), best.timing.stats.n, peak
+            )
+        preprocess = out[side].get("preprocess", [])
+        results.append(
+            dataclasses.replace(
+                result,
+                latency=out[side].get("latency"),
+                preprocess=preprocess,
+                throughput=thr[side],
+                end_to_end=e2e[side],
+                gpu_monitor=monitor,
+                efficiency=_efficiency(
+                    thr[side], result.flops_per_image, preprocess, result.memory, ctx.limits
+                ),
+            )
+        )
+    return results[0], results[1], ratios
+
+
+def _preprocess_result(path: str, n: int, t: TimingResult) -> PreprocessResult:
+    return PreprocessResult(path, n, t.stats.scaled(1000.0 / n, "us/image"), t.stop_reason)
+
+
+def _split_call(pipe: Pipeline, batch_u8: torch.Tensor) -> Callable[[], tuple[float, float]]:
+    """One CPU call timed in two parts: (model only, end to end) in ms."""
+
+    def call() -> tuple[float, float]:
+        with torch.inference_mode():
+            t0 = time.perf_counter_ns()
+            x = pipe.preprocess_batched(batch_u8)
+            t1 = time.perf_counter_ns()
+            pipe.infer(x)
+            t2 = time.perf_counter_ns()
+        return (t2 - t1) / 1e6, (t2 - t0) / 1e6
+
+    return call
 
 
 def _shared_loop(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,14 @@ def test_metric_rows_and_ratio_orientation(real_report: R.Report) -> None:
     assert params.ratio == pytest.approx(params.upscale224 / params.direct48)
     tput = rows["throughput_b2_images_per_s"]
     assert tput.higher_is_better
-    assert tput.ratio == pytest.approx(tput.direct48 / tput.upscale224)
+    # headline ratios are measured in interleaved rounds: the median of the per-round ratios
+    paired = real_report.paired_ratio("resnet18", "throughput_b2_images_per_s")
+    assert paired is not None and tput.ratio == paired.ratio
+    up = real_report.result("resnet18", "upscale224").throughput[0].timing.stats.samples
+    dn = real_report.result("resnet18", "direct48").throughput[0].timing.stats.samples
+    # one ratio per round, from that round's two samples (time upscale224 / time direct48)
+    assert paired.ratios == pytest.approx([u / d for u, d in zip(up, dn, strict=True)])
+    assert paired.ratio == pytest.approx(statistics.median(paired.ratios))
     assert rows["params_unused"].ratio is None  # 0 / 0 is undefined, not 1 or 0
     assert rows["input_bytes_per_image"].ratio == pytest.approx(224**2 / 48**2)
     assert "peak_cuda_allocated_bytes" not in rows  # absent on both sides: no row

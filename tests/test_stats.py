@@ -103,3 +103,30 @@ def test_median_interval_from_order_statistics() -> None:
     assert median_ci(values) == (6.0, 15.0)
     stats = Stats.from_samples(values, "ms")
     assert (stats.median_ci_low, stats.median_ci_high) == (6.0, 15.0)
+
+
+def test_paired_loop_alternates_abba_and_stops_on_the_ratio() -> None:
+    from emobench.measure.timing import paired_loop
+
+    clock = FakeClock()
+    calls: list[str] = []
+    drift = iter([1.0 + 0.1 * i for i in range(1000)])  # the machine slows down steadily
+
+    def side(name: str, base_ms: float):
+        def sample() -> tuple[float, ...]:
+            ms = base_ms * next(drift)
+            calls.append(name)
+            clock.now += ms / 1000
+            return (ms,)
+
+        return sample
+
+    settings = LoopSettings(warmup_iters=1, min_iters=6, max_time_s=100.0, target_ci=0.10)
+    result = paired_loop(side("A", 20.0), side("B", 2.0), settings, clock)
+    assert calls[:2] == ["A", "B"]  # the warmup
+    assert calls[2:10] == ["A", "B", "B", "A", "A", "B", "B", "A"]  # ABBA rounds
+    assert result.stop_reason == STOP_CI and len(result.ratios) == 6
+    # the machine slowed down ~2x over the run, yet every round's ratio stays near the true 10x
+    assert all(9.0 < r[0] < 11.0 for r in result.ratios)
+    a = [s[0] for s in result.samples_a]
+    assert max(a) / min(a) > 1.5  # while the raw samples drifted a lot

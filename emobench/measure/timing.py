@@ -173,3 +173,60 @@ def time_loop(
         stop_reason=reason,
         elapsed_s=elapsed,
     )
+
+
+Sample = Callable[[], tuple[float, ...]]  # one call, timed in one or more parts (ms)
+
+
+@dataclass(frozen=True)
+class PairedLoop:
+    """Two callables timed in alternating rounds (A B, B A, A B, ...): each round gives one
+    sample of each and their ratio, so slow drift of the machine hits both sides alike."""
+
+    samples_a: list[tuple[float, ...]]
+    samples_b: list[tuple[float, ...]]
+    ratios: list[tuple[float, ...]]  # per round, a / b for each timed part
+    stop_reason: str
+    elapsed_s: float
+
+
+def paired_loop(
+    sample_a: Sample,
+    sample_b: Sample,
+    settings: LoopSettings,
+    clock: Callable[[], float] = time.perf_counter,
+) -> PairedLoop:
+    """Warm both, then rounds of one sample each in ABBA order until the median of the
+    per-round ratios (last part) is known to +-target_ci (95% interval, order statistics), or
+    the cap (twice max_time_s: two pipelines share it) runs out."""
+    for _ in range(settings.warmup_iters):
+        sample_a()
+        sample_b()
+    a: list[tuple[float, ...]] = []
+    b: list[tuple[float, ...]] = []
+    ratios: list[tuple[float, ...]] = []
+    ordered: list[float] = []
+    started = clock()
+    while True:
+        if len(a) % 2 == 0:
+            sa = sample_a()
+            sb = sample_b()
+        else:
+            sb = sample_b()
+            sa = sample_a()
+        a.append(sa)
+        b.append(sb)
+        ratio = tuple(x / y if y > 0 else float("inf") for x, y in zip(sa, sb, strict=True))
+        ratios.append(ratio)
+        bisect.insort(ordered, ratio[-1])
+        elapsed = clock() - started
+        n = len(a)
+        if n >= settings.max_iters:
+            return PairedLoop(a, b, ratios, STOP_MAX_ITERS, elapsed)
+        if n < settings.min_iters or elapsed < 2 * settings.min_time_s:
+            continue
+        half = median_ci_halfwidth(ordered)
+        if half is not None and half <= settings.target_ci:
+            return PairedLoop(a, b, ratios, STOP_CI, elapsed)
+        if elapsed >= 2 * settings.max_time_s:
+            return PairedLoop(a, b, ratios, settings.cap_reason, elapsed)
