@@ -1,0 +1,159 @@
+"""How noisy are the ratios, and does the gate see a 25% change? Run by hand, on an idle machine.
+
+`.venv/bin/python benchmarks/gate.py spread --runs 5`: runs configs/ci.toml back to back,
+alternating paired (interleaved ABBA rounds, the default) and sequential (one pipeline's loop,
+then the other's) runs, and prints per headline ratio the spread over the runs of each kind
+(max/min - 1) and the largest deviation from their median.
+
+`.venv/bin/python benchmarks/gate.py gate --runs 10 --tolerance 0.15`: runs the suite N times
+and checks each run against the stored baseline of this machine class with `portable` at the
+tolerance (exact metrics always): the number of false alarms. Then two injected regressions
+against the last run: a baseline whose direct48 batch-1 latency is 25% faster (so the run looks
+25% slower), and one whose preprocessing ratios are 25% different; both must fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+from pathlib import Path
+
+from emobench import baseline as B
+from emobench import report as R
+from emobench.config import load_suite
+from emobench.runner import run_benchmark
+
+SUITE = Path("configs/ci.toml")
+HEADLINE = (
+    "latency_b1_median_ms",
+    "preprocess_per_image_pil_us",
+    "preprocess_batched_tensor_us",
+    "throughput_b1_images_per_s",
+    "throughput_b8_images_per_s",
+    "end_to_end_b8_images_per_s",
+)
+
+
+def ratios(report: R.Report) -> dict[tuple[str, str], float]:
+    return {
+        (row.backbone, row.key): row.ratio
+        for row in R.metric_rows(report)
+        if row.key in HEADLINE and row.ratio is not None
+    }
+
+
+def spread(runs: int) -> None:
+    config = load_suite(SUITE)
+    seen: dict[str, list[dict[tuple[str, str], float]]] = {"paired": [], "sequential": []}
+    for i in range(runs):
+        for mode in ("paired", "sequential"):
+            cfg = dataclasses.replace(config, paired=mode == "paired")
+            report = run_benchmark(cfg, kind="run")
+            busy = report.contention.busy if report.contention else False
+            print(f"run {i + 1} {mode}: {report.wall_time_s:.1f} s" + (" BUSY" if busy else ""))
+            seen[mode].append(ratios(report))
+    print(
+        f"\n{'ratio':42s} {'paired spread':>14s} {'max dev':>8s} {'sequential':>11s} {'max dev':>8s}"
+    )
+    for key in sorted(seen["paired"][0]):
+        cells = []
+        for mode in ("paired", "sequential"):
+            values = [r[key] for r in seen[mode] if key in r]
+            med = statistics.median(values)
+            cells += [max(values) / min(values) - 1, max(abs(v / med - 1) for v in values)]
+        name = f"{key[0]} {key[1]}"
+        print(f"{name:42s} " + " ".join(f"{c:13.1%}" for c in cells))
+
+
+def _faster_direct48_latency(base: R.Report, factor: float) -> R.Report:
+    """The baseline as if direct48's batch-1 latency had been `factor` x (samples scaled)."""
+    results = []
+    for r in base.results:
+        if r.pipeline == R.DIRECT and r.latency is not None:
+            stats = r.latency.stats.scaled(factor, "ms")
+            r = dataclasses.replace(r, latency=dataclasses.replace(r.latency, stats=stats))
+        results.append(r)
+    paired = [
+        dataclasses.replace(
+            p,
+            ratio=p.ratio / factor,
+            ci_low=p.ci_low / factor if p.ci_low else None,
+            ci_high=p.ci_high / factor if p.ci_high else None,
+            ratios=[x / factor for x in p.ratios],
+        )
+        if p.key == "latency_b1_median_ms"
+        else p
+        for p in base.paired
+    ]
+    return dataclasses.replace(base, results=results, paired=paired)
+
+
+def _preprocessing_ratio_changed(base: R.Report, factor: float) -> R.Report:
+    paired = [
+        dataclasses.replace(
+            p,
+            ratio=p.ratio * factor,
+            ci_low=p.ci_low * factor if p.ci_low else None,
+            ci_high=p.ci_high * factor if p.ci_high else None,
+            ratios=[x * factor for x in p.ratios],
+        )
+        if p.key.startswith("preprocess")
+        else p
+        for p in base.paired
+    ]
+    return dataclasses.replace(base, paired=paired)
+
+
+def gate(runs: int, tolerance: float) -> None:
+    config = load_suite(SUITE)
+    source = B.resolve_baseline("ci")
+    rules = {R.PORTABLE: tolerance}
+    failures = 0
+    last = None
+    for i in range(runs):
+        report = run_benchmark(config, kind="run")
+        base = source.select(report).baseline.report
+        verdicts = B.check(report, base, rules)
+        failed = [v for v in verdicts if v.failed and v.kind in (R.EXACT, R.PORTABLE)]
+        failures += bool(failed)
+        worst = max(
+            (abs(v.delta) for v in verdicts if v.kind == R.PORTABLE and v.delta is not None),
+            default=0.0,
+        )
+        names = ", ".join(f"{v.backbone} {v.metric} {v.delta:+.0%}" for v in failed[:3])
+        print(
+            f"run {i + 1}: {'FAIL ' + names if failed else 'pass'}; largest ratio move "
+            f"{worst:.1%}; {report.wall_time_s:.1f} s"
+            + (" BUSY" if report.contention and report.contention.busy else "")
+        )
+        last = report
+    print(f"false alarms: {failures} of {runs} runs at portable {tolerance:.0%}")
+    assert last is not None
+    for name, base in (
+        ("direct48 latency 25% faster in the baseline", _faster_direct48_latency(last, 0.75)),
+        (
+            "preprocessing ratios 25% higher in the baseline",
+            _preprocessing_ratio_changed(last, 1.25),
+        ),
+    ):
+        verdicts = B.check(last, base, rules)
+        failed = [v for v in verdicts if v.failed and v.kind == R.PORTABLE]
+        shown = "; ".join(f"{v.backbone} {v.metric} {v.delta:+.1%}" for v in failed)
+        print(f"injected: {name}: {'FAIL (detected): ' + shown if failed else 'pass (MISSED)'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("what", choices=("spread", "gate"))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tolerance", type=float, default=0.15)
+    args = parser.parse_args()
+    if args.what == "spread":
+        spread(args.runs)
+    else:
+        gate(args.runs, args.tolerance)
+
+
+if __name__ == "__main__":
+    main()
