@@ -53,9 +53,8 @@ def spread(runs: int) -> None:
             busy = report.contention.busy if report.contention else False
             print(f"run {i + 1} {mode}: {report.wall_time_s:.1f} s" + (" BUSY" if busy else ""))
             seen[mode].append(ratios(report))
-    print(
-        f"\n{'ratio':42s} {'paired spread':>14s} {'max dev':>8s} {'sequential':>11s} {'max dev':>8s}"
-    )
+    head = ["paired spread", "max dev", "sequential", "max dev"]
+    print(f"\n{'ratio':42s} " + " ".join(f"{h:>13s}" for h in head))
     for key in sorted(seen["paired"][0]):
         cells = []
         for mode in ("paired", "sequential"):
