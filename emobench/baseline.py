@@ -412,8 +412,13 @@ def _portable(
     """A ratio moved beyond the tolerance fails, unless both reports' own samples give
     overlapping 95% intervals for it (then the move is within noise)."""
     assert base.ratio is not None and cur.ratio is not None
-    tol = _threshold(rules, base.key, R.PORTABLE, DEFAULT_PORTABLE_TOLERANCE)
-    delta = _delta(base.ratio, cur.ratio)
+    calibrated = base.key in baseline.thresholds
+    tol = _threshold(
+        rules, base.key, R.PORTABLE, baseline.thresholds.get(base.key, DEFAULT_PORTABLE_TOLERANCE)
+    )
+    runs = baseline.run_ratios.get(f"{backbone}/{base.key}")
+    base_ratio = statistics.median(runs) if runs else base.ratio
+    delta = _delta(base_ratio, cur.ratio)
 
     def verdict(outcome: str, note: str = "") -> Verdict:
         return Verdict(
@@ -421,7 +426,7 @@ def _portable(
             "ratio",
             base.key,
             R.PORTABLE,
-            base.ratio,
+            base_ratio,
             cur.ratio,
             delta,
             tol,
@@ -432,7 +437,11 @@ def _portable(
 
     if delta is None or abs(delta) <= tol:
         return verdict(PASS)
-    direction = "advantage shrank" if cur.ratio < base.ratio else "advantage grew"
+    direction = "advantage shrank" if cur.ratio < base_ratio else "advantage grew"
+    if calibrated and base.key not in rules and R.PORTABLE not in rules:
+        # the threshold already is the run-to-run noise: within-run intervals would be too narrow
+        n = len(runs) if runs else "several"
+        return verdict(FAIL, f"direct48's {direction}; beyond the spread of {n} calibration runs")
     base_ci = _ratio_ci(baseline, backbone, base.key)
     cur_ci = _ratio_ci(current, backbone, base.key)
     if base_ci is None or cur_ci is None:

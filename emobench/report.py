@@ -209,6 +209,10 @@ class Report:
     contention: Contention | None = None  # other load on the machine during the run
     budget: RunBudget | None = None
     paired: list[PairedRatio] = field(default_factory=list)
+    # A/A calibration (emobench calibrate): per metric key, the portable tolerance that the
+    # run-to-run spread allows; per "backbone/key", the ratio of every calibration run
+    thresholds: dict[str, float] = field(default_factory=dict)
+    run_ratios: dict[str, list[float]] = field(default_factory=dict)
 
     def paired_ratio(self, backbone: str, key: str) -> PairedRatio | None:
         return next((p for p in self.paired if p.backbone == backbone and p.key == key), None)
