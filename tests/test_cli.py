@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -67,7 +70,30 @@ def test_default_report_path_under_results(tmp_path: Path, monkeypatch: pytest.M
     result = runner.invoke(app, ["compare", *TINY_ARGS])
     assert result.exit_code == 0
     (written,) = (tmp_path / "results").iterdir()
-    assert written.name.endswith("-resnet18-cpu.json")
+    assert re.fullmatch(r"\d{8}T\d{6}Z-resnet18-cpu-[0-9a-f]{6}\.json", written.name)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_default_report_names_differ_within_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from emobench import cli
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(cli, "datetime", Frozen)
+    names = {cli.default_report_path("vgg16", "cpu") for _ in range(20)}
+    assert len(names) == 20
+    assert all(n.name.startswith("20300102T030405Z-vgg16-cpu-") for n in names)
 
 
 @pytest.mark.parametrize(
