@@ -133,6 +133,8 @@ class RunConfig:
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
         parse_device_spec(self.device)
+        if self.device == "cpu":  # known without torch; check_device_options covers "auto"
+            _check_cuda_only_options(self, "cpu")
         return self
 
     @property
@@ -223,8 +225,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def check_device_options(config: RunConfig, device: torch.device) -> None:
     """Option combinations this device cannot run: UsageError before any model is built."""
-    if config.precision == "fp16" and device.type != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    _check_cuda_only_options(config, device.type)
     why = emulated_precision(config.precision, device)
     if why and not config.allow_emulated:
         raise UsageError(
@@ -236,7 +237,14 @@ def check_device_options(config: RunConfig, device: torch.device) -> None:
         reason = compile_unavailable(device)
         if reason:
             raise UsageError(f"--compile {config.compile}: {reason}")
-    if device.type != "cuda" and (config.cudnn_benchmark or config.tf32):
+
+
+def _check_cuda_only_options(config: RunConfig, device_type: str) -> None:
+    if device_type == "cuda":
+        return
+    if config.precision == "fp16":
+        raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    if config.cudnn_benchmark or config.tf32:
         raise UsageError("--cudnn-benchmark and --tf32 apply to CUDA devices only")
 
 
