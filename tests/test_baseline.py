@@ -436,3 +436,14 @@ def test_timings_of_a_busy_run_are_unreliable_not_failures() -> None:
     assert by_key(B.check(make_report(dn_latency=slow), make_report()))[
         ("direct48", "latency_b1_median_ms")
     ].failed
+
+
+def test_baseline_save_refuses_an_empty_report(files: Path) -> None:
+    empty = files / "empty.json"
+    empty.write_text(json.dumps(R.to_dict(make_report()) | {"results": []}))
+    result = runner.invoke(app, ["baseline", "save", "empty.json", "--name", "ci"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: empty.json: a run report with no results: nothing was measured"
+    ]
+    assert not (files / "results" / "baselines" / "ci").exists()

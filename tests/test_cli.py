@@ -145,3 +145,36 @@ def test_real_data_csv_runs(tmp_path: Path) -> None:
     result = runner.invoke(app, ["compare", *TINY_ARGS, "--data", str(csv), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["config"]["data"] == str(csv)
+
+
+def test_out_replaces_reports_but_not_other_files_without_force(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    refused = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(notes)])
+    assert refused.exit_code == 2
+    assert "exists and is not an emobench report" in refused.stderr
+    assert notes.read_text() == "my notes"
+    forced = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(notes), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(notes.read_text())["kind"] == "compare"
+    again = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(notes)])  # now a report
+    assert again.exit_code == 0, again.output
+
+
+def test_rule_thresholds_up_to_1000_percent(tmp_path: Path) -> None:
+    from emobench.baseline import parse_rules
+    from emobench.errors import UsageError
+
+    assert parse_rules(["portable:1000%", "exact:0.3", "machine:30%"], None) == {
+        "portable": 10.0,
+        "exact": 0.3,
+        "machine": 0.3,
+    }
+    for rule, message in [
+        ("portable:1001%", "from 0% to 1000%"),
+        ("portable:30", "so 30 would mean 3000%; write 30% (or 0.3)"),
+        ("portable:inf%", "finite"),
+        ("portable:-1%", "from 0% to 1000%"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            parse_rules([rule], None)
