@@ -953,11 +953,12 @@ def env_cmd(
 def _measure_and_save(config: Any, out: Path | None, kind: str, label: str, force: bool) -> Any:
     """Check the output path, the inputs' memory and --data, then the device (this is where
     torch is imported), measure with a progress display, write the report; return it."""
+    check_report_out(out, force)
     from emobench.config import check_input_memory
+
+    check_input_memory(config)  # a batch whose inputs cannot fit fails before allocating
     from emobench.data import input_images
 
-    check_report_out(out, force)
-    check_input_memory(config)  # a batch whose inputs cannot fit fails before allocating
     images = input_images(config.data, config.seed, config.images_needed)  # bad --data here
 
     from emobench.render import progress_display
