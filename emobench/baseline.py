@@ -31,6 +31,7 @@ from emobench.errors import ReportError, UsageError
 
 DEFAULT_PORTABLE_TOLERANCE = 0.25
 DEFAULT_MACHINE_TOLERANCE = 0.10
+MAX_RULE_THRESHOLD = 10.0  # 1000%: a --rule above it could never fail
 SIGNIFICANCE = 0.01  # p-value below which a slowdown counts as real
 BOOTSTRAP_ROUNDS = 400
 BOOTSTRAP_MAX_SAMPLES = 200  # resample at most this many per side: enough for a median's CI
@@ -78,25 +79,42 @@ class Verdict:
         return self.verdict == FAIL
 
 
-def parse_rules(rules: list[str], known: set[str]) -> dict[str, float]:
-    """'METRIC:THRESHOLD' (10%, 0.1) -> {metric: 0.1}; METRIC may be a key or a kind."""
+def parse_rules(rules: list[str], known: set[str] | None) -> dict[str, float]:
+    """'METRIC:THRESHOLD' -> {metric: fraction}; METRIC may be a key or a kind.
+
+    THRESHOLD is a percentage (30%) or a fraction (0.3), from 0 to MAX_RULE_THRESHOLD (1000%).
+    A bare number above 1 is refused with a hint: `portable:30` would otherwise mean 3000%.
+    With `known` None only the form is checked (the metric names need the baseline).
+    """
     parsed: dict[str, float] = {}
+    top = f"{MAX_RULE_THRESHOLD:.0%}"
     for rule in rules:
         metric, sep, raw = rule.partition(":")
+        metric, raw = metric.strip(), raw.strip()
         if not sep or not metric or not raw:
             raise UsageError(
                 f"--rule {rule!r}: expected METRIC:THRESHOLD, e.g. latency_b1_median_ms:10%"
             )
-        if metric not in known and metric not in KINDS:
+        if known is not None and metric not in known and metric not in KINDS:
             raise UsageError(f"--rule {rule!r}: unknown metric {metric!r}")
+        percent = raw.endswith("%")
         try:
-            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+            value = float(raw[:-1] if percent else raw)
         except ValueError:
             raise UsageError(
                 f"--rule {rule!r}: threshold {raw!r} is not a number or percentage"
             ) from None
-        if not 0 <= value < 10 or math.isnan(value):
-            raise UsageError(f"--rule {rule!r}: threshold must be between 0 and 1000%")
+        if not math.isfinite(value):
+            raise UsageError(f"--rule {rule!r}: threshold must be a finite number")
+        if percent:
+            value /= 100
+        elif value > 1:
+            raise UsageError(
+                f"--rule {rule!r}: a bare threshold is a fraction (0.3 = 30%), so {raw} would "
+                f"mean {value:.0%}; write {raw}% (or {value / 100:g})"
+            )
+        if not 0 <= value <= MAX_RULE_THRESHOLD:
+            raise UsageError(f"--rule {rule!r}: threshold must be from 0% to {top}")
         parsed[metric] = value
     return parsed
 

@@ -1,30 +1,139 @@
-"""The emobench command line: parse options, call one core function, render the result."""
+"""The emobench command line: parse options, call one core function, render the result.
+
+Nothing heavy is imported at module level, and each command checks its options, paths and
+input files before it imports torch (about 4 s and 800 MB): a usage error is answered in a
+fraction of a second. Errors are one `error:` line on stderr and an exit code (2 for bad
+input, 1 for a failed run, 130 for Ctrl-C, 143 for SIGTERM), click's own usage errors included.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from emobench.errors import EmobenchError, UsageError
+from emobench import files as fileio
+from emobench.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    EmobenchError,
+    Terminated,
+    UsageError,
+)
+
+try:  # typer vendors click from 0.20 on
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer with click installed
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+ROOT_HELP = """Benchmark 48x48 emotion-recognition CNNs: upscale-to-224 vs direct 48x48.
+
+\b
+Examples:
+  emobench compare --backbone vgg16 --device cpu --quick
+  emobench compare --backbone resnet18 --device cuda --batch-size 16 --batch-size 64
+  emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
+  emobench run configs/ci.toml --out results/ci.json
+  emobench check results/ci.json --baseline ci --rule portable:30%
+  emobench report results/*.json --csv all.csv --plot curves.png
+  emobench <command> --help   (every option of one command)
+"""
+
+
+def _one_line(message: str) -> str:
+    """Error text on one line, however many lines the underlying message had."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def _usage_message(exc: Any) -> str:
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return _one_line(message)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated in the main thread, so it unwinds like Ctrl-C:
+    `finally` blocks remove temporary files and subprocess.run kills a running child."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals to whoever owns it
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class HouseGroup(TyperGroup):
+    """Typer's group in the house style: click's own usage errors (`--batch-size abc`, an
+    unknown option) are one `error:` line and exit 2, not a boxed panel; SIGTERM unwinds like
+    Ctrl-C and exits 143."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        with sigterm_raises():
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click_exceptions.NoArgsIsHelpError as exc:
+                exc.show()
+                sys.exit(exc.exit_code)
+            except click_exceptions.ClickException as exc:
+                typer.echo(f"error: {_usage_message(exc)}", err=True)
+                usage = isinstance(exc, click_exceptions.UsageError)
+                sys.exit(EXIT_USAGE if usage else exc.exit_code)
+            except typer.Abort:
+                typer.echo("error: aborted", err=True)
+                sys.exit(EXIT_FAILURE)
+            except Terminated:
+                typer.echo("error: terminated (SIGTERM)", err=True)
+                sys.exit(EXIT_TERMINATED)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
-    help="Benchmark 48x48 emotion-recognition CNNs: upscale-to-224 vs direct 48x48.",
+    cls=HouseGroup,
+    help=ROOT_HELP,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    # click's plain help: it wraps long lines instead of cutting option names at 80 columns
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 
 RESULTS_DIR = Path("results")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 BASELINE_DIR = RESULTS_DIR / "baselines"  # baseline.BASELINE_DIR, without importing torch here
+MODES = ("infer", "train")  # maxbatch.MODES, without importing torch here
 
 
 @app.callback()
@@ -33,24 +142,37 @@ def _root() -> None:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+_written: list[Path] = []  # files this command has written, for the interruption message
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {_one_line(message)}", err=True)
     return typer.Exit(code)
 
 
+def _written_note() -> str:
+    if not _written:
+        return "no report was written"
+    return "written before that: " + ", ".join(str(p) for p in _written)
+
+
 def clean_errors(fn: F) -> F:
-    """Turn EmobenchError into one line on stderr and its exit code; Ctrl-C into exit 130."""
+    """Turn EmobenchError into one line on stderr and its exit code; Ctrl-C into exit 130,
+    SIGTERM into 143, running out of memory into exit 1: one line each, no traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _written.clear()
         try:
             return fn(*args, **kwargs)
         except EmobenchError as exc:
             raise _fail(str(exc), exc.exit_code) from None
+        except Terminated:
+            raise _fail(f"terminated (SIGTERM); {_written_note()}", EXIT_TERMINATED) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted; no report was written", 130) from None
+            raise _fail(f"interrupted; {_written_note()}", EXIT_INTERRUPTED) from None
+        except MemoryError:
+            raise _fail("out of memory; use a smaller batch", EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -69,26 +191,37 @@ def _stdout_console() -> Any:
 
 
 def default_report_path(backbone: str, device: str, kind: str = "") -> Path:
+    """results/<UTC time>-[kind-]<backbone>-<device>-<6 hex>.json: the random suffix keeps two
+    runs started in the same second from writing the same file."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe_device = device.replace(":", "")
     parts = [stamp, kind, backbone, safe_device] if kind else [stamp, backbone, safe_device]
-    return RESULTS_DIR / ("-".join(parts) + ".json")
+    return RESULTS_DIR / ("-".join([*parts, fileio.unique_suffix()]) + ".json")
 
 
-def check_writable(path: Path) -> None:
-    """Fail before any work when the report could not be written there."""
-    import tempfile
+def check_report_out(out: Path | None, force: bool) -> None:
+    """--out (or the results/ folder when it is not given) before any work."""
+    if out is not None:
+        fileio.check_output(out, "--out", report=True, force=force)
+    else:
+        fileio.check_folder(RESULTS_DIR, "--out (default results/)")
 
-    if path.is_dir():
-        raise UsageError(f"--out {path}: is a folder, expected a file path")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+
+def _save_report(report: Any, path: Path) -> None:
+    from emobench import report as report_mod
+
+    report_mod.save(report, path)
+    _written.append(path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from emobench.errors import ReportError
+
     try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
+        fileio.write_atomic(path, text)
     except OSError as exc:
-        raise UsageError(f"--out {path}: cannot write in {parent} ({exc.strerror})") from None
+        raise ReportError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    _written.append(path)
 
 
 DeviceOpt = Annotated[
@@ -97,11 +230,17 @@ DeviceOpt = Annotated[
 OutOpt = Annotated[
     Path | None,
     typer.Option(
-        "--out", help="Report path (default: results/<UTC time>-<backbone>-<device>.json)."
+        "--out",
+        help="Report path (default: results/<UTC time>-<backbone>-<device>-<6 hex>.json). "
+        "An existing file is replaced only when it is an emobench report (or with --force).",
     ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the JSON report to stdout instead of the table.")
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Overwrite an existing --out file that is not a report."),
 ]
 
 
@@ -208,10 +347,13 @@ def compare(
     ] = False,
     out: OutOpt = None,
     json_out: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Measure both pipelines for one backbone: preprocessing, latency, throughput, FLOPs, memory.
 
-    Example: emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
+    \b
+    Example:
+      emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
     """
     if threads is not None and threads >= 1 and "torch" not in sys.modules:
         # before torch is imported: its OpenMP/MKL pools read these once
@@ -249,7 +391,7 @@ def compare(
         allow_emulated=allow_emulated,
         **preset,
     ).validate()
-    _run_and_write(config, out, json_out, kind="compare", label=backbone)
+    _run_and_write(config, out, json_out, kind="compare", label=backbone, force=force)
 
 
 @app.command()
@@ -274,17 +416,22 @@ def maxbatch(
     ] = 0.05,
     out: OutOpt = None,
     json_out: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Find the largest batch each pipeline really fits, for inference or training.
 
-    Example: emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
+    \b
+    Example:
+      emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
     """
-    from emobench import report as report_mod
+    pipelines = ("upscale224", "direct48") if pipeline == "both" else (pipeline,)
+    _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
+    check_report_out(out, force)
+
     from emobench.config import resolve_device
     from emobench.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
     from emobench.render import progress_display, render_maxbatch
 
-    pipelines = ("upscale224", "direct48") if pipeline == "both" else (pipeline,)
     config = MaxBatchConfig(
         backbone=backbone,
         pipelines=pipelines,
@@ -297,10 +444,11 @@ def maxbatch(
     resolved = resolve_device(device)
     resolve_budget(config, resolved)  # a bad budget fails before any model is built
     path = out or default_report_path(backbone, str(resolved), kind=f"maxbatch-{mode}")
-    check_writable(path)
     with progress_display(_stderr_console()) as progress:
         result = run_maxbatch(config, progress=progress)
-    report_mod.save(result, path)
+    _save_report(result, path)
+    from emobench import report as report_mod
+
     if json_out:
         sys.stdout.write(report_mod.to_json(result))
     else:
@@ -313,21 +461,51 @@ def maxbatch(
         raise typer.Exit(1)
 
 
+def _check_maxbatch_options(
+    backbone: str,
+    device: str,
+    mode: str,
+    pipelines: tuple[str, ...],
+    budget: str | None,
+    max_batch: int,
+    margin: float,
+) -> None:
+    """The maxbatch options that can be checked without torch (MaxBatchConfig.validate and
+    resolve_budget check them again, with the device known)."""
+    from emobench.config import check_backbone, check_pipeline, parse_device_spec
+    from emobench.measure import maxbatch as mb
+
+    check_backbone(backbone)
+    for p in pipelines:
+        check_pipeline(p)
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; choose infer or train")
+    if max_batch < 1:
+        raise UsageError(f"--max-batch must be >= 1, got {max_batch}")
+    mb.apply_margin(1, margin)  # [0, 1): nan and inf fail too
+    parse_device_spec(device)
+    if budget is not None:
+        mb.parse_budget(budget, 2**62, "any memory")  # its form only; its size needs the device
+
+
 @app.command("run")
 @clean_errors
 def run_suite(
     config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
     out: OutOpt = None,
     json_out: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Run a suite file (backbones x pipelines) into one report.
 
-    Example: emobench run configs/ci.toml --out results/ci.json
+    \b
+    Example:
+      emobench run configs/ci.toml --out results/ci.json
     """
     from emobench.config import load_suite
 
     config = load_suite(config_file)
-    _run_and_write(config, out, json_out, kind="run", label=config.name)
+    _run_and_write(config, out, json_out, kind="run", label=config.name, force=force)
 
 
 baseline_app = typer.Typer()
@@ -338,7 +516,9 @@ app.add_typer(baseline_app, name="baseline")
 def _baseline_root() -> None:
     """Manage stored baselines: results/baselines/NAME/<machine class>.json.
 
-    Example: emobench baseline save results/ci.json --name ci
+    \b
+    Example:
+      emobench baseline save results/ci.json --name ci
     """
 
 
@@ -360,7 +540,9 @@ def baseline_save(
 ) -> None:
     """Store a report as the baseline of its machine class (refuses to overwrite without --force).
 
-    Example: emobench baseline save results/ci.json --name ci
+    \b
+    Example:
+      emobench baseline save results/ci.json --name ci
     """
     from emobench import report as report_mod
     from emobench.baseline import machine_class, save_baseline
@@ -379,7 +561,9 @@ def baseline_save(
 def baseline_list(directory: BaselineDirOpt = BASELINE_DIR) -> None:
     """List stored baselines: name, machine class, creation date and backbones.
 
-    Example: emobench baseline list
+    \b
+    Example:
+      emobench baseline list
     """
     from emobench.baseline import list_baselines
     from emobench.render import baselines_table
@@ -438,16 +622,27 @@ def check_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     candidate_out: CandidateOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a --candidate-out file that is not a report.")
+    ] = False,
 ) -> None:
     """Compare a report with a baseline: exit 0 if all pass, 1 on a regression, 2 on bad input.
 
-    Example: emobench check results/ci.json --baseline ci --rule portable:30%
+    \b
+    Example:
+      emobench check results/ci.json --baseline ci --rule portable:30%
     """
     from emobench import report as report_mod
 
-    current = report_mod.load(report_file)
-    prepared = _prepare_check(baseline, rule or [], fail_on, markdown, candidate_out)
-    _check_and_exit(current, prepared, json_out)
+    gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force)
+    kind, _data = report_mod.load_header(report_file)
+    if kind not in TIMING_KINDS:
+        raise UsageError(
+            f"{report_file}: a {kind} report; check compares a compare or run report with a "
+            "baseline"
+        )
+    prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out)
+    _check_and_exit(report_mod.load(report_file), prepared, json_out)
 
 
 @app.command("ci")
@@ -460,29 +655,71 @@ def ci_cmd(
     out: OutOpt = None,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     candidate_out: CandidateOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite an --out or --candidate-out file that is not a report."
+        ),
+    ] = False,
 ) -> None:
     """Run a suite and check it against a baseline in one step, for CI jobs.
 
     With no baseline of this machine's class it gates on exact metrics and invariants and,
     when those pass, writes the report as the class's candidate baseline.
 
-    Example: emobench ci configs/ci.toml --baseline ci --markdown summary.md
+    \b
+    Example:
+      emobench ci configs/ci.toml --baseline ci --markdown summary.md
     """
     from emobench.config import load_suite
 
     config = load_suite(config_file)
-    # a bad baseline, rule or output path fails here, before the suite runs
-    prepared = _prepare_check(baseline, rule or [], fail_on, markdown, candidate_out)
-    current = _measure_and_save(config, out, kind="run", label=f"ci-{config.name}")
+    # bad options, output paths, a missing baseline or one of another suite fail here, before
+    # the suite runs and before anything is written
+    gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force)
+    check_report_out(out, force)
+    prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out)
+    _check_same_suite(prepared.source, config, config_file)
+    current = _measure_and_save(config, out, kind="run", label=f"ci-{config.name}", force=force)
     _check_and_exit(current, prepared, False)
+
+
+TIMING_KINDS = ("compare", "run")
 
 
 def _parse_fail_on(text: str, kinds: tuple[str, ...]) -> set[str]:
     chosen = {k.strip() for k in text.split(",") if k.strip()}
+    if not chosen:
+        raise UsageError(
+            f"--fail-on {text!r} names no kind, which would disable the gate; name at least one "
+            f"of: {', '.join(kinds)}"
+        )
     unknown = chosen - set(kinds)
     if unknown:
         raise UsageError(f"--fail-on: unknown kind {sorted(unknown)[0]!r}; use {', '.join(kinds)}")
     return chosen
+
+
+def _check_gate_options(
+    rules: list[str],
+    fail_on: str,
+    markdown: Path | None,
+    candidate_out: Path | None,
+    force: bool,
+) -> set[str]:
+    """What check and ci can check before loading anything: --fail-on, the form of each --rule
+    (their metric names need the baseline) and the output paths. Returns the gating kinds."""
+    from emobench.baseline import KINDS, parse_rules
+
+    gating = _parse_fail_on(fail_on, KINDS)
+    parse_rules(rules, None)
+    if markdown is not None:
+        fileio.check_output(markdown, "--markdown")
+    if candidate_out is not None:
+        fileio.check_output(candidate_out, "--candidate-out", report=True, force=force)
+    else:
+        fileio.check_folder(RESULTS_DIR, "--candidate-out (default results/)")
+    return gating
 
 
 @dataclass(frozen=True)
@@ -497,20 +734,33 @@ class _PreparedCheck:
 def _prepare_check(
     baseline: str,
     rules: list[str],
-    fail_on: str,
+    gating: set[str],
     markdown: Path | None,
     candidate_out: Path | None,
 ) -> _PreparedCheck:
-    """Find and load the baseline(s), parse --rule/--fail-on, check the output paths, once."""
-    from emobench.baseline import KINDS, parse_rules, resolve_baseline
+    """Find and load the baseline(s) and check the --rule metric names against them, once."""
+    from emobench.baseline import parse_rules, resolve_baseline
 
-    gating = _parse_fail_on(fail_on, KINDS)
     source = resolve_baseline(baseline)
     parsed = parse_rules(rules, source.metric_keys)
-    if markdown is not None:
-        check_writable(markdown)
-    check_writable(candidate_out or RESULTS_DIR / "baseline-candidate.json")
     return _PreparedCheck(source, parsed, gating, markdown, candidate_out)
+
+
+def _check_same_suite(source: Any, config: Any, config_file: Path) -> None:
+    """UsageError before the run when no stored baseline covers this suite's backbones x
+    pipelines (the check after the run would refuse it anyway)."""
+    suite = {(b, p) for b in config.backbones for p in config.pipelines}
+    covered = [{(r.backbone, r.pipeline) for r in b.report.results} for b in source.stored]
+    if suite not in covered:
+        first = source.stored[0]
+        raise UsageError(
+            f"--baseline {source.name}: {first.path} covers {_suite_text(covered[0])}, but "
+            f"{config_file} runs {_suite_text(suite)}; give a baseline of this suite"
+        )
+
+
+def _suite_text(suite: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{b}/{p}" for b, p in sorted(suite)) or "nothing"
 
 
 def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> None:
@@ -519,7 +769,6 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
     import dataclasses
     import json
 
-    from emobench import report as report_mod
     from emobench.baseline import candidate_path, check
     from emobench.render import check_summary, render_verdicts, verdicts_markdown
 
@@ -530,10 +779,10 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
         selection = dataclasses.replace(selection, candidate_withheld=True)
     elif not selection.same_class:
         candidate = prepared.candidate_out or candidate_path(current)
-        report_mod.save(current, candidate)
+        _save_report(current, candidate)
         selection = dataclasses.replace(selection, candidate=candidate)
     if prepared.markdown is not None:
-        report_mod.write_atomic(prepared.markdown, verdicts_markdown(verdicts, selection))
+        _write_text(prepared.markdown, verdicts_markdown(verdicts, selection))
     if json_out:
         sys.stdout.write(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2) + "\n")
         for line in check_summary(verdicts, selection):
@@ -563,9 +812,23 @@ def report_cmd(
     Reports of two or more machine classes also get their upscale224/direct48 ratios side by
     side, one column per class.
 
-    Example: emobench report results/*.json --csv all.csv --plot curves.png
+    \b
+    Example:
+      emobench report results/*.json --csv all.csv --plot curves.png
     """
     from emobench import readout
+
+    for target, option in ((markdown, "--markdown"), (csv_out, "--csv"), (plot, "--plot")):
+        if target is not None:
+            fileio.check_output(target, option)
+    if plot is not None:
+        from emobench.plot import require_matplotlib
+
+        require_matplotlib()
+    family = readout.check_reports(files)  # every header, before anything is written
+    if plot is not None and family == "maxbatch":
+        raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
+    loaded = readout.load_reports(files)
     from emobench.render import (
         class_ratio_markdown,
         class_ratio_table,
@@ -573,39 +836,26 @@ def report_cmd(
         merged_table,
     )
 
-    for target in (markdown, csv_out, plot):
-        if target is not None:
-            check_writable(target)
-    if plot is not None:
-        from emobench.plot import require_matplotlib
-
-        require_matplotlib()
-    loaded = readout.load_reports(files)
     rows = readout.merged_rows(loaded)
-    columns = (
-        readout.MAXBATCH_COLUMNS if loaded[0][1].kind == "maxbatch" else readout.TIMING_COLUMNS
-    )
+    columns = readout.MAXBATCH_COLUMNS if family == "maxbatch" else readout.TIMING_COLUMNS
     ratios = readout.class_ratios(loaded)  # None unless two or more machine classes
     _stdout_console().print(merged_table(rows, columns))
     if ratios is not None:
         _stdout_console().print(class_ratio_table(ratios))
-    from emobench.report import write_atomic
-
     if markdown is not None:
         text = merged_markdown(rows, columns)
         if ratios is not None:
             text += "\n" + class_ratio_markdown(ratios)
-        write_atomic(markdown, text)
+        _write_text(markdown, text)
         typer.echo(f"markdown written to {markdown}", err=True)
     if csv_out is not None:
-        write_atomic(csv_out, readout.to_csv(readout.flat_rows(loaded)))
+        _write_text(csv_out, readout.to_csv(readout.flat_rows(loaded)))
         typer.echo(f"csv written to {csv_out}", err=True)
     if plot is not None:
-        if loaded[0][1].kind == "maxbatch":
-            raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
         from emobench.plot import plot_reports
 
         plot_reports(loaded, plot)
+        _written.append(plot)
         typer.echo(f"plot written to {plot}", err=True)
 
 
@@ -621,29 +871,30 @@ def claims_cmd(
 ) -> None:
     """Check the original write-up's claims (22x memory, 8.6x, 29x, 16x, 22x) against a report.
 
-    Example: emobench claims results/vgg16-cpu.json --maxbatch results/maxbatch-infer.json
+    \b
+    Example:
+      emobench claims results/vgg16-cpu.json --maxbatch results/maxbatch-infer.json
     """
     from emobench import report as report_mod
+
+    if markdown is not None:
+        fileio.check_output(markdown, "--markdown")
+    kind, _data = report_mod.load_header(report_file)
+    if kind not in TIMING_KINDS:
+        raise UsageError(f"{report_file}: a {kind} report; claims need a compare or run report")
+    for path in maxbatch_reports or []:
+        other, _data = report_mod.load_header(path)
+        if other != "maxbatch":
+            raise UsageError(f"{path}: --maxbatch needs a maxbatch report, got {other}")
     from emobench.claims import evaluate
     from emobench.render import claims_markdown, claims_table
 
-    if markdown is not None:
-        check_writable(markdown)
     timing = report_mod.load(report_file)
-    if timing.kind not in ("compare", "run"):
-        raise UsageError(
-            f"{report_file}: a {timing.kind} report; claims need a compare or run report"
-        )
-    extra = []
-    for path in maxbatch_reports or []:
-        rep = report_mod.load(path)
-        if rep.kind != "maxbatch":
-            raise UsageError(f"{path}: --maxbatch needs a maxbatch report, got {rep.kind}")
-        extra.append(rep)
+    extra = [report_mod.load(path) for path in maxbatch_reports or []]
     verdicts = evaluate(timing, extra)
     _stdout_console().print(claims_table(verdicts))
     if markdown is not None:
-        report_mod.write_atomic(markdown, claims_markdown(verdicts))
+        _write_text(markdown, claims_markdown(verdicts))
 
 
 @app.command("models")
@@ -653,7 +904,9 @@ def models_cmd(
 ) -> None:
     """List every registered backbone: parameters, FLOPs per image and final feature map.
 
-    Example: emobench models --json
+    \b
+    Example:
+      emobench models --json
     """
     import dataclasses
     import json
@@ -676,11 +929,15 @@ def env_cmd(
 ) -> None:
     """Print the environment fingerprint that reports record (torch, CUDA, GPU, CPU, threads).
 
-    Example: emobench env --device cuda --json
+    \b
+    Example:
+      emobench env --device cuda --json
     """
     import json
 
-    from emobench.config import resolve_device
+    from emobench.config import parse_device_spec, resolve_device
+
+    parse_device_spec(device)  # a misspelt device fails before torch is imported
     from emobench.measure.env import fingerprint
     from emobench.render import env_class_line, env_table
 
@@ -693,28 +950,38 @@ def env_cmd(
         console.print(env_class_line(env), markup=False, highlight=False, soft_wrap=True)
 
 
-def _measure_and_save(config: Any, out: Path | None, kind: str, label: str) -> Any:
-    """Validate, measure with a progress display, write the report; return it."""
-    from emobench import report as report_mod
-    from emobench.render import progress_display
-    from emobench.runner import load_input_images, preflight, run_benchmark
+def _measure_and_save(config: Any, out: Path | None, kind: str, label: str, force: bool) -> Any:
+    """Check the output path, the inputs' memory and --data, then the device (this is where
+    torch is imported), measure with a progress display, write the report; return it."""
+    check_report_out(out, force)
+    from emobench.config import check_input_memory
 
-    device = preflight(config)  # bad options fail here, before any model is built
-    images = load_input_images(config)  # and a bad --data file here
+    check_input_memory(config)  # a batch whose inputs cannot fit fails before allocating
+    from emobench.data import input_images
+
+    images = input_images(config.data, config.seed, config.images_needed)  # bad --data here
+
+    from emobench.render import progress_display
+    from emobench.runner import preflight, run_benchmark
+
+    device = preflight(config)  # options this device cannot run fail here, before any model
+    if device.type == "cuda":
+        check_input_memory(config, device)
     path = out or default_report_path(label, str(device))
-    check_writable(path)
     with progress_display(_stderr_console()) as progress:
         result = run_benchmark(config, progress=progress, kind=kind, images=images)
-    report_mod.save(result, path)
+    _save_report(result, path)
     typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
     return result
 
 
-def _run_and_write(config: Any, out: Path | None, json_out: bool, kind: str, label: str) -> None:
+def _run_and_write(
+    config: Any, out: Path | None, json_out: bool, kind: str, label: str, force: bool
+) -> None:
+    result = _measure_and_save(config, out, kind, label, force)
     from emobench import report as report_mod
     from emobench.render import render_compare
 
-    result = _measure_and_save(config, out, kind, label)
     if json_out:
         sys.stdout.write(report_mod.to_json(result))
     else:

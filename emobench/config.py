@@ -7,11 +7,15 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from emobench.errors import DeviceUnavailable, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that need it: options are validated (and a usage error
+# answered) without the ~4 s and ~800 MB it takes to import torch.
 
 DEFAULT_BACKBONE = "vgg16"
 DEFAULT_BATCH_SIZES = (16,)
@@ -32,6 +36,9 @@ QUICK = {
 }
 DEFAULT_NUM_CLASSES = 7
 ALL_PIPELINES = ("upscale224", "direct48")
+# the registry's names (emobench.models.BACKBONES), known without importing torch; a test keeps
+# the two in step
+BACKBONE_NAMES = ("resnet18", "vgg16", "vgg19")
 MEASUREMENTS = (
     "preprocess",
     "latency",
@@ -81,21 +88,19 @@ class RunConfig:
     name: str = field(default="compare")
 
     def validate(self) -> RunConfig:
-        """Raise UsageError on the first invalid setting; return self for chaining."""
-        from emobench.models import BACKBONES, PIPELINES
+        """Raise UsageError on the first invalid setting; return self for chaining.
 
+        Checks the settings alone (no torch, no files): the device and --data are checked by
+        the runner's preflight and the data loader.
+        """
         if not self.backbones:
             raise UsageError("at least one backbone is needed")
         for b in self.backbones:
-            if b not in BACKBONES:
-                raise UsageError(
-                    f"unknown backbone {b!r}; choose one of: {', '.join(sorted(BACKBONES))}"
-                )
+            check_backbone(b)
         if not self.pipelines:
             raise UsageError("at least one pipeline is needed")
         for p in self.pipelines:
-            if p not in PIPELINES:
-                raise UsageError(f"unknown pipeline {p!r}; choose one of: {', '.join(PIPELINES)}")
+            check_pipeline(p)
         for m in self.measurements:
             if m not in MEASUREMENTS:
                 raise UsageError(
@@ -111,6 +116,8 @@ class RunConfig:
         _positive("num_classes", self.num_classes)
         if self.warmup_iters < 0:
             raise UsageError(f"warmup_iters must be >= 0, got {self.warmup_iters}")
+        if self.seed < 0:
+            raise UsageError(f"seed must be >= 0, got {self.seed}")
         _finite_at_least("min_time_s", self.min_time_s, 0.0)
         _finite_at_least("max_time_s", self.max_time_s, 0.0, strict=True)
         _finite_at_least("target_ci", self.target_ci, 0.0)
@@ -127,20 +134,89 @@ class RunConfig:
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
         parse_device_spec(self.device)
+        if self.device == "cpu":  # known without torch; check_device_options covers "auto"
+            _check_cuda_only_options(self, "cpu")
         return self
 
     @property
     def modes(self) -> tuple[str, ...]:
         return ("infer", "train") if self.mode == "both" else (self.mode,)
 
+    @property
+    def images_needed(self) -> int:
+        """Input images every measurement together needs (the largest batch or timed call)."""
+        return max(self.preprocess_images, *self.batch_sizes)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+INPUT_SIZES = {"upscale224": 224, "direct48": 48}  # emobench.models.PIPELINES, without torch
+GRAY_BYTES_PER_IMAGE = 48 * 48  # uint8 source image
+FLOAT_BYTES = 4
+
+
+def input_bytes(config: RunConfig) -> tuple[int, int]:
+    """A lower bound of the memory a run's inputs take: (host bytes, device bytes).
+
+    The host holds the uint8 source images and a float 3xSxS batch (the batched preprocessing
+    output, or the host-upscaled copy on CUDA) at the largest batch or preprocessing call; the
+    device holds that float batch. Models and activations come on top, so a run refused by
+    this estimate could never have fit.
+    """
+    side = max(INPUT_SIZES[p] for p in config.pipelines)
+    float_batch = max(config.batch_sizes) * 3 * side * side * FLOAT_BYTES
+    float_pre = config.preprocess_images * 3 * side * side * FLOAT_BYTES
+    host = config.images_needed * GRAY_BYTES_PER_IMAGE + max(float_batch, float_pre)
+    return host, float_batch
+
+
+def check_input_memory(config: RunConfig, device: torch.device | None = None) -> None:
+    """UsageError, before anything is allocated, when the inputs alone cannot fit: in the
+    available RAM (device None or CPU) or in the GPU's memory (a CUDA device)."""
+    host, on_device = input_bytes(config)
+    if device is None or device.type == "cpu":
+        import psutil
+
+        need, have, where = host, int(psutil.virtual_memory().available), "available RAM"
+    else:
+        import torch
+
+        total = int(torch.cuda.get_device_properties(device).total_memory)
+        need, have, where = on_device, total, f"memory of {device}"
+    if need > have:
+        side = max(INPUT_SIZES[p] for p in config.pipelines)
+        largest = max(config.batch_sizes)
+        what = (
+            f"--batch-size {largest}"
+            if largest >= config.preprocess_images
+            else f"--preprocess-images {config.preprocess_images}"
+        )
+        raise UsageError(
+            f"{what} needs at least {_gib(need)} for its inputs alone (3x{side}x{side} float32 "
+            f"per image, before any model memory), more than the {_gib(have)} of {where}; "
+            "use a smaller batch"
+        )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
 
 
 def _finite_at_least(name: str, value: float, low: float, strict: bool = False) -> None:
     if not math.isfinite(value) or value < low or (strict and value == low):
         bound = f"> {low:g}" if strict else f">= {low:g}"
         raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+
+
+def check_backbone(name: str) -> None:
+    if name not in BACKBONE_NAMES:
+        raise UsageError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
+
+
+def check_pipeline(name: str) -> None:
+    if name not in ALL_PIPELINES:
+        raise UsageError(f"unknown pipeline {name!r}; choose one of: {', '.join(ALL_PIPELINES)}")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -150,8 +226,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def check_device_options(config: RunConfig, device: torch.device) -> None:
     """Option combinations this device cannot run: UsageError before any model is built."""
-    if config.precision == "fp16" and device.type != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    _check_cuda_only_options(config, device.type)
     why = emulated_precision(config.precision, device)
     if why and not config.allow_emulated:
         raise UsageError(
@@ -163,7 +238,14 @@ def check_device_options(config: RunConfig, device: torch.device) -> None:
         reason = compile_unavailable(device)
         if reason:
             raise UsageError(f"--compile {config.compile}: {reason}")
-    if device.type != "cuda" and (config.cudnn_benchmark or config.tf32):
+
+
+def _check_cuda_only_options(config: RunConfig, device_type: str) -> None:
+    if device_type == "cuda":
+        return
+    if config.precision == "fp16":
+        raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    if config.cudnn_benchmark or config.tf32:
         raise UsageError("--cudnn-benchmark and --tf32 apply to CUDA devices only")
 
 
@@ -172,6 +254,8 @@ CUDA_NATIVE = {"bf16": (8, 0), "fp16": (5, 3)}  # compute capability with native
 
 def _cpu_bf16_native() -> bool:
     """oneDNN's own check: bf16 kernels for this CPU (AVX-512 core / AVX512_BF16 / AMX)."""
+    import torch
+
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -179,6 +263,8 @@ def emulated_precision(precision: str, device: torch.device) -> str | None:
     """Why `device` would only emulate `precision`, or None when it runs it natively."""
     if precision == "fp32":
         return None
+    import torch
+
     if device.type == "cuda":
         needed = CUDA_NATIVE[precision]
         have = torch.cuda.get_device_capability(device)
@@ -201,6 +287,7 @@ def compile_unavailable(device: torch.device) -> str | None:
     import shutil
 
     try:
+        import torch
         import torch._dynamo
 
         if not torch._dynamo.is_dynamo_supported():
@@ -234,6 +321,8 @@ def parse_device_spec(spec: str) -> tuple[str, int | None]:
 def resolve_device(spec: str) -> torch.device:
     """The torch device for a spec; DeviceUnavailable when CUDA or that GPU is missing."""
     kind, index = parse_device_spec(spec)
+    import torch
+
     if kind == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if kind == "cpu":
@@ -253,18 +342,19 @@ def resolve_device(spec: str) -> torch.device:
 
 # -- suite files -------------------------------------------------------------------------------
 
+MAX_SUITE_BYTES = 2**20
+
 
 def load_suite(path: Path) -> RunConfig:
     """Read a suite file: a [suite] table whose keys are RunConfig fields.
 
     Unknown keys and wrong types are UsageErrors naming the file, the key and what was expected.
     """
+    from emobench.files import read_text
+
+    text = read_text(path, UsageError, "suite file", MAX_SUITE_BYTES)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such suite file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read suite file ({exc})") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML ({exc})") from None
     unknown_tables = set(data) - {"suite"}
@@ -331,6 +421,8 @@ def _coerce(path: Path, key: str, value: Any) -> Any:
     elif expected == "a number":
         ok = (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise UsageError(f"{path}: key {key!r} must be a finite number, got {value}")
     elif expected == "a boolean":
         ok = isinstance(value, bool)
     else:

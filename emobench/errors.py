@@ -5,6 +5,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the run itself failed or found a regression
 EXIT_USAGE = 2  # bad input: nothing was measured or written
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
 
 class EmobenchError(Exception):
@@ -37,3 +39,9 @@ class MeasurementError(EmobenchError):
     """A measurement failed for a reason other than bad input."""
 
     exit_code = EXIT_FAILURE
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised from the signal handler the CLI installs, so `finally` blocks run
+    (temporary files removed, a maxbatch child killed) just as for Ctrl-C. A BaseException, like
+    KeyboardInterrupt, so no `except Exception` swallows it."""

@@ -4,6 +4,7 @@ real run in a child process on CPU."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -393,8 +395,10 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
     )
     started = time.perf_counter()
     try:
+        # subprocess.run kills the child on any exception here: Ctrl-C, or SIGTERM (which the
+        # CLI turns into an exception), so no probe outlives an interrupted search
         proc = subprocess.run(
-            [sys.executable, "-m", "emobench.maxbatch", args],
+            child_command(args),
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT_S,
@@ -417,6 +421,24 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
         return mb.Probe(batch, mb.OVER_BUDGET, peak, seconds, "peak RSS over the budget")
     what = "fresh process, model built" if batch == 0 else "confirmed in a child"
     return mb.Probe(batch, mb.OK, peak, seconds, f"{what} ({out['method']})")
+
+
+CHILD_BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from emobench.maxbatch import _child_main; _child_main(sys.argv[2])"
+)
+
+
+def child_command(args: str) -> list[str]:
+    """The child's command line: an isolated interpreter (-I: no current folder or script folder
+    on sys.path, no PYTHON* variables, no user site) given this process's import path
+    explicitly, so a `numpy.py` in the working folder is never imported."""
+    import emobench
+
+    home = str(Path(emobench.__file__).resolve().parent.parent)  # where emobench came from
+    cwd = os.getcwd()
+    path = [home, *(p for p in sys.path if p and p not in (home, cwd))]
+    return [sys.executable, "-I", "-c", CHILD_BOOT, json.dumps(path), args]
 
 
 def _child_main(raw: str) -> None:

@@ -11,13 +11,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from emobench import machine
 from emobench import report as R
 from emobench.errors import ReportError
-from emobench.measure.flops import count_flops, count_parameters
-from emobench.models import BACKBONES, PIPELINES, build_model
 
 TIMING_KINDS = ("compare", "run")
 ENV_COLUMNS = (
@@ -37,23 +33,30 @@ ENV_COLUMNS = (
 )
 
 
-def load_reports(paths: list[Path]) -> list[tuple[Path, R.Report]]:
-    """Load every report; all must be timing reports (compare/run) or all maxbatch."""
+def check_reports(paths: list[Path]) -> str:
+    """Check every report's header (cheap: nothing rebuilt, no torch) and that all are timing
+    reports (compare/run) or all maxbatch; return that family."""
     if not paths:
         raise ReportError("no report files given")
-    loaded = [(p, R.load(p)) for p in paths]
-    first_family = _family(loaded[0][1])
-    for path, rep in loaded[1:]:
-        if _family(rep) != first_family:
+    kinds = [R.load_header(p)[0] for p in paths]
+    first_family = _family(kinds[0])
+    for path, kind in zip(paths[1:], kinds[1:], strict=True):
+        if _family(kind) != first_family:
             raise ReportError(
-                f"{path}: a {rep.kind} report cannot share a table with {first_family} reports "
-                f"({loaded[0][0]}); pass them separately"
+                f"{path}: a {kind} report cannot share a table with {first_family} reports "
+                f"({paths[0]}); pass them separately"
             )
-    return loaded
+    return first_family
 
 
-def _family(rep: R.Report) -> str:
-    return "timing" if rep.kind in TIMING_KINDS else rep.kind
+def load_reports(paths: list[Path]) -> list[tuple[Path, R.Report]]:
+    """Load every report; all must be timing reports (compare/run) or all maxbatch."""
+    check_reports(paths)
+    return [(p, R.load(p)) for p in paths]
+
+
+def _family(kind: str) -> str:
+    return "timing" if kind in TIMING_KINDS else kind
 
 
 def machine_name(rep: R.Report) -> str:
@@ -270,6 +273,11 @@ class ModelInfo:
 
 def model_catalogue() -> list[ModelInfo]:
     """Every registered backbone x pipeline, built on the meta device: no weights, no compute."""
+    import torch  # here, not at the top: loading and merging reports needs no torch
+
+    from emobench.measure.flops import count_flops, count_parameters
+    from emobench.models import BACKBONES, PIPELINES, build_model
+
     infos = []
     for backbone in sorted(BACKBONES):
         for pipeline, size in PIPELINES.items():

@@ -1,29 +1,33 @@
 """Reports: plain dataclasses, versioned JSON written atomically, and flat metric rows.
 
 No rendering here (that is `render.py`), so baselines and scripts can load reports cheaply.
+Importing this module does not import torch: the measurement result types (whose modules
+do) are resolved only when a report is rebuilt from JSON, after its header has been checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from emobench import files
 from emobench.errors import ReportError
-from emobench.measure.contention import Contention
-from emobench.measure.flops import ParamCounts
-from emobench.measure.limits import DeviceLimits
-from emobench.measure.maxbatch import LinearFit, Probe
-from emobench.measure.memory import PeakMemory
-from emobench.measure.nvml import MonitorResult
-from emobench.measure.stats import Stats
-from emobench.measure.timing import TimingResult
+
+if TYPE_CHECKING:
+    from emobench.measure.contention import Contention
+    from emobench.measure.flops import ParamCounts
+    from emobench.measure.limits import DeviceLimits
+    from emobench.measure.maxbatch import LinearFit, Probe
+    from emobench.measure.memory import PeakMemory
+    from emobench.measure.nvml import MonitorResult
+    from emobench.measure.stats import Stats
+    from emobench.measure.timing import TimingResult
 
 # the metric catalogue lives in emobench.metrics; these names stay importable from here
 from emobench.metrics import (  # noqa: F401
@@ -43,6 +47,9 @@ from emobench.metrics import (  # noqa: F401
 
 SCHEMA = "emobench.report"
 SCHEMA_VERSION = 1
+MIN_SCHEMA_VERSION = 1  # the oldest version this emobench reads
+KINDS = ("compare", "run", "maxbatch")
+MAX_REPORT_BYTES = 256 * 2**20  # ours are a few MB; anything larger is refused unread
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,8 @@ class PairedRatio:
     def from_rounds(
         cls, backbone: str, key: str, ratios: list[float], stop_reason: str
     ) -> PairedRatio:
+        from emobench.measure.stats import Stats
+
         stats = Stats.from_samples(ratios, "x")
         return cls(
             backbone,
@@ -244,18 +253,8 @@ def to_json(report: Report) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write via a temporary file in the same folder and rename (see files.write_atomic)."""
+    files.write_atomic(path, text)
 
 
 def save(report: Report, path: Path) -> None:
@@ -265,37 +264,96 @@ def save(report: Report, path: Path) -> None:
         raise ReportError(f"{path}: cannot write report ({exc.strerror or exc})") from None
 
 
-def from_dict(data: Any, source: str = "report") -> Report:
+def check_header(data: Any, source: str = "report") -> str:
+    """The checks that need no rebuilding (and no torch): a JSON object of our schema, a
+    version this emobench reads, a known kind and at least one result. Returns the kind."""
     if not isinstance(data, dict):
         raise ReportError(f"{source}: not an emobench report (expected a JSON object)")
     if data.get("schema") != SCHEMA:
         raise ReportError(f"{source}: not an emobench report (schema is {data.get('schema')!r})")
     version = data.get("schema_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ReportError(f"{source}: report has no integer schema_version")
     if version > SCHEMA_VERSION:
         raise ReportError(
             f"{source}: report schema version {version} is newer than this emobench "
             f"understands ({SCHEMA_VERSION}); upgrade emobench"
         )
+    if version < MIN_SCHEMA_VERSION:
+        raise ReportError(
+            f"{source}: report schema version {version} is not one this emobench reads "
+            f"({MIN_SCHEMA_VERSION} to {SCHEMA_VERSION})"
+        )
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise ReportError(
+            f"{source}: unknown report kind {kind!r}; expected one of: {', '.join(KINDS)}"
+        )
+    key = "maxbatch" if kind == "maxbatch" else "results"
+    entries = data.get(key)
+    if not isinstance(entries, list) or not entries:
+        raise ReportError(f"{source}: a {kind} report with no {key}: nothing was measured")
+    return str(kind)
+
+
+def from_dict(data: Any, source: str = "report") -> Report:
+    check_header(data, source)
     try:
         return _build(Report, {k: v for k, v in data.items() if k != "metrics"})
     except (TypeError, ValueError, KeyError) as exc:
         raise ReportError(f"{source}: malformed report ({exc})") from None
+    except RecursionError:
+        raise ReportError(f"{source}: malformed report (nested too deeply)") from None
+
+
+def read_json(path: Path) -> Any:
+    """A report file's JSON, from a regular file of at most MAX_REPORT_BYTES."""
+    text = files.read_text(path, ReportError, "report file", MAX_REPORT_BYTES)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ReportError(f"{path}: not a report (JSON nested too deeply)") from None
+
+
+def load_header(path: Path) -> tuple[str, Any]:
+    """Read and check a report file without rebuilding it: (kind, JSON data)."""
+    data = read_json(path)
+    return check_header(data, str(path)), data
 
 
 def load(path: Path) -> Report:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such report file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot read report ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from None
-    return from_dict(data, str(path))
+    return from_dict(read_json(path), str(path))
+
+
+@functools.cache
+def _result_types() -> dict[str, Any]:
+    """The measurement result classes the report's annotations name (their modules import
+    torch, so they are looked up only when a report is rebuilt)."""
+    from emobench.measure.contention import Contention
+    from emobench.measure.flops import ParamCounts
+    from emobench.measure.limits import DeviceLimits
+    from emobench.measure.maxbatch import LinearFit, Probe
+    from emobench.measure.memory import PeakMemory
+    from emobench.measure.nvml import MonitorResult
+    from emobench.measure.stats import Stats
+    from emobench.measure.timing import TimingResult
+
+    return {
+        c.__name__: c
+        for c in (
+            Contention,
+            ParamCounts,
+            DeviceLimits,
+            LinearFit,
+            Probe,
+            PeakMemory,
+            MonitorResult,
+            Stats,
+            TimingResult,
+        )
+    }
 
 
 def _build(tp: Any, value: Any) -> Any:
@@ -310,7 +368,7 @@ def _build(tp: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise TypeError(f"{tp.__name__} must be an object, got {type(value).__name__}")
-        hints = typing.get_type_hints(tp)
+        hints = typing.get_type_hints(tp, localns=_result_types())
         kwargs = {}
         for f in dataclasses.fields(tp):
             if f.name in value:

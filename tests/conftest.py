@@ -120,6 +120,24 @@ def write_fake_checkpoint(
     return state
 
 
+def trust_checkpoint(monkeypatch: pytest.MonkeyPatch, torch_home: Path, backbone: str) -> None:
+    """Accept the fake checkpoint under `torch_home` as if its sha256 matched the prefix in the
+    real file's name (a fake cannot: the check is what keeps planted files out)."""
+    import hashlib
+
+    from emobench.models import build
+
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    fake = cached_weights_path(get_backbone(backbone))
+    digest = hashlib.sha256(fake.read_bytes()).hexdigest()
+    real = build.expected_sha256_prefix
+
+    def expected(path: Path) -> str | None:
+        return digest[:8] if path == fake else real(path)
+
+    monkeypatch.setattr(build, "expected_sha256_prefix", expected)
+
+
 @pytest.fixture(scope="session")
 def resnet18_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
     home = tmp_path_factory.mktemp("torch_home")
@@ -131,7 +149,7 @@ def pretrained_resnet18(
     resnet18_home: tuple[Path, dict[str, torch.Tensor]], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, torch.Tensor]]:
     home, state = resnet18_home
-    monkeypatch.setenv("TORCH_HOME", str(home))
+    trust_checkpoint(monkeypatch, home, "resnet18")
     yield state
 
 

@@ -384,7 +384,9 @@ def test_ci_without_a_baseline_of_this_class_writes_the_candidate(
 
     measured = other_class(make_report())
     monkeypatch.setattr(cli, "_measure_and_save", lambda *args, **kwargs: measured)
-    args = ["ci", str(CI_SUITE), "--baseline", "ci", "--candidate-out", "art/cand.json"]
+    suite = files / "vgg16.toml"  # the suite of the stored baselines (vgg16 only)
+    suite.write_text(CI_SUITE.read_text().replace('"vgg16", "resnet18"', '"vgg16"'))
+    args = ["ci", str(suite), "--baseline", "ci", "--candidate-out", "art/cand.json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert R.load(files / "art" / "cand.json") == measured
@@ -477,3 +479,14 @@ def test_check_cli_exits_2_when_settings_differ(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "error: nothing comparable" in result.stderr and "Traceback" not in result.output
+
+
+def test_baseline_save_refuses_an_empty_report(files: Path) -> None:
+    empty = files / "empty.json"
+    empty.write_text(json.dumps(R.to_dict(make_report()) | {"results": []}))
+    result = runner.invoke(app, ["baseline", "save", "empty.json", "--name", "ci"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: empty.json: a run report with no results: nothing was measured"
+    ]
+    assert not (files / "results" / "baselines" / "ci").exists()

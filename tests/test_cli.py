@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -67,7 +70,30 @@ def test_default_report_path_under_results(tmp_path: Path, monkeypatch: pytest.M
     result = runner.invoke(app, ["compare", *TINY_ARGS])
     assert result.exit_code == 0
     (written,) = (tmp_path / "results").iterdir()
-    assert written.name.endswith("-resnet18-cpu.json")
+    assert re.fullmatch(r"\d{8}T\d{6}Z-resnet18-cpu-[0-9a-f]{6}\.json", written.name)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_default_report_names_differ_within_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from emobench import cli
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(cli, "datetime", Frozen)
+    names = {cli.default_report_path("vgg16", "cpu") for _ in range(20)}
+    assert len(names) == 20
+    assert all(n.name.startswith("20300102T030405Z-vgg16-cpu-") for n in names)
 
 
 @pytest.mark.parametrize(
@@ -119,3 +145,36 @@ def test_real_data_csv_runs(tmp_path: Path) -> None:
     result = runner.invoke(app, ["compare", *TINY_ARGS, "--data", str(csv), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["config"]["data"] == str(csv)
+
+
+def test_out_replaces_reports_but_not_other_files_without_force(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    refused = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(notes)])
+    assert refused.exit_code == 2
+    assert "exists and is not an emobench report" in refused.stderr
+    assert notes.read_text() == "my notes"
+    forced = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(notes), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(notes.read_text())["kind"] == "compare"
+    again = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(notes)])  # now a report
+    assert again.exit_code == 0, again.output
+
+
+def test_rule_thresholds_up_to_1000_percent(tmp_path: Path) -> None:
+    from emobench.baseline import parse_rules
+    from emobench.errors import UsageError
+
+    assert parse_rules(["portable:1000%", "exact:0.3", "machine:30%"], None) == {
+        "portable": 10.0,
+        "exact": 0.3,
+        "machine": 0.3,
+    }
+    for rule, message in [
+        ("portable:1001%", "from 0% to 1000%"),
+        ("portable:30", "so 30 would mean 3000%; write 30% (or 0.3)"),
+        ("portable:inf%", "finite"),
+        ("portable:-1%", "from 0% to 1000%"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            parse_rules([rule], None)

@@ -51,6 +51,10 @@ def test_default_suite_matches_compare_defaults() -> None:
         ("[suite]\nbatch_sizes = [0]\n", "batch size must be a positive integer"),
         ("[other]\nx = 1\n", "unknown key 'other'"),
         ("[suite\n", "invalid TOML"),
+        ("[suite]\nmin_time_s = nan\n", "key 'min_time_s' must be a finite number, got nan"),
+        ("[suite]\nmax_time_s = inf\n", "key 'max_time_s' must be a finite number, got inf"),
+        ("[suite]\ntarget_ci = -inf\n", "key 'target_ci' must be a finite number"),
+        ("[suite]\nseed = -1\n", "seed must be >= 0"),
     ],
 )
 def test_bad_suite_names_file_key_and_expectation(tmp_path: Path, body: str, message: str) -> None:
@@ -106,3 +110,71 @@ def test_ci_bad_baseline_fails_before_running(tmp_path: Path) -> None:
     suite.write_text(TINY_SUITE)
     result = CliRunner().invoke(app, ["ci", str(suite), "--baseline", str(tmp_path / "no.json")])
     assert result.exit_code == 2 and "no such report" in result.stderr
+
+
+def test_option_names_match_the_registry() -> None:
+    """config knows the names without importing torch; they must stay the registry's."""
+    from emobench import config as config_mod
+    from emobench.models import BACKBONES, PIPELINES
+
+    assert tuple(sorted(BACKBONES)) == config_mod.BACKBONE_NAMES
+    assert tuple(PIPELINES) == config_mod.ALL_PIPELINES
+    assert config_mod.INPUT_SIZES == PIPELINES
+
+
+def test_suite_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "s.toml")
+    with pytest.raises(UsageError, match="is a FIFO"):
+        load_suite(tmp_path / "s.toml")
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_unreadable_data_is_one_error_line_from_a_suite_or_the_flag(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One validation path for --data and a suite's `data` (a suite's gave a traceback)."""
+    import os
+
+    data = tmp_path / "fer.csv"
+    data.write_text("pixels\n" + " ".join(["1"] * 2304) + "\n")
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_SUITE + f'data = "{data}"\n')
+    real_open = os.open
+
+    def denied(file, flags, *args, **kwargs):
+        if Path(file) == data:
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    monkeypatch.chdir(tmp_path)
+    args = ["run", str(suite)] if command == "run" else ["compare", "--data", str(data)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"error: --data {data}: cannot open (Permission denied)"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_input_memory_estimate_refuses_what_cannot_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import psutil
+
+    from emobench.config import check_input_memory, input_bytes
+
+    config = RunConfig(batch_sizes=(1000,), preprocess_images=64)
+    host, device = input_bytes(config)
+    float_batch = 1000 * 3 * 224 * 224 * 4
+    assert device == float_batch and host == 1000 * 48 * 48 + float_batch
+    direct_only = RunConfig(batch_sizes=(1000,), pipelines=("direct48",))
+    assert input_bytes(direct_only)[1] == 1000 * 3 * 48 * 48 * 4
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=host))
+    check_input_memory(config)  # exactly fits
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=host - 1))
+    with pytest.raises(UsageError) as info:
+        check_input_memory(config)
+    message = str(info.value)
+    assert message.startswith("--batch-size 1000 needs at least 0.6 GiB for its inputs alone")
+    assert "more than the 0.6 GiB of available RAM" in message

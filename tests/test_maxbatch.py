@@ -420,3 +420,20 @@ def test_failed_train_probe_releases_gradients_and_optimizer_state(
     assert outcome.outcome == mb.OOM and outcome.message.startswith("[allocator] ")
     assert before == 0 and grad_bytes() == 0  # the backward's gradients are gone
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_child_probe_does_not_import_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m` put the working folder first on the child's sys.path: a numpy.py there ran."""
+    from emobench.maxbatch import _child_probe
+
+    marker = tmp_path / "planted-module-ran"
+    for name in ("numpy.py", "json.py", "psutil.py"):
+        (tmp_path / name).write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    config = MaxBatchConfig(backbone="resnet18", pipelines=("direct48",))
+    probe = _child_probe(config, "direct48", 0, 2**40)  # build the model, report the RSS
+    assert not marker.exists()
+    assert probe.outcome == mb.OK, probe.message
+    assert probe.peak_bytes is not None and probe.peak_bytes > 0

@@ -10,7 +10,7 @@ from torch import nn
 from emobench.errors import UsageError, WeightsUnavailable
 from emobench.models import BACKBONES, build_model
 from emobench.models.transfer import sum_pool_kernel
-from tests.conftest import write_fake_checkpoint
+from tests.conftest import trust_checkpoint, write_fake_checkpoint
 
 
 def n_params(m: nn.Module) -> int:
@@ -124,7 +124,7 @@ def test_upscale224_pretrained_loads_through_weights_api(pretrained_resnet18) ->
 @pytest.mark.slow
 def test_direct48_vgg16_copies_first_conv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = write_fake_checkpoint(tmp_path, "vgg16")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    trust_checkpoint(monkeypatch, tmp_path, "vgg16")
     model = build_model("vgg16", "direct48", pretrained=True)
     assert model.transfer is not None
     state = model.state_dict()
@@ -165,3 +165,72 @@ def test_missing_weights_name_the_expected_file(
     message = str(info.value)
     assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
     assert "speed benchmarks do not need pretrained weights" in message
+
+
+class _RunsCode:
+    """Unpickling this creates a file: a stand-in for a checkpoint that runs a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _plant_checkpoint(torch_home: Path, marker: Path) -> Path:
+    from emobench.models import get_backbone
+    from emobench.models.build import cached_weights_path
+
+    path = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    assert path.name == cached_weights_path(get_backbone("resnet18")).name
+    path.parent.mkdir(parents=True)
+    torch.save({"conv1.weight": _RunsCode(marker)}, path)
+    return path
+
+
+def test_planted_checkpoint_with_a_wrong_hash_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "code-ran"
+    planted = _plant_checkpoint(tmp_path / "home", marker)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsUnavailable) as info:
+        build_model("resnet18", "direct48", pretrained=True)
+    assert not marker.exists()
+    message = str(info.value)
+    assert str(planted) in message and "does not start with f37072fd" in message
+    assert "\n" not in message
+
+
+def test_planted_checkpoint_with_a_matching_hash_still_cannot_run_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a file whose hash passes is unpickled with weights_only=True."""
+    marker = tmp_path / "code-ran"
+    planted = _plant_checkpoint(tmp_path / "home", marker)
+    trust_checkpoint(monkeypatch, tmp_path / "home", "resnet18")
+    with pytest.raises(WeightsUnavailable, match="could not be loaded") as info:
+        build_model("resnet18", "upscale224", pretrained=True)
+    assert not marker.exists()
+    assert str(planted) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_checkpoint_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsUnavailable, match="FIFO"):
+        build_model("resnet18", "direct48", pretrained=True)
+
+
+def test_expected_hash_comes_from_the_file_name() -> None:
+    from emobench.models.build import expected_sha256_prefix
+
+    assert expected_sha256_prefix(Path("resnet18-f37072fd.pth")) == "f37072fd"
+    assert expected_sha256_prefix(Path("vgg16-397923af.pth")) == "397923af"
+    assert expected_sha256_prefix(Path("weights.pth")) is None

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import statistics
 from pathlib import Path
 
@@ -177,3 +179,78 @@ def test_catalogue_expands_per_batch_blocks_in_report_order() -> None:
     ]
     j = keys.index("train_b1_images_per_s")
     assert keys[j + 5] == "train_b8_images_per_s"  # five train metrics per batch size
+
+
+# -- issue #13: what a report file may be, and how it is written ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"results": []}, "a run report with no results"),
+        ({"schema_version": 0}, "schema version 0 is not one this emobench reads"),
+        ({"schema_version": True}, "no integer schema_version"),
+        ({"kind": "weird"}, "unknown report kind 'weird'"),
+        ({"kind": "maxbatch", "maxbatch": []}, "a maxbatch report with no maxbatch"),
+    ],
+)
+def test_load_checks_kind_version_and_results(
+    real_report: R.Report, tmp_path: Path, change: dict, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(R.to_dict(real_report) | {"kind": "run"} | change))
+    with pytest.raises(ReportError, match=message):
+        R.load(bad)
+
+
+def test_deeply_nested_json_is_a_report_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ReportError, match="nested too deeply"):
+        R.load(deep)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_honour_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        R.write_atomic(tmp_path / "new.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_replacing_keeps_the_mode_and_the_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    R.write_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_special_files_are_never_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="FIFO"):
+        R.write_atomic(fifo, "x")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_check_output_refuses_special_and_foreign_files(tmp_path: Path) -> None:
+    from emobench.errors import UsageError
+    from emobench.files import check_output
+
+    with pytest.raises(UsageError, match="--out /dev/null: is a character device"):
+        check_output(Path("/dev/null"), "--out", report=True)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(UsageError, match=r"not an emobench report; .* or pass --force"):
+        check_output(notes, "--out", report=True)
+    check_output(notes, "--out", report=True, force=True)
+    check_output(notes, "--markdown")  # only reports are protected this way
+    with pytest.raises(UsageError, match=r"--markdown .*: is a folder"):
+        check_output(tmp_path, "--markdown")

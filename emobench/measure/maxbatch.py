@@ -162,6 +162,8 @@ def parse_budget(text: str, total_bytes: int, what: str = "the device") -> int:
     if not match:
         raise UsageError(f"--budget {text!r}: expected a size like 8GiB or 512MiB, or a fraction")
     number, suffix = float(match.group(1)), match.group(2).upper()
+    if not math.isfinite(number):  # hundreds of digits overflow to inf
+        raise UsageError(f"--budget {text[:20]!r}...: not a finite size")
     if suffix not in BYTE_SUFFIXES:
         raise UsageError(f"--budget {text!r}: unknown unit {match.group(2)!r}; use MiB, GiB, ...")
     if not suffix and "." in match.group(1):

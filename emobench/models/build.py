@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from emobench.errors import UsageError, WeightsUnavailable
+from emobench.files import open_regular
 from emobench.models.net import EmotionNet, TransferReport
 from emobench.models.registry import BackboneSpec, get_backbone
 from emobench.models.transfer import STEM_7X7_TO_3X3, transfer_weights
@@ -24,6 +27,8 @@ PIPELINES: dict[str, int] = {UPSCALE224: 224, DIRECT48: 48}
 VGG_BLOCKS_KEPT = 4  # of 5: 48 -> 24 -> 12 -> 6 -> 3
 VGG_FEATURES = 512
 RANDOM_SOURCE = "random"
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub.HASH_REGEX, at least 8 digits
+HASH_BLOCK_BYTES = 2**20
 
 Parts = tuple[nn.Module, nn.Module, tuple[int, int]]  # backbone, head, final feature map
 
@@ -80,21 +85,77 @@ def cached_weights_path(spec: BackboneSpec) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
+def expected_sha256_prefix(path: Path) -> str | None:
+    """The sha256 prefix torchvision's checkpoint names carry (resnet18-f37072fd.pth ->
+    f37072fd), the same convention torch.hub's `check_hash` uses; None when there is none."""
+    match = HASH_IN_NAME.search(path.name)
+    return match.group(1) if match else None
+
+
 def load_pretrained(spec: BackboneSpec) -> nn.Module:
-    """The torchvision model with ImageNet weights, through torchvision's weights API and cache."""
+    """The torchvision model with ImageNet weights from torchvision's cache (downloaded there
+    when missing).
+
+    torchvision itself unpickles the cached file with `weights_only=False` and checks its hash
+    only while downloading, so a planted file could run code. Here the file's sha256 must start
+    with the prefix in its name, and it is read with `torch.load(weights_only=True)`, which
+    refuses anything but tensors and plain containers.
+    """
     path = cached_weights_path(spec)
+    prefix = expected_sha256_prefix(path)
+    if prefix is None:
+        raise WeightsUnavailable(
+            f"{path}: the file name carries no sha256 prefix, so its contents cannot be verified"
+        )
+    if not os.path.lexists(path):
+        _download(spec, path, prefix)
+    _verify_sha256(path, prefix)
     try:
-        return spec.torchvision_model(spec.weights)
-    except Exception as exc:  # URLError, OSError, unpickling and hash errors alike
-        if path.exists():
-            msg = f"cached pretrained weights for {spec.name} at {path} could not be loaded ({exc})"
-        else:
-            msg = (
-                f"pretrained weights for {spec.name} are not cached at {path} and could not be "
-                f"downloaded ({type(exc).__name__}); copy {path.name} there, or run without "
-                "--pretrained: speed benchmarks do not need pretrained weights"
-            )
-        raise WeightsUnavailable(msg) from exc
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = spec.torchvision_model(None)
+        model.load_state_dict(state)
+    except Exception as exc:  # unpickling refused, truncated zip, wrong keys or shapes
+        detail = " ".join(str(exc).split())[:200]
+        raise WeightsUnavailable(
+            f"cached pretrained weights for {spec.name} at {path} could not be loaded "
+            f"({type(exc).__name__}: {detail})"
+        ) from None
+    return model
+
+
+def _download(spec: BackboneSpec, path: Path, prefix: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the download goes to a temporary file, is hash-checked, then moved into place
+        torch.hub.download_url_to_file(spec.weights.url, str(path), prefix, progress=False)
+    except Exception as exc:  # URLError, OSError, a hash mismatch of the download
+        raise WeightsUnavailable(
+            f"pretrained weights for {spec.name} are not cached at {path} and could not be "
+            f"downloaded ({type(exc).__name__}); copy {path.name} there, or run without "
+            "--pretrained: speed benchmarks do not need pretrained weights"
+        ) from None
+
+
+_verified: dict[tuple[int, int, int, int], str] = {}  # (dev, inode, size, mtime) -> digest
+
+
+def _verify_sha256(path: Path, prefix: str) -> None:
+    """WeightsUnavailable unless the regular file at `path` has a sha256 starting `prefix`."""
+    with open_regular(path, WeightsUnavailable, noun="checkpoint file") as fh:
+        st = os.fstat(fh.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        digest = _verified.get(key)
+        if digest is None:
+            sha = hashlib.sha256()
+            for block in iter(lambda: fh.read(HASH_BLOCK_BYTES), b""):
+                sha.update(block)
+            digest = sha.hexdigest()
+            _verified[key] = digest
+    if not digest.startswith(prefix):
+        raise WeightsUnavailable(
+            f"{path}: sha256 {digest[:16]}... does not start with {prefix}, the hash in its "
+            "name: the file is corrupt or was replaced; delete it to download it again"
+        )
 
 
 def _transfer(
