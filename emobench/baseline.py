@@ -436,7 +436,9 @@ def _portable(
     )
     runs = baseline.run_ratios.get(f"{backbone}/{base.key}")
     base_ratio = statistics.median(runs) if runs else base.ratio
-    delta = _delta(base_ratio, cur.ratio)
+    cur_runs = current.run_ratios.get(f"{backbone}/{base.key}")
+    cur_ratio = statistics.median(cur_runs) if cur_runs else cur.ratio
+    delta = _delta(base_ratio, cur_ratio)
 
     def verdict(outcome: str, note: str = "") -> Verdict:
         return Verdict(
@@ -445,7 +447,7 @@ def _portable(
             base.key,
             R.PORTABLE,
             base_ratio,
-            cur.ratio,
+            cur_ratio,
             delta,
             tol,
             outcome,
@@ -455,7 +457,7 @@ def _portable(
 
     if delta is None or abs(delta) <= tol:
         return verdict(PASS)
-    direction = "advantage shrank" if cur.ratio < base_ratio else "advantage grew"
+    direction = "advantage shrank" if cur_ratio < base_ratio else "advantage grew"
     if calibrated and base.key not in rules and R.PORTABLE not in rules:
         # the threshold already is the run-to-run noise: within-run intervals would be too narrow
         n = len(runs) if runs else "several"
@@ -698,13 +700,33 @@ def candidate_path(report: R.Report, directory: Path = BASELINE_DIR) -> Path:
     return directory.parent / CANDIDATE_NAME.format(machine_class=machine_class(report))
 
 
-def save_baseline(
-    report_path: Path, name: str, force: bool = False, directory: Path = BASELINE_DIR
-) -> Path:
-    """Copy a validated report to NAME/<machine class>.json; never overwrite without force."""
+def check_baseline_name(name: str) -> None:
     if not _plain_name(name):
         raise UsageError(f"--name {name!r}: use a plain file name such as 'ci' or 'h100-vgg16'")
-    report = _load_baseline(report_path, name).report
+
+
+def save_baseline(
+    report_path: Path | list[Path],
+    name: str,
+    force: bool = False,
+    directory: Path = BASELINE_DIR,
+) -> Path:
+    """Copy a validated report to NAME/<machine class>.json; never overwrite without force.
+
+    Several reports (runs of one suite on one machine class) are stored as one baseline that
+    carries every run's ratios; the check compares with their median.
+    """
+    from emobench.calibrate import combine_runs
+
+    check_baseline_name(name)
+    paths = report_path if isinstance(report_path, list) else [report_path]
+    reports = [_load_baseline(p, name).report for p in paths]
+    classes = {machine_class(r) for r in reports}
+    if len(classes) > 1:
+        raise UsageError(f"the reports come from {len(classes)} machine classes; save each apart")
+    if len({frozenset(_suite(r)) for r in reports}) > 1:
+        raise UsageError("the reports cover different suites; a baseline is one suite's runs")
+    report = combine_runs(reports)
     target = directory / name / f"{machine_class(report)}.json"
     if target.exists() and not force:
         raise UsageError(f"baseline {target} already exists; pass --force to overwrite it")

@@ -90,6 +90,17 @@ def thresholds(calibrations: list[Calibration]) -> dict[str, float]:
     return out
 
 
+def combine_runs(reports: list[R.Report]) -> R.Report:
+    """Several runs as one report: the last run's figures, with every run's portable ratios in
+    `run_ratios`, which the check uses (their median) instead of the single run's ratio."""
+    import dataclasses
+
+    if len(reports) == 1:
+        return reports[0]
+    per_run = {f"{b}/{k}": values for (b, k), values in run_ratios(reports).items()}
+    return dataclasses.replace(reports[-1], run_ratios=per_run)
+
+
 def calibrated_baseline(
     reports: list[R.Report], alpha: float = DEFAULT_ALPHA
 ) -> tuple[R.Report, list[Calibration]]:

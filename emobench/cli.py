@@ -488,6 +488,23 @@ def _check_maxbatch_options(
         mb.parse_budget(budget, 2**62, "any memory")  # its form only; its size needs the device
 
 
+def _positive_repeat(value: int) -> int:
+    if value < 1:
+        raise typer.BadParameter(f"must be >= 1, got {value}")
+    return value
+
+
+RepeatOpt = Annotated[
+    int,
+    typer.Option(
+        "--repeat",
+        help="Run the suite N times: the report keeps every run's ratios and the check uses "
+        "their median (the run, not the sample, is the unit of noise).",
+        callback=_positive_repeat,
+    ),
+]
+
+
 @app.command("run")
 @clean_errors
 def run_suite(
@@ -495,6 +512,7 @@ def run_suite(
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: ForceOpt = False,
+    repeat: RepeatOpt = 1,
 ) -> None:
     """Run a suite file (backbones x pipelines) into one report.
 
@@ -505,7 +523,7 @@ def run_suite(
     from emobench.config import load_suite
 
     config = load_suite(config_file)
-    _run_and_write(config, out, json_out, kind="run", label=config.name, force=force)
+    _run_and_write(config, out, json_out, kind="run", label=config.name, force=force, repeat=repeat)
 
 
 baseline_app = typer.Typer()
@@ -531,7 +549,10 @@ BaselineDirOpt = Annotated[
 @baseline_app.command("save")
 @clean_errors
 def baseline_save(
-    report_file: Annotated[Path, typer.Argument(help="A compare or run report.")],
+    report_files: Annotated[
+        list[Path],
+        typer.Argument(help="A compare or run report, or several runs of one suite and class."),
+    ],
     name: Annotated[
         str, typer.Option(help="Baseline name: stored as results/baselines/NAME/<class>.json.")
     ],
@@ -541,6 +562,10 @@ def baseline_save(
     """Store a report as the baseline of its machine class (refuses to overwrite without --force).
 
     \b
+    Several reports (runs of one suite on one machine) make one baseline that keeps every
+    run's ratios; the check compares with their median.
+
+    \b
     Example:
       emobench baseline save results/ci.json --name ci
     """
@@ -548,7 +573,7 @@ def baseline_save(
     from emobench.baseline import machine_class, save_baseline
     from emobench.machine import describe
 
-    target = save_baseline(report_file, name, force=force, directory=directory)
+    target = save_baseline(list(report_files), name, force=force, directory=directory)
     stored = report_mod.load(target)
     typer.echo(
         f"baseline written to {target} "
@@ -661,6 +686,7 @@ def ci_cmd(
             "--force", help="Overwrite an --out or --candidate-out file that is not a report."
         ),
     ] = False,
+    repeat: RepeatOpt = 1,
 ) -> None:
     """Run a suite and check it against a baseline in one step, for CI jobs.
 
@@ -680,7 +706,9 @@ def ci_cmd(
     check_report_out(out, force)
     prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out)
     _check_same_suite(prepared.source, config, config_file)
-    current = _measure_and_save(config, out, kind="run", label=f"ci-{config.name}", force=force)
+    current = _measure_and_save(
+        config, out, kind="run", label=f"ci-{config.name}", force=force, repeat=repeat
+    )
     _check_and_exit(current, prepared, False)
 
 
@@ -921,6 +949,93 @@ def models_cmd(
         _stdout_console().print(models_table(infos))
 
 
+@app.command("calibrate")
+@clean_errors
+def calibrate_cmd(
+    config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
+    runs: Annotated[
+        int, typer.Option(help="Back-to-back runs of the unchanged tree (at least 3).")
+    ] = 5,
+    alpha: Annotated[
+        float, typer.Option(help="False-alarm rate per ratio the thresholds allow.")
+    ] = 0.01,
+    save_baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--save-baseline",
+            help="Store the runs as baseline NAME carrying these thresholds, so `check` and "
+            "`ci` need no --rule lines.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing baseline.")] = False,
+    directory: BaselineDirOpt = BASELINE_DIR,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the calibration table as JSON.")
+    ] = None,
+) -> None:
+    """A/A calibration: run a suite N times unchanged; per ratio, the run-to-run spread and
+    the smallest regression the gate can detect at the false-alarm rate.
+
+    \b
+    Example:
+      emobench calibrate configs/ci.toml --runs 5 --save-baseline ci --force
+    """
+    import math
+
+    if runs < 3:
+        raise UsageError(f"--runs must be >= 3 to estimate a spread, got {runs}")
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise UsageError(f"--alpha must be a probability in (0, 1), got {alpha}")
+    if out is not None:
+        check_report_out(out, True)
+    from emobench.config import load_suite
+
+    config = load_suite(config_file)
+    if save_baseline is not None:
+        from emobench.baseline import check_baseline_name
+
+        check_baseline_name(save_baseline)
+    reports = []
+    for i in range(runs):
+        typer.echo(f"calibration run {i + 1} of {runs}", err=True)
+        reports.append(_measure_silently(config))
+    from emobench.calibrate import calibrated_baseline
+    from emobench.render import calibration_table
+
+    base, calibrations = calibrated_baseline(reports, alpha)
+    _stdout_console().print(calibration_table(calibrations, alpha))
+    busy = sum(bool(r.contention and r.contention.busy) for r in reports)
+    if busy:
+        typer.echo(f"warning: {busy} of {runs} runs shared a busy machine", err=True)
+    if out is not None:
+        import dataclasses
+        import json
+
+        _write_text(out, json.dumps([dataclasses.asdict(c) for c in calibrations], indent=2))
+    if save_baseline is not None:
+        import tempfile
+
+        from emobench import report as report_mod
+        from emobench.baseline import save_baseline as store
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "calibrated.json"
+            report_mod.save(base, path)
+            target = store(path, save_baseline, force=force, directory=directory)
+        typer.echo(f"baseline written to {target} with calibrated thresholds")
+
+
+def _measure_silently(config: Any) -> Any:
+    from emobench.data import input_images
+    from emobench.render import progress_display
+    from emobench.runner import preflight, run_benchmark
+
+    images = input_images(config.data, config.seed, config.images_needed)
+    preflight(config)
+    with progress_display(_stderr_console()) as progress:
+        return run_benchmark(config, progress=progress, kind="run", images=images)
+
+
 @app.command("env")
 @clean_errors
 def env_cmd(
@@ -950,7 +1065,9 @@ def env_cmd(
         console.print(env_class_line(env), markup=False, highlight=False, soft_wrap=True)
 
 
-def _measure_and_save(config: Any, out: Path | None, kind: str, label: str, force: bool) -> Any:
+def _measure_and_save(
+    config: Any, out: Path | None, kind: str, label: str, force: bool, repeat: int = 1
+) -> Any:
     """Check the output path, the inputs' memory and --data, then the device (this is where
     torch is imported), measure with a progress display, write the report; return it."""
     check_report_out(out, force)
@@ -968,17 +1085,30 @@ def _measure_and_save(config: Any, out: Path | None, kind: str, label: str, forc
     if device.type == "cuda":
         check_input_memory(config, device)
     path = out or default_report_path(label, str(device))
-    with progress_display(_stderr_console()) as progress:
-        result = run_benchmark(config, progress=progress, kind=kind, images=images)
+    runs = []
+    for i in range(repeat):
+        if repeat > 1:
+            typer.echo(f"run {i + 1} of {repeat}", err=True)
+        with progress_display(_stderr_console()) as progress:
+            runs.append(run_benchmark(config, progress=progress, kind=kind, images=images))
+    from emobench.calibrate import combine_runs
+
+    result = combine_runs(runs)
     _save_report(result, path)
     typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
     return result
 
 
 def _run_and_write(
-    config: Any, out: Path | None, json_out: bool, kind: str, label: str, force: bool
+    config: Any,
+    out: Path | None,
+    json_out: bool,
+    kind: str,
+    label: str,
+    force: bool,
+    repeat: int = 1,
 ) -> None:
-    result = _measure_and_save(config, out, kind, label, force)
+    result = _measure_and_save(config, out, kind, label, force, repeat)
     from emobench import report as report_mod
     from emobench.render import render_compare
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from emobench import machine
 from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
+from emobench.calibrate import Calibration
 from emobench.claims import ClaimVerdict
 from emobench.measure.stats import MIN_SAMPLES_FOR
 from emobench.readout import ClassRatios, MergedRow, ModelInfo
@@ -569,3 +570,26 @@ def env_table(env: dict[str, object]) -> Table:
 def env_class_line(env: dict[str, object]) -> str:
     """The machine class under the fingerprint: baselines and ratios are kept per class."""
     return f"machine class {machine.class_id(env)}: {machine.describe(env)}"
+
+
+def calibration_table(calibrations: list[Calibration], alpha: float) -> Table:
+    """Per ratio: the runs' median and spread, the gate's threshold and the detectable change."""
+    table = Table(
+        title=f"A/A calibration: run-to-run spread of the ratios (false-alarm rate {alpha:g})",
+        caption="threshold: a ratio moving more than this gates (Student's t on the runs' "
+        "log-ratio spread); detectable: the change it catches 80% of the time",
+        caption_justify="left",
+    )
+    for col in ("backbone", "ratio", "runs", "median", "spread", "threshold", "detectable"):
+        table.add_column(col, justify="left" if col in ("backbone", "ratio") else "right")
+    for c in sorted(calibrations, key=lambda c: (c.backbone, c.key)):
+        table.add_row(
+            c.backbone,
+            c.key,
+            str(c.runs),
+            fmt_ratio(c.median_ratio),
+            f"{c.spread:.1%}",
+            f"{c.threshold:.1%}",
+            f"{c.detectable:.1%}",
+        )
+    return table

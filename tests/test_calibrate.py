@@ -11,6 +11,7 @@ from scipy.stats import norm, t
 from emobench import baseline as B
 from emobench.calibrate import MIN_THRESHOLD, calibrate, calibrated_baseline
 from tests.factories import TIGHT_DN, TIGHT_UP, make_report
+from tests.test_config import TINY_SUITE
 
 # five runs whose direct48 latency drifts run to run (the within-run samples stay tight)
 DRIFT = (1.00, 1.04, 0.97, 1.02, 0.99)
@@ -57,3 +58,71 @@ def test_calibrated_baseline_gates_at_its_own_threshold() -> None:
 def test_calibration_needs_three_runs() -> None:
     with pytest.raises(ValueError, match="at least 3 runs"):
         calibrate(runs()[:2])
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SUITE)
+    return path
+
+
+def test_calibrate_command_stores_a_baseline_with_thresholds(suite) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from emobench.cli import app
+
+    result = CliRunner().invoke(
+        app, ["calibrate", str(suite), "--runs", "3", "--save-baseline", "tiny", "--out", "c.json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "A/A calibration" in result.stdout and "latency_b1_median_ms" in result.stdout
+    (stored,) = (suite.parent / "results" / "baselines" / "tiny").iterdir()
+    data = json.loads(stored.read_text())
+    assert data["thresholds"]["latency_b1_median_ms"] >= MIN_THRESHOLD
+    assert len(data["run_ratios"]["resnet18/latency_b1_median_ms"]) == 3
+    table = json.loads((suite.parent / "c.json").read_text())
+    assert {row["key"] for row in table} >= {"latency_b1_median_ms", "throughput_b2_images_per_s"}
+    # the gate then runs on the carried thresholds, no --rule needed
+    ci = CliRunner().invoke(
+        app, ["ci", str(suite), "--baseline", "tiny", "--repeat", "2", "--out", "r.json",
+              "--fail-on", "exact"],
+    )  # fmt: skip
+    assert ci.exit_code == 0, ci.output
+    report = json.loads((suite.parent / "r.json").read_text())
+    assert len(report["run_ratios"]["resnet18/latency_b1_median_ms"]) == 2
+
+
+def test_baseline_from_several_runs_keeps_every_runs_ratio(suite) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from emobench.cli import app
+
+    runner = CliRunner()
+    for name in ("a.json", "b.json"):
+        assert runner.invoke(app, ["run", str(suite), "--out", name]).exit_code == 0
+    saved = runner.invoke(app, ["baseline", "save", "a.json", "b.json", "--name", "two"])
+    assert saved.exit_code == 0, saved.output
+    (stored,) = (suite.parent / "results" / "baselines" / "two").iterdir()
+    ratios = json.loads(stored.read_text())["run_ratios"]
+    assert len(ratios["resnet18/latency_b1_median_ms"]) == 2
+
+
+def test_calibrate_refuses_bad_options_before_running(suite) -> None:
+    from typer.testing import CliRunner
+
+    from emobench.cli import app
+
+    for args, message in (
+        (["--runs", "2"], "--runs must be >= 3"),
+        (["--alpha", "1.5"], "--alpha must be a probability"),
+        (["--save-baseline", "../x"], "use a plain file name"),
+    ):
+        result = CliRunner().invoke(app, ["calibrate", str(suite), *args])
+        assert result.exit_code == 2 and message in result.stderr
+        assert not (suite.parent / "results").exists()
