@@ -5,9 +5,10 @@ alternating paired (interleaved ABBA rounds, the default) and sequential (one pi
 then the other's) runs, and prints per headline ratio the spread over the runs of each kind
 (max/min - 1) and the largest deviation from their median.
 
-`.venv/bin/python benchmarks/gate.py gate --runs 10 --tolerance 0.15`: runs the suite N times
-and checks each run against the stored baseline of this machine class with `portable` at the
-tolerance (exact metrics always): the number of false alarms. Then two injected regressions
+`.venv/bin/python benchmarks/gate.py gate --runs 10 [--tolerance 0.15]`: runs the suite N times
+and checks each run against the stored baseline of this machine class, with the thresholds it
+carries from `emobench calibrate` (or `portable` at the tolerance given): the number of false
+alarms (exact and portable failures). Then two injected regressions
 against the last run: a baseline whose direct48 batch-1 latency is 25% faster (so the run looks
 25% slower), and one whose preprocessing ratios are 25% different; both must fail.
 """
@@ -104,10 +105,11 @@ def _preprocessing_ratio_changed(base: R.Report, factor: float) -> R.Report:
     return dataclasses.replace(base, paired=paired)
 
 
-def gate(runs: int, tolerance: float) -> None:
+def gate(runs: int, tolerance: float | None) -> None:
     config = load_suite(SUITE)
     source = B.resolve_baseline("ci")
-    rules = {R.PORTABLE: tolerance}
+    # no tolerance: the thresholds the calibrated baseline carries (as .ci/run uses them)
+    rules = {R.PORTABLE: tolerance} if tolerance is not None else {}
     failures = 0
     last = None
     for i in range(runs):
@@ -127,7 +129,16 @@ def gate(runs: int, tolerance: float) -> None:
             + (" BUSY" if report.contention and report.contention.busy else "")
         )
         last = report
-    print(f"false alarms: {failures} of {runs} runs at portable {tolerance:.0%}")
+    carried = source.select(last).baseline.report.thresholds if last else {}
+    used = (
+        f"{tolerance:.0%}"
+        if tolerance is not None
+        else (
+            "the baseline's calibrated thresholds: "
+            + ", ".join(f"{k} {v:.1%}" for k, v in sorted(carried.items()))
+        )
+    )
+    print(f"false alarms: {failures} of {runs} runs at portable {used}")
     assert last is not None
     for name, base in (
         ("direct48 latency 25% faster in the baseline", _faster_direct48_latency(last, 0.75)),
@@ -146,7 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("what", choices=("spread", "gate"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--tolerance", type=float, default=0.15)
+    parser.add_argument(
+        "--tolerance", type=float, default=None, help="default: the baseline's thresholds"
+    )
     args = parser.parse_args()
     if args.what == "spread":
         spread(args.runs)
