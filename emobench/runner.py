@@ -67,6 +67,17 @@ COMPILE_EAGER_NOTE = (
 )
 
 
+def loop_settings(config: RunConfig) -> LoopSettings:
+    """The stopping rule a config asks for."""
+    return LoopSettings(
+        warmup_iters=config.warmup_iters,
+        min_iters=config.min_iters,
+        min_time_s=config.min_time_s,
+        max_time_s=config.max_time_s,
+        target_ci=config.target_ci,
+    )
+
+
 def measure_order(config: RunConfig) -> list[tuple[str, str]]:
     """Backbone by backbone, with the pipeline order reversed for every other backbone, so no
     pipeline is always the one that runs first (recorded in the report)."""
@@ -392,13 +403,7 @@ def measure_pipeline(
         backbone, pipeline_name, num_classes=config.num_classes, pretrained=config.pretrained
     )
     pipe = Pipeline(pipeline_name, model, device, config.precision, config.channels_last)
-    loop = LoopSettings(
-        warmup_iters=config.warmup_iters,
-        min_iters=config.min_iters,
-        min_time_s=config.min_time_s,
-        max_time_s=config.max_time_s,
-        target_ci=config.target_ci,
-    )
+    loop = loop_settings(config)
     timer, timer_name = timer_for(device)
     host = torch.from_numpy(images)
     if device.type == "cuda":
@@ -570,13 +575,7 @@ def paired_headline(
     config, device, step = ctx.config, ctx.device, ctx.steps
     wanted = set(config.measurements)
     a, b = ctx.deferred[UPSCALE], ctx.deferred[DIRECT]
-    loop = LoopSettings(
-        warmup_iters=config.warmup_iters,
-        min_iters=config.min_iters,
-        min_time_s=config.min_time_s,
-        max_time_s=config.max_time_s,
-        target_ci=config.target_ci,
-    )
+    loop = loop_settings(config)
     timer, timer_name = timer_for(device)
     ratios: list[PairedRatio] = []
     out: dict[str, dict[str, Any]] = {UPSCALE: {}, DIRECT: {}}
@@ -742,16 +741,12 @@ def _shared_loop(
     """Model-only and end-to-end from the same calls (CPU): each call preprocesses the uint8
     batch, then runs the model, timing both parts; the stopping rule follows end to end."""
     model_only: list[float] = []
+    split = _split_call(pipe, batch_u8)
 
     def one_call() -> float:
-        with torch.inference_mode():
-            t0 = time.perf_counter_ns()
-            x = pipe.preprocess_batched(batch_u8)
-            t1 = time.perf_counter_ns()
-            pipe.infer(x)
-            t2 = time.perf_counter_ns()
-        model_only.append((t2 - t1) / 1e6)
-        return (t2 - t0) / 1e6
+        model_ms, e2e_ms = split()
+        model_only.append(model_ms)
+        return e2e_ms
 
     cold = None if warm else one_call()
     warmup = 0 if warm else settings.warmup_iters

@@ -167,3 +167,10 @@ def no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     from emobench import config as config_mod
 
     monkeypatch.setattr(config_mod, "_cpu_bf16_native", lambda: False)
+
+
+@pytest.fixture
+def restore_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -28,13 +28,6 @@ from tests.conftest import TINY, TINY_ARGS
 runner = CliRunner()
 
 
-@pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 # -- precision the hardware really has ---------------------------------------------------------
 
 

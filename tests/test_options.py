@@ -30,13 +30,6 @@ from tests.test_stats import FakeClock
 runner = CliRunner()
 
 
-@pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
