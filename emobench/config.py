@@ -81,15 +81,12 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise UsageError on the first invalid setting; return self for chaining."""
-        from emobench.models import BACKBONES, PIPELINES
+        from emobench.models import PIPELINES, check_backbone
 
         if not self.backbones:
             raise UsageError("at least one backbone is needed")
         for b in self.backbones:
-            if b not in BACKBONES:
-                raise UsageError(
-                    f"unknown backbone {b!r}; choose one of: {', '.join(sorted(BACKBONES))}"
-                )
+            check_backbone(b, num_classes=self.num_classes)  # registered, or a working plugin
         if not self.pipelines:
             raise UsageError("at least one pipeline is needed")
         for p in self.pipelines:
