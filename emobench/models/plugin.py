@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ PLUGIN_FAMILY = "plugin"
 PLUGIN_SOURCE = "plugin"
 CHECK_DEVICES = ("meta", "cpu")  # meta is free; cpu for a model meta tensors cannot run
 CHECK_BATCH = 2  # the output check's batch: catches a model that ignores the batch dimension
+# A child process (maxbatch's probes) turns this off: it imports a plugin only from the folder
+# its parent passed, never from its own working folder.
+import_from_cwd = True
 _REF = re.compile(r"^(?P<module>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*):(?P<function>[A-Za-z_]\w*)$")
 
 
@@ -50,7 +53,7 @@ def entry_point_backbones() -> dict[str, str]:
 
 
 def plugin_spec(name: str) -> Any:
-    """The BackboneSpec of a plugin named `module:function` or by an entry point; None if neither."""
+    """A plugin's BackboneSpec, named `module:function` or by an entry point; else None."""
     if is_plugin_ref(name):
         ref = name
     else:
@@ -60,7 +63,7 @@ def plugin_spec(name: str) -> Any:
     return _load_spec(name, ref)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_spec(name: str, ref: str) -> Any:
     from emobench.models.registry import BackboneSpec
 
@@ -73,7 +76,7 @@ def load_function(ref: str) -> tuple[Callable[..., Any], str | None]:
     sys.path entry its module was found under (None for a module with no file)."""
     module_name, function_name = check_ref_syntax(ref)
     cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
+    if import_from_cwd and not sys.flags.isolated and cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)  # an installed `emobench` script does not put the cwd on sys.path
     try:
         module = importlib.import_module(module_name)
@@ -160,10 +163,8 @@ def check_plugin(spec: Any, pipeline: str, num_classes: int) -> None:
     _checked_feature_map(spec, pipeline, num_classes, input_size(pipeline))
 
 
-@lru_cache(maxsize=None)
-def _checked_feature_map(
-    spec: Any, pipeline: str, num_classes: int, size: int
-) -> tuple[int, ...]:
+@cache
+def _checked_feature_map(spec: Any, pipeline: str, num_classes: int, size: int) -> tuple[int, ...]:
     """Meta first (free); a model that cannot run on meta tensors is checked on the CPU."""
     failure: UsageError | None = None
     for device in CHECK_DEVICES:
@@ -182,16 +183,24 @@ class _ForwardFailed(Exception):
 def _forward_check(
     spec: Any, pipeline: str, num_classes: int, size: int, device: str
 ) -> tuple[int, ...]:
+    """The final feature map: the input of the last adaptive pool, else the last 4-D activation
+    wider than 1x1, else () (unknown)."""
     import torch
+    from torch import nn
+
+    GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # noqa: N806
 
     with torch.device(device):
         module = _call(spec, pipeline, num_classes)
         x = torch.zeros(CHECK_BATCH, 3, size, size)
     module.eval()
-    maps: list[tuple[int, int]] = []
+    maps: list[tuple[int, int]] = []  # 4-D activations wider than 1x1, in execution order
+    pooled: list[tuple[int, int]] = []  # inputs of adaptive (global) pools: the last one wins
 
-    def record(_m: Any, _i: Any, out: Any) -> None:
-        if isinstance(out, torch.Tensor) and out.dim() == 4:
+    def record(m: Any, inputs: Any, out: Any) -> None:
+        if isinstance(m, GLOBAL_POOLS) and inputs and inputs[0].dim() == 4:
+            pooled.append((int(inputs[0].shape[-2]), int(inputs[0].shape[-1])))
+        elif isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 1:
             maps.append((int(out.shape[-2]), int(out.shape[-1])))
 
     handles = [m.register_forward_hook(record) for m in module.modules() if m is not module]
@@ -214,4 +223,4 @@ def _forward_check(
             f"{CHECK_BATCH}x3x{size}x{size} input; expected (N, num_classes) = "
             f"({CHECK_BATCH}, {num_classes})"
         )
-    return maps[-1] if maps else ()
+    return pooled[-1] if pooled else maps[-1] if maps else ()

@@ -72,7 +72,7 @@ ALL = "all"  # on the command line: every registered backbone
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    """The registered backbone, or a plugin's spec (its module imported and its function checked)."""
+    """The registered backbone, or a plugin's spec (its module imported, its function found)."""
     if name in BACKBONES:
         return BACKBONES[name]
     from emobench.models.plugin import plugin_spec
