@@ -188,7 +188,7 @@ def _forward_check(
     import torch
     from torch import nn
 
-    GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # noqa: N806
+    global_pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
     with torch.device(device):
         module = _call(spec, pipeline, num_classes)
@@ -198,7 +198,7 @@ def _forward_check(
     pooled: list[tuple[int, int]] = []  # inputs of adaptive (global) pools: the last one wins
 
     def record(m: Any, inputs: Any, out: Any) -> None:
-        if isinstance(m, GLOBAL_POOLS) and inputs and inputs[0].dim() == 4:
+        if isinstance(m, global_pools) and inputs and inputs[0].dim() == 4:
             pooled.append((int(inputs[0].shape[-2]), int(inputs[0].shape[-1])))
         elif isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 1:
             maps.append((int(out.shape[-2]), int(out.shape[-1])))
