@@ -157,7 +157,7 @@ def test_models_command_lists_a_plugin(plugin: str) -> None:
 
 
 def test_entry_point_plugin_by_name(plugin: str, tmp_path: Path) -> None:
-    """An installed package's `[project.entry-points."emobench.backbones"]`, as importlib sees it."""
+    """An installed package's `emobench.backbones` entry point, as importlib sees it."""
     name = f"tiny_{plugin[-8:]}"
     dist = tmp_path / "mine" / f"{plugin}-0.1.dist-info"
     dist.mkdir()
