@@ -273,9 +273,11 @@ def compare(
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Measure both pipelines for one backbone: preprocessing, latency, throughput, FLOPs, memory.
+    """Measure both pipelines per backbone: preprocessing, latency, throughput, FLOPs, memory.
 
     Example: emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
+
+    Example: emobench compare --backbone all --model mymodels:tiny --device cpu --quick
     """
     if threads is not None and threads >= 1 and "torch" not in sys.modules:
         # before torch is imported: its OpenMP/MKL pools read these once

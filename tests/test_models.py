@@ -59,9 +59,9 @@ def test_output_shape_and_feature_map(backbone: str, pipeline: str, size: int) -
     maps: list[tuple[int, ...]] = []
     for m in model.backbone.modules():
         m.register_forward_hook(
-            lambda _m, _i, out: maps.append(tuple(out.shape[-2:]))
-            if out.dim() == 4 and out.shape[-1] > 1
-            else None
+            lambda _m, _i, out: (
+                maps.append(tuple(out.shape[-2:])) if out.dim() == 4 and out.shape[-1] > 1 else None
+            )
         )
     with torch.device("meta"):
         out = model(torch.zeros(2, 3, size, size))
