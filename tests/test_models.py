@@ -252,3 +252,13 @@ def test_direct48_transfer_from_fake_checkpoint(
         assert transfer.derived == {}
         assert set(transfer.fresh) == {"head.weight", "head.bias"}
         assert len(transfer.copied) == len(src) - 2
+
+
+def test_claims_explain_parameters_per_family() -> None:
+    from emobench.claims import _params_origin
+
+    assert "same tensors" in _params_origin("mobilenet_v3_small")
+    assert "same tensors" in _params_origin("convnext_tiny")
+    assert "do not depend on input size" in _params_origin("resnet50")
+    assert "block 5" in _params_origin("vgg11")
+    assert "plugin" in _params_origin("mymodels:tiny")
