@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from emobench.cli import app, backbone_names
+from emobench.errors import UsageError
 from emobench.models import BACKBONES, EmotionNet, build_model, get_backbone
 from emobench.models.plugin import entry_point_backbones
 from tests.conftest import TINY_ARGS
@@ -74,6 +75,11 @@ def test_plugin_is_wrapped_as_an_emotion_net(plugin: str, pipeline: str, size: i
     assert model.transfer.copied == () and model.transfer.fresh == tuple(model.state_dict())
     with torch.no_grad():
         assert model(torch.zeros(2, 3, size, size)).shape == (2, 5)
+
+
+def test_plugin_cannot_freeze_a_backbone_it_does_not_separate(plugin: str) -> None:
+    with pytest.raises(UsageError, match="no separate head"):
+        build_model(f"{plugin}:build", "direct48", freeze_backbone=True)
 
 
 def test_plugin_spec_keeps_the_folder_it_was_imported_from(plugin: str, tmp_path: Path) -> None:

@@ -58,9 +58,9 @@ def build_model(
     if spec.is_plugin:
         from emobench.models.plugin import build_plugin
 
+        if freeze_backbone:  # the plugin's module is one piece: there is no head to keep
+            raise UsageError(f"{backbone} is a plugin: it has no separate head to train alone")
         model: EmotionNet = build_plugin(spec, pipeline, num_classes)
-        if freeze_backbone:
-            model.freeze_backbone()
         return model
     rule = FAMILIES[spec.family]
     source = load_pretrained(spec) if pretrained else None
