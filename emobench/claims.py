@@ -113,16 +113,30 @@ def evaluate(timing: R.Report, maxbatch: list[R.Report] | None = None) -> list[C
     return out
 
 
+_STRIDE_ONLY = (
+    "direct48 only changes the stem's stride: the very same tensors, so the parameter count "
+    "cannot shrink"
+)
+# Why direct48 has the parameters it has, by backbone-name prefix (the registry's families).
+_PARAMS_ORIGIN = {
+    "vgg": (
+        "the write-up's 245M counted an unused 123.6M-parameter classifier; the real saving "
+        "is the dropped conv block 5 and the 4096-wide fully connected layers"
+    ),
+    "resnet": (
+        "conv parameters do not depend on input size, and direct48's head (a 256-wide hidden "
+        "layer) is larger than a single fc, so there is no saving to claim"
+    ),
+    "mobilenet_v3": _STRIDE_ONLY,
+    "efficientnet": _STRIDE_ONLY,
+    "convnext": _STRIDE_ONLY,
+}
+_PLUGIN_ORIGIN = "a plugin backbone: both models are the plugin's own, counted as they are"
+
+
 def _params_origin(backbone: str) -> str:
-    if backbone.startswith("vgg"):
-        return (
-            "the write-up's 245M counted an unused 123.6M-parameter classifier; the real saving "
-            "is the dropped conv block 5 and the 4096-wide fully connected layers"
-        )
-    return (
-        "conv parameters do not depend on input size, and direct48's 512->256->7 head is larger "
-        "than a 512->7 fc, so there is no saving to claim"
-    )
+    found = [note for prefix, note in _PARAMS_ORIGIN.items() if backbone.startswith(prefix)]
+    return found[0] if found else _PLUGIN_ORIGIN
 
 
 def _ratio_text(row: R.MetricRow | None) -> str:

@@ -244,10 +244,74 @@ ForceOpt = Annotated[
 ]
 
 
+DEFAULT_BACKBONE = "vgg16"
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="Your own backbone as module:function (imported from the current folder or "
+        "PYTHONPATH); function(pipeline, num_classes=7) returns the nn.Module. Repeatable.",
+    ),
+]
+
+
+def check_model_refs(refs: list[str] | None) -> list[str]:
+    """--model values: module:function syntax and a findable module, without importing torch."""
+    import importlib.util
+    import re
+
+    out = []
+    for ref in refs or []:
+        module, sep, function = ref.partition(":")
+        if (
+            not sep
+            or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module)
+            or not (function.isidentifier())
+        ):
+            raise UsageError(f"--model {ref!r}: expected module:function, e.g. mymodels:build")
+        if str(Path.cwd()) not in sys.path and "" not in sys.path:
+            sys.path.append(str(Path.cwd()))
+        try:
+            found = importlib.util.find_spec(module)
+        except ImportError as exc:
+            raise UsageError(f"--model {ref}: {exc}") from None
+        if found is None:
+            raise UsageError(
+                f"--model {ref}: no module named {module!r} in the current folder ({Path.cwd()}) "
+                "or on PYTHONPATH"
+            )
+        out.append(ref)
+    return out
+
+
+def backbone_names(backbones: list[str] | None, models: list[str] | None) -> tuple[str, ...]:
+    """--backbone (repeatable, `all` = every registered one) then --model; vgg16 if neither."""
+    refs = check_model_refs(models)
+    names = list(backbones or ([] if refs else [DEFAULT_BACKBONE]))
+    if "all" in names:
+        from emobench.models import expand_backbones
+
+        return expand_backbones([*names, *refs])
+    return tuple(dict.fromkeys([*names, *refs]))
+
+
+def file_label(names: tuple[str, ...]) -> str:
+    """A report file name's backbone part: one name, or how many; no ':' from a plugin."""
+    label = names[0] if len(names) == 1 else f"{len(names)}backbones"
+    return label.replace(":", "-").replace(".", "-")
+
+
 @app.command()
 @clean_errors
 def compare(
-    backbone: Annotated[str, typer.Option(help="Backbone: vgg16, vgg19 or resnet18.")] = "vgg16",
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Backbone (see `emobench models`), module:function, or all; repeat for several "
+            "(default vgg16)."
+        ),
+    ] = None,
+    model: ModelOpt = None,
     device: DeviceOpt = "auto",
     batch_size: Annotated[
         list[int] | None,
@@ -349,11 +413,12 @@ def compare(
     json_out: JsonOpt = False,
     force: ForceOpt = False,
 ) -> None:
-    """Measure both pipelines for one backbone: preprocessing, latency, throughput, FLOPs, memory.
+    """Measure both pipelines per backbone: preprocessing, latency, throughput, FLOPs, memory.
 
     \b
-    Example:
+    Examples:
       emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
+      emobench compare --backbone all --model mymodels:tiny --device cpu --quick
     """
     if threads is not None and threads >= 1 and "torch" not in sys.modules:
         # before torch is imported: its OpenMP/MKL pools read these once
@@ -372,8 +437,9 @@ def compare(
         "limits_time_s": limits_time,
     }
     preset |= {k: v for k, v in given.items() if v is not None}
+    backbones = backbone_names(backbone, model)
     config = RunConfig(
-        backbones=(backbone,),
+        backbones=backbones,
         device=device,
         batch_sizes=tuple(batch_size) if batch_size else (16,),
         pretrained=pretrained,
@@ -391,13 +457,23 @@ def compare(
         allow_emulated=allow_emulated,
         **preset,
     ).validate()
-    _run_and_write(config, out, json_out, kind="compare", label=backbone, force=force)
+    _run_and_write(config, out, json_out, kind="compare", label=file_label(backbones), force=force)
 
 
 @app.command()
 @clean_errors
 def maxbatch(
-    backbone: Annotated[str, typer.Option(help="Backbone: vgg16, vgg19 or resnet18.")] = "vgg16",
+    backbone: Annotated[
+        str, typer.Option(help="Backbone (see `emobench models`) or module:function.")
+    ] = DEFAULT_BACKBONE,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Your own backbone as module:function (replaces --backbone); "
+            "function(pipeline, num_classes=7) returns the nn.Module.",
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     mode: Annotated[
         str, typer.Option(help="infer (forward) or train (forward, backward, SGD step).")
@@ -424,6 +500,8 @@ def maxbatch(
     Example:
       emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
     """
+    if model is not None:
+        backbone = check_model_refs([model])[0]
     pipelines = ("upscale224", "direct48") if pipeline == "both" else (pipeline,)
     _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
     check_report_out(out, force)
@@ -443,7 +521,9 @@ def maxbatch(
     ).validate()
     resolved = resolve_device(device)
     resolve_budget(config, resolved)  # a bad budget fails before any model is built
-    path = out or default_report_path(backbone, str(resolved), kind=f"maxbatch-{mode}")
+    path = out or default_report_path(
+        file_label((backbone,)), str(resolved), kind=f"maxbatch-{mode}"
+    )
     with progress_display(_stderr_console()) as progress:
         result = run_maxbatch(config, progress=progress)
     _save_report(result, path)
@@ -928,9 +1008,11 @@ def claims_cmd(
 @app.command("models")
 @clean_errors
 def models_cmd(
+    model: ModelOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List every registered backbone: parameters, FLOPs per image and final feature map.
+    """List every backbone (registered, installed plugins, --model): parameters, FLOPs per image
+    and final feature map of both pipelines, built on the meta device.
 
     \b
     Example:
@@ -942,7 +1024,7 @@ def models_cmd(
     from emobench.readout import model_catalogue
     from emobench.render import models_table
 
-    infos = model_catalogue()
+    infos = model_catalogue(tuple(check_model_refs(model)))
     if json_out:
         sys.stdout.write(json.dumps([dataclasses.asdict(i) for i in infos], indent=2) + "\n")
     else:

@@ -38,7 +38,21 @@ DEFAULT_NUM_CLASSES = 7
 ALL_PIPELINES = ("upscale224", "direct48")
 # the registry's names (emobench.models.BACKBONES), known without importing torch; a test keeps
 # the two in step
-BACKBONE_NAMES = ("resnet18", "vgg16", "vgg19")
+PLUGIN_GROUP = "emobench.backbones"  # = emobench.models.plugin.ENTRY_POINT_GROUP
+# the registry's names, here without importing it (torch); a test keeps the two in step
+BACKBONE_NAMES = (
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "convnext_tiny",
+)
 MEASUREMENTS = (
     "preprocess",
     "latency",
@@ -96,7 +110,7 @@ class RunConfig:
         if not self.backbones:
             raise UsageError("at least one backbone is needed")
         for b in self.backbones:
-            check_backbone(b)
+            check_backbone(b, num_classes=self.num_classes)  # registered, or a working plugin
         if not self.pipelines:
             raise UsageError("at least one pipeline is needed")
         for p in self.pipelines:
@@ -209,9 +223,20 @@ def _finite_at_least(name: str, value: float, low: float, strict: bool = False) 
         raise UsageError(f"{name} must be a finite number {bound}, got {value}")
 
 
-def check_backbone(name: str) -> None:
-    if name not in BACKBONE_NAMES:
+def check_backbone(name: str, num_classes: int = DEFAULT_NUM_CLASSES) -> None:
+    """A registered name passes without torch; a plugin (`module:function` or an installed
+    entry point) is imported and its models checked; anything else is a UsageError."""
+    if name in BACKBONE_NAMES:
+        return
+    import importlib.metadata
+
+    # emobench.models (and so torch) is imported only for a name that may be a plugin
+    installed = {ep.name for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+    if ":" not in name and name not in installed:
         raise UsageError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
+    from emobench.models import check_backbone as check_plugin_backbone
+
+    check_plugin_backbone(name, num_classes=num_classes)
 
 
 def check_pipeline(name: str) -> None:

@@ -23,7 +23,7 @@ from emobench.errors import UsageError
 from emobench.measure import maxbatch as mb
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
-from emobench.models import EmotionNet, build_model, get_backbone, input_size
+from emobench.models import EmotionNet, build_model, check_backbone, get_backbone, input_size
 from emobench.pipelines import Pipeline
 from emobench.report import MaxBatchResult, Report
 
@@ -54,7 +54,7 @@ class MaxBatchConfig:
     num_classes: int = 7
 
     def validate(self) -> MaxBatchConfig:
-        get_backbone(self.backbone)
+        check_backbone(self.backbone, self.pipelines, self.num_classes)
         for p in self.pipelines:
             input_size(p)
         if self.mode not in MODES:
@@ -391,6 +391,8 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
             "mode": config.mode,
             "batch": batch,
             "num_classes": config.num_classes,
+            # a plugin's folder, passed explicitly: the child never imports from its cwd
+            "plugin_path": get_backbone(config.backbone).plugin_path,
         }
     )
     started = time.perf_counter()
@@ -448,6 +450,11 @@ def _child_main(raw: str) -> None:
     fresh process (interpreter, torch, weights) that the in-process fit cannot see.
     """
     args = json.loads(raw)
+    if args.get("plugin_path"):
+        from emobench.models import plugin
+
+        plugin.import_from_cwd = False
+        sys.path.insert(0, args["plugin_path"])
     model = build_model(args["backbone"], args["pipeline"], num_classes=args["num_classes"])
     step = make_step(model, args["mode"], torch.device("cpu"))
     result: dict[str, object]

@@ -543,7 +543,12 @@ def claims_markdown(verdicts: list[ClaimVerdict]) -> str:
 
 
 def models_table(infos: list[ModelInfo]) -> Table:
-    table = Table(title="registered backbones (random weights; FLOPs at batch 1, 1 MAC = 2 FLOPs)")
+    rules = {m.family: m.direct48_rule for m in infos if m.direct48_rule}
+    table = Table(
+        title="registered backbones (random weights; FLOPs at batch 1, 1 MAC = 2 FLOPs)",
+        caption="\n".join(f"direct48 {family}: {rule}" for family, rule in rules.items()),
+        caption_justify="left",
+    )
     for col in ("backbone", "pipeline", "input", "parameters", "FLOPs per image", "final map"):
         table.add_column(col, justify="left" if col in ("backbone", "pipeline") else "right")
     for m in infos:

@@ -117,7 +117,7 @@ def test_option_names_match_the_registry() -> None:
     from emobench import config as config_mod
     from emobench.models import BACKBONES, PIPELINES
 
-    assert tuple(sorted(BACKBONES)) == config_mod.BACKBONE_NAMES
+    assert tuple(BACKBONES) == config_mod.BACKBONE_NAMES
     assert tuple(PIPELINES) == config_mod.ALL_PIPELINES
     assert config_mod.INPUT_SIZES == PIPELINES
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from emobench.errors import UsageError, WeightsUnavailable
-from emobench.models import BACKBONES, build_model
+from emobench.models import BACKBONES, EmotionNet, build_model, expand_backbones
 from emobench.models.transfer import sum_pool_kernel
 from tests.conftest import trust_checkpoint, write_fake_checkpoint
 
@@ -17,14 +17,84 @@ def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
-@pytest.mark.parametrize(("pipeline", "size"), [("upscale224", 224), ("direct48", 48)])
-def test_output_shape(backbone: str, pipeline: str, size: int) -> None:
-    model = build_model(backbone, pipeline, num_classes=5).eval()
-    with torch.no_grad():
+PIPELINE_SIZES = [("upscale224", 224), ("direct48", 48)]
+# Exact parameter counts (7 classes); a change here changes every report's parameter ratio.
+PARAMS = {
+    "vgg11": (128_795_015, 5_290_375),
+    "vgg13": (128_979_527, 5_474_887),
+    "vgg16": (134_289_223, 8_424_775),
+    "vgg19": (139_598_919, 11_374_663),
+    "resnet18": (11_180_103, 11_301_959),
+    "resnet34": (21_288_263, 21_410_119),
+    "resnet50": (23_522_375, 24_026_695),
+    "mobilenet_v3_small": (1_525_031, 1_525_031),
+    "mobilenet_v3_large": (4_210_999, 4_210_999),
+    "efficientnet_b0": (4_016_515, 4_016_515),
+    "convnext_tiny": (27_825_511, 27_825_511),
+}
+DIRECT48_MAP = {"vgg": (3, 3), "resnet": (6, 6), "mobilenet_v3": (3, 3)}
+DIRECT48_MAP |= {"efficientnet": (3, 3), "convnext": (3, 3)}
+
+
+def meta_model(backbone: str, pipeline: str, num_classes: int = 7) -> EmotionNet:
+    with torch.device("meta"):
+        return build_model(backbone, pipeline, num_classes=num_classes).eval()
+
+
+def test_every_backbone_has_pinned_counts() -> None:
+    assert list(PARAMS) == list(BACKBONES)
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+def test_parameter_counts_pinned(backbone: str) -> None:
+    counts = tuple(n_params(meta_model(backbone, p)) for p, _ in PIPELINE_SIZES)
+    assert counts == PARAMS[backbone]
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+@pytest.mark.parametrize(("pipeline", "size"), PIPELINE_SIZES)
+def test_output_shape_and_feature_map(backbone: str, pipeline: str, size: int) -> None:
+    """On the meta device: shapes are real, compute is free."""
+    model = meta_model(backbone, pipeline, num_classes=5)
+    maps: list[tuple[int, ...]] = []
+    for m in model.backbone.modules():
+        m.register_forward_hook(
+            lambda _m, _i, out: (
+                maps.append(tuple(out.shape[-2:])) if out.dim() == 4 and out.shape[-1] > 1 else None
+            )
+        )
+    with torch.device("meta"):
         out = model(torch.zeros(2, 3, size, size))
     assert out.shape == (2, 5)
     assert model.input_size == size
+    assert maps[-1] == model.feature_map  # the last activation before global pooling
+    family = BACKBONES[backbone].family
+    assert model.feature_map == ((7, 7) if pipeline == "upscale224" else DIRECT48_MAP[family])
+
+
+@pytest.mark.parametrize(
+    ("backbone", "pipeline", "size"),
+    [
+        ("resnet18", "direct48", 48),
+        ("mobilenet_v3_small", "direct48", 48),
+        ("mobilenet_v3_small", "upscale224", 224),
+        ("efficientnet_b0", "direct48", 48),
+        ("convnext_tiny", "direct48", 48),
+    ],
+)
+def test_real_forward(backbone: str, pipeline: str, size: int) -> None:
+    model = build_model(backbone, pipeline, num_classes=5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, size, size))
+    assert out.shape == (1, 5) and torch.isfinite(out).all()
+
+
+def test_all_expands_to_every_registered_backbone() -> None:
+    assert expand_backbones(["resnet18", "all", "vgg16"]) == (
+        "resnet18",
+        *[b for b in BACKBONES if b != "resnet18"],
+    )
+    assert len(expand_backbones(["all"])) == 11
 
 
 def test_upscale224_replaces_only_last_layer() -> None:
@@ -58,24 +128,6 @@ def test_direct48_resnet18_structure() -> None:
     assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
     linears = [m for m in model.head if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(512, 256), (256, 7)]
-
-
-@pytest.mark.parametrize(
-    ("backbone", "pipeline", "size", "upto"),
-    [
-        ("vgg16", "direct48", 48, lambda m: m.backbone.features),
-        ("vgg19", "direct48", 48, lambda m: m.backbone.features),
-        ("resnet18", "direct48", 48, lambda m: m.backbone.layer4),
-        ("resnet18", "upscale224", 224, lambda m: m.backbone.layer4),
-    ],
-)
-def test_feature_map_matches_reality(backbone: str, pipeline: str, size: int, upto) -> None:
-    model = build_model(backbone, pipeline).eval()
-    seen: list[tuple[int, ...]] = []
-    upto(model).register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape)))
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    assert seen[0][-2:] == model.feature_map
 
 
 def test_unknown_backbone_and_pipeline() -> None:
@@ -137,18 +189,21 @@ def test_direct48_vgg16_copies_first_conv(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(k.startswith("head.") for k in model.transfer.fresh)
 
 
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
-@pytest.mark.parametrize(("pipeline", "size"), [("upscale224", 224), ("direct48", 48)])
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+@pytest.mark.parametrize(("pipeline", "size"), PIPELINE_SIZES)
 def test_freeze_backbone_trains_only_the_head(backbone: str, pipeline: str, size: int) -> None:
-    model = build_model(backbone, pipeline, freeze_backbone=True)
+    with torch.device("meta"):
+        model = build_model(backbone, pipeline, freeze_backbone=True)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("head.") for n in trainable)
-    if pipeline == "direct48" or backbone == "resnet18":  # keep the suite fast
-        model.train()
-        loss = model(torch.randn(2, 3, size, size)).sum()
-        loss.backward()
-        assert all(p.grad is not None for n, p in model.named_parameters() if n in trainable)
-        assert all(p.grad is None for p in model.backbone.parameters())
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3_small"])
+def test_frozen_backbone_gets_no_gradients(backbone: str) -> None:
+    model = build_model(backbone, "direct48", freeze_backbone=True).train()
+    model(torch.randn(2, 3, 48, 48)).sum().backward()
+    assert all(p.grad is not None for p in model.head.parameters())
+    assert all(p.grad is None for p in model.backbone.parameters())
 
 
 def test_missing_weights_name_the_expected_file(
@@ -234,3 +289,45 @@ def test_expected_hash_comes_from_the_file_name() -> None:
     assert expected_sha256_prefix(Path("resnet18-f37072fd.pth")) == "f37072fd"
     assert expected_sha256_prefix(Path("vgg16-397923af.pth")) == "397923af"
     assert expected_sha256_prefix(Path("weights.pth")) is None
+
+
+# one backbone per family not covered above (vgg16 and resnet18 have their own tests)
+@pytest.mark.parametrize(
+    "backbone", ["resnet50", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny"]
+)
+def test_direct48_transfer_from_fake_checkpoint(
+    backbone: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_fake_checkpoint(tmp_path, backbone)
+    trust_checkpoint(monkeypatch, tmp_path, backbone)
+    model = build_model(backbone, "direct48", pretrained=True)
+    transfer = model.transfer
+    assert transfer is not None
+    assert transfer.source == str(BACKBONES[backbone].weights)
+    state = model.state_dict()
+    for key in transfer.copied:
+        torch.testing.assert_close(state[key], src[key.removeprefix("backbone.")], rtol=0, atol=0)
+    assert len(transfer.copied) + len(transfer.derived) + len(transfer.fresh) == len(state)
+    if backbone == "resnet50":
+        # the resnet18 stem rule: the 3x3 stem derived from the 7x7, fc replaced by a new head
+        assert list(transfer.derived) == ["backbone.conv1.weight"]
+        torch.testing.assert_close(
+            state["backbone.conv1.weight"], sum_pool_kernel(src["conv1.weight"])
+        )
+        assert set(transfer.fresh) == {k for k in state if k.startswith("head.")}
+        assert len(transfer.copied) == len(src) - 3  # all but conv1.weight, fc.weight, fc.bias
+    else:
+        # stride-only rules: every pretrained tensor but the 1000-class layer, as is
+        assert transfer.derived == {}
+        assert set(transfer.fresh) == {"head.weight", "head.bias"}
+        assert len(transfer.copied) == len(src) - 2
+
+
+def test_claims_explain_parameters_per_family() -> None:
+    from emobench.claims import _params_origin
+
+    assert "same tensors" in _params_origin("mobilenet_v3_small")
+    assert "same tensors" in _params_origin("convnext_tiny")
+    assert "do not depend on input size" in _params_origin("resnet50")
+    assert "block 5" in _params_origin("vgg11")
+    assert "plugin" in _params_origin("mymodels:tiny")

@@ -264,7 +264,8 @@ def test_models_command_json() -> None:
     assert data[("vgg16", "direct48")]["feature_map"] == [3, 3]
     assert data[("resnet18", "direct48")]["feature_map"] == [6, 6]
     assert data[("vgg16", "upscale224")]["flops_per_image"] == 30_932_393_984
-    assert len(data) == 6
+    assert len(data) == 2 * 11
+    assert data[("mobilenet_v3_small", "direct48")]["feature_map"] == [3, 3]
 
 
 def test_env_command_json() -> None:

@@ -6,7 +6,8 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,7 +19,7 @@ from emobench.errors import UsageError, WeightsUnavailable
 from emobench.files import open_regular
 from emobench.models.net import EmotionNet, TransferReport
 from emobench.models.registry import BackboneSpec, get_backbone
-from emobench.models.transfer import STEM_7X7_TO_3X3, transfer_weights
+from emobench.models.transfer import STEM_7X7_TO_3X3, DeriveRule, transfer_weights
 
 UPSCALE224 = "upscale224"
 DIRECT48 = "direct48"
@@ -26,6 +27,8 @@ PIPELINES: dict[str, int] = {UPSCALE224: 224, DIRECT48: 48}
 
 VGG_BLOCKS_KEPT = 4  # of 5: 48 -> 24 -> 12 -> 6 -> 3
 VGG_FEATURES = 512
+UPSCALE224_MAP = (7, 7)  # every registered family downsamples 224 by 32
+CONVNEXT_STEM_STRIDE_48 = 2  # patchify 4x4/4 -> 4x4/2 (padding 1): 48 -> 24 -> 12 -> 6 -> 3
 RANDOM_SOURCE = "random"
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub.HASH_REGEX, at least 8 digits
 HASH_BLOCK_BYTES = 2**20
@@ -57,14 +60,22 @@ def build_model(
     size = input_size(pipeline)
     if num_classes < 1:
         raise UsageError(f"num_classes must be >= 1, got {num_classes}")
+    if spec.is_plugin:
+        from emobench.models.plugin import build_plugin
+
+        if freeze_backbone:  # the plugin's module is one piece: there is no head to keep
+            raise UsageError(f"{backbone} is a plugin: it has no separate head to train alone")
+        model: EmotionNet = build_plugin(spec, pipeline, num_classes)
+        return model
+    rule = FAMILIES[spec.family]
     source = load_pretrained(spec) if pretrained else None
     source_name = str(spec.weights) if pretrained else RANDOM_SOURCE
 
     if pipeline == UPSCALE224:
         tv_model = source if source is not None else spec.torchvision_model(None)
-        backbone_mod, head, fmap = _UPSCALE224[spec.family](tv_model, num_classes)
+        backbone_mod, head, fmap = rule.upscale224(tv_model, num_classes)
     else:
-        backbone_mod, head, fmap = _DIRECT48[spec.family](spec.torchvision_model(None), num_classes)
+        backbone_mod, head, fmap = rule.direct48(spec.torchvision_model(None), num_classes)
     model = EmotionNet(
         backbone_mod,
         head,
@@ -73,14 +84,30 @@ def build_model(
         input_size=size,
         feature_map=fmap,
     )
-    model.transfer = _transfer(model, pipeline, source, source_name)
+    model.transfer = _transfer(model, pipeline, source, source_name, rule.derive)
     if freeze_backbone:
         model.freeze_backbone()
     return model
 
 
+def check_backbone(
+    backbone: str, pipelines: tuple[str, ...] = tuple(PIPELINES), num_classes: int = 7
+) -> BackboneSpec:
+    """Fail early, before any measurement: an unknown name, or a plugin that does not import or
+    whose models do not map N x 3 x S x S to (N, num_classes) (checked on the meta device)."""
+    spec = get_backbone(backbone)
+    if spec.is_plugin:
+        from emobench.models.plugin import check_plugin
+
+        for pipeline in pipelines:
+            check_plugin(spec, pipeline, num_classes)
+    return spec
+
+
 def cached_weights_path(spec: BackboneSpec) -> Path:
     """Where torchvision's weights API looks for this backbone's checkpoint (under TORCH_HOME)."""
+    if spec.weights is None:
+        raise UsageError(f"{spec.name} is a plugin: it loads its own weights")
     filename = os.path.basename(urlparse(spec.weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
@@ -124,6 +151,8 @@ def load_pretrained(spec: BackboneSpec) -> nn.Module:
 
 
 def _download(spec: BackboneSpec, path: Path, prefix: str) -> None:
+    if spec.weights is None:
+        raise UsageError(f"{spec.name} is a plugin: it loads its own weights")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # the download goes to a temporary file, is hash-checked, then moved into place
@@ -159,7 +188,11 @@ def _verify_sha256(path: Path, prefix: str) -> None:
 
 
 def _transfer(
-    model: EmotionNet, pipeline: str, source: nn.Module | None, source_name: str
+    model: EmotionNet,
+    pipeline: str,
+    source: nn.Module | None,
+    source_name: str,
+    derive: Mapping[str, DeriveRule],
 ) -> TransferReport:
     keys = list(model.state_dict())
     if source is None:
@@ -173,20 +206,20 @@ def _transfer(
         model,
         source.state_dict(),
         source_name=source_name,
-        derive={"backbone.conv1.weight": STEM_7X7_TO_3X3},
+        derive=derive,
     )
 
 
-def _vgg_upscale224(tv_model: Any, num_classes: int) -> Parts:
+def _classifier_upscale224(tv_model: Any, num_classes: int) -> Parts:
     last = tv_model.classifier[-1]
     tv_model.classifier[-1] = nn.Identity()
-    return tv_model, nn.Linear(last.in_features, num_classes), (7, 7)
+    return tv_model, nn.Linear(last.in_features, num_classes), UPSCALE224_MAP
 
 
 def _resnet_upscale224(tv_model: Any, num_classes: int) -> Parts:
     fc = tv_model.fc
     tv_model.fc = nn.Identity()
-    return tv_model, nn.Linear(fc.in_features, num_classes), (7, 7)
+    return tv_model, nn.Linear(fc.in_features, num_classes), UPSCALE224_MAP
 
 
 def _vgg_direct48(tv_model: Any, num_classes: int) -> Parts:
@@ -236,11 +269,59 @@ def _resnet_direct48(tv_model: Any, num_classes: int) -> Parts:
     return backbone, head, (6, 6)  # no stride in the stem, no maxpool: 48 / 8
 
 
-_UPSCALE224: dict[str, Callable[[Any, int], Parts]] = {
-    "vgg": _vgg_upscale224,
-    "resnet": _resnet_upscale224,
-}
-_DIRECT48: dict[str, Callable[[Any, int], Parts]] = {
-    "vgg": _vgg_direct48,
-    "resnet": _resnet_direct48,
+def _unstrided_stem_direct48(tv_model: Any, num_classes: int) -> Parts:
+    """MobileNetV3, EfficientNet: the stem conv's stride 2 -> 1; every tensor keeps its shape."""
+    stem = tv_model.features[0][0]
+    stem.stride = (1, 1)
+    backbone, head, _ = _classifier_upscale224(tv_model, num_classes)
+    return backbone, head, (3, 3)  # 48 / 16
+
+
+def _convnext_direct48(tv_model: Any, num_classes: int) -> Parts:
+    """ConvNeXt: the 4x4 patchify stem at stride 2 (padding 1) instead of 4; shapes unchanged."""
+    stem = tv_model.features[0][0]
+    stem.stride = (CONVNEXT_STEM_STRIDE_48, CONVNEXT_STEM_STRIDE_48)
+    stem.padding = (1, 1)
+    backbone, head, _ = _classifier_upscale224(tv_model, num_classes)
+    return backbone, head, (3, 3)  # 48 -> 24, then three 2x2/2 downsamplings
+
+
+@dataclass(frozen=True)
+class FamilyRule:
+    """How one family becomes each pipeline's model; `rule` documents the direct48 adaptation."""
+
+    upscale224: Callable[[Any, int], Parts]
+    direct48: Callable[[Any, int], Parts]
+    rule: str
+    derive: Mapping[str, DeriveRule] = field(default_factory=dict)
+
+
+FAMILIES: dict[str, FamilyRule] = {
+    "vgg": FamilyRule(
+        _classifier_upscale224,
+        _vgg_direct48,
+        "conv blocks 1-4 (block 5 and the 4096-wide classifier dropped), global average pool, "
+        "512-1024-256 head; final map 3x3",
+    ),
+    "resnet": FamilyRule(
+        _resnet_upscale224,
+        _resnet_direct48,
+        "7x7/2 stem -> 3x3/1 (weights derived), no max pool, 512- or 2048-256 head; final map 6x6",
+        {"backbone.conv1.weight": STEM_7X7_TO_3X3},
+    ),
+    "mobilenet_v3": FamilyRule(
+        _classifier_upscale224,
+        _unstrided_stem_direct48,
+        "stem conv stride 2 -> 1, everything else (classifier included) copied; final map 3x3",
+    ),
+    "efficientnet": FamilyRule(
+        _classifier_upscale224,
+        _unstrided_stem_direct48,
+        "stem conv stride 2 -> 1, everything else copied; final map 3x3",
+    ),
+    "convnext": FamilyRule(
+        _classifier_upscale224,
+        _convnext_direct48,
+        "4x4 patchify stem stride 4 -> 2 (padding 1), everything else copied; final map 3x3",
+    ),
 }

@@ -31,7 +31,7 @@ class EmotionNet(nn.Module):
         backbone_name: str,
         pipeline: str,
         input_size: int,
-        feature_map: tuple[int, int],
+        feature_map: tuple[int, ...],  # (H, W); () for a plugin with no 4-D activation
     ) -> None:
         super().__init__()
         self.backbone = backbone
