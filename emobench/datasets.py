@@ -116,7 +116,9 @@ def _load_fer_csv(path: Path, seed: int, val_fraction: float, test_fraction: flo
         where = np.asarray(usages)
         reverse = {v: k for k, v in FER2013_USAGE.items()}
         splits = [Split(s, f"Usage={reverse[s]}", x[where == s], y[where == s]) for s in SPLITS]
-        data = LabeledData(str(path), "fer2013_csv", names, *splits, "given", None)
+        data = LabeledData(
+            str(path), "fer2013_csv", names, splits[0], splits[1], splits[2], "given", None
+        )
     else:
         data = _stratified(str(path), "fer2013_csv", names, x, y, seed, val_fraction, test_fraction)
     _check(data, path)
@@ -139,7 +141,9 @@ def _load_tree(path: Path, seed: int, val_fraction: float, test_fraction: float)
                 raise DataError(f"--data {d / extra[0]}: class not in {given[0]}")
             x, y = _read_classes(d, names)
             splits.append(Split(d.name, f"{d.name}/", x, y))
-        data = LabeledData(str(path), "image_folder", names, *splits, "given", None)
+        data = LabeledData(
+            str(path), "image_folder", names, splits[0], splits[1], splits[2], "given", None
+        )
     else:
         names = sorted(d.name for d in path.iterdir() if d.is_dir())
         if not names:
@@ -216,7 +220,7 @@ def _stratified(
         Split(name, f"stratified {pct[name]:.0%} (seed {seed})", x[idx], y[idx])
         for name, idx in zip(SPLITS, (train, val, test), strict=True)
     ]
-    return LabeledData(path, fmt, names, *splits, "stratified", seed)
+    return LabeledData(path, fmt, names, splits[0], splits[1], splits[2], "stratified", seed)
 
 
 def _check(data: LabeledData, path: Path) -> None:
@@ -239,12 +243,12 @@ def synthetic_labeled(
     rng.shuffle(labels)
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
     angles = np.pi * labels / num_classes
-    levels = 60.0 + 120.0 * labels / max(num_classes - 1, 1)
+    levels = 30.0 + 180.0 * labels / max(num_classes - 1, 1)
     phase = rng.uniform(0, 2 * np.pi, size=count)
     proj = np.cos(angles)[:, None, None] * xx + np.sin(angles)[:, None, None] * yy
     grating = 30.0 * np.sin(2 * np.pi * proj / 8.0 + phase[:, None, None])
-    jitter = rng.uniform(-10, 10, size=count)[:, None, None]
-    noise = rng.normal(0, 20, size=(count, IMAGE_SIZE, IMAGE_SIZE))
+    jitter = rng.uniform(-8, 8, size=count)[:, None, None]
+    noise = rng.normal(0, 15, size=(count, IMAGE_SIZE, IMAGE_SIZE))
     pixels = levels[:, None, None] + jitter + grating + noise
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8), labels
 

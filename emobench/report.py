@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emobench.errors import ReportError
+from emobench.finetune_results import FinetuneSummary
 from emobench.measure.contention import Contention
 from emobench.measure.flops import ParamCounts
 from emobench.measure.limits import DeviceLimits
@@ -177,6 +178,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     contention: Contention | None = None  # other load on the machine during the run
     budget: RunBudget | None = None
+    finetune: FinetuneSummary | None = None  # kind "finetune": training, test scores, paired
 
     def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
         for r in self.results:

@@ -117,3 +117,187 @@ def test_wrong_size_image_and_empty_class_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     with pytest.raises(DataError, match="class 'c' has no images"):
         load_labeled(tmp_path)
+
+
+# -- training -----------------------------------------------------------------------------------
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from emobench.finetune import (  # noqa: E402
+    FinetuneConfig,
+    confusion_matrix,
+    macro_f1,
+    mcnemar_exact,
+    paired_comparison,
+    run_finetune,
+)
+from emobench.finetune_results import verdict_sentence  # noqa: E402
+from emobench.models import PIPELINES, EmotionNet, TransferReport  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> object:
+    """One intra-op thread: on a shared 2-core machine more only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_cnn(
+    backbone: str,
+    pipeline: str,
+    num_classes: int = 7,
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
+) -> EmotionNet:
+    """A pooled-pixels MLP with the real input size: learns the synthetic classes in seconds."""
+    size = PIPELINES[pipeline]
+    body = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=size // 12, padding=1),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 32),
+        nn.ReLU(),
+    )
+    net = EmotionNet(
+        body,
+        nn.Linear(32, num_classes),
+        backbone_name=backbone,
+        pipeline=pipeline,
+        input_size=size,
+        feature_map=(1, 1),
+    )
+    net.transfer = TransferReport("random", (), {}, tuple(net.state_dict()))
+    if freeze_backbone:
+        net.freeze_backbone()
+    return net
+
+
+def _config(tmp_path: Path, **kw: object) -> FinetuneConfig:
+    base: dict[str, object] = dict(
+        data="synthetic",
+        device="cpu",
+        epochs=5,
+        batch_size=16,
+        workers=0,
+        optimizer="adamw",
+        lr=0.01,
+        pretrained=False,
+        checkpoint_dir=str(tmp_path / "ck"),
+        measure_memory=False,
+    )
+    return FinetuneConfig(**(base | kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fer_data(fer_csv: Path):  # type: ignore[no-untyped-def]
+    return load_labeled(fer_csv)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, fer_data):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("trained")
+    config = _config(tmp, target_acc=0.5, measure_memory=True)
+    return run_finetune(config, fer_data, CPU, build=small_cnn), tmp
+
+
+def test_both_pipelines_learn_well_above_chance(trained) -> None:  # type: ignore[no-untyped-def]
+    report, _ = trained
+    assert report.kind == "finetune" and report.finetune is not None
+    runs = {r.pipeline: r for r in report.finetune.runs}
+    assert set(runs) == {"upscale224", "direct48"}
+    for run in runs.values():
+        chance = 1 / 7
+        assert run.test.accuracy > 4 * chance, run.pipeline
+        assert run.best_val_accuracy > 4 * chance
+        assert len(run.epochs) == 5 and [e.epoch for e in run.epochs] == [1, 2, 3, 4, 5]
+        assert run.epochs[-1].train_loss < run.epochs[0].train_loss
+        assert run.test.images == 42 and run.test.split == "Usage=PrivateTest"
+        assert sum(map(sum, run.test.confusion)) == 42
+        correct = sum(run.test.confusion[i][i] for i in range(7))
+        assert correct / 42 == pytest.approx(run.test.accuracy)
+        assert run.best_epoch == max(run.epochs, key=lambda e: e.val_accuracy).epoch
+        e = run.epochs[0]
+        assert 0 < e.data_s + e.preprocess_s + e.step_s <= e.train_s
+        assert e.images_per_s == pytest.approx(196 / e.train_s)
+        assert run.test.latency_b1_ms is not None and run.test.latency_b1_ms > 0
+        assert run.train_peak is not None and run.train_peak.tensor_peak_bytes
+        assert run.epoch_to_target is not None and run.time_to_target_s is not None
+        reached = next(x.epoch for x in run.epochs if x.val_accuracy >= 0.5)
+        assert run.epoch_to_target == reached
+        assert run.transfer["source"] == "random"
+    # upscale224 activations are 224x224: its step's live tensors are larger
+    up, dn = runs["upscale224"].train_peak, runs["direct48"].train_peak
+    assert up and dn and up.tensor_peak_bytes and dn.tensor_peak_bytes
+    assert up.tensor_peak_bytes > dn.tensor_peak_bytes
+    paired = report.finetune.paired[0]
+    up_pred = np.asarray(runs["upscale224"].test.predictions)
+    dn_pred = np.asarray(runs["direct48"].test.predictions)
+    labels = np.asarray(report.finetune.test_labels)
+    assert paired.accuracy_diff_points == pytest.approx(
+        100 * ((dn_pred == labels).mean() - (up_pred == labels).mean())
+    )
+    assert paired.ci_low_points <= paired.accuracy_diff_points <= paired.ci_high_points
+
+
+def test_checkpoints_load_with_weights_only(trained) -> None:  # type: ignore[no-untyped-def]
+    report, _ = trained
+    for run in report.finetune.runs:
+        best = torch.load(run.checkpoint_best, weights_only=True)
+        last = torch.load(run.checkpoint_last, weights_only=True)
+        model = small_cnn("resnet18", run.pipeline)
+        model.load_state_dict(best)
+        model.load_state_dict(last)
+
+
+def test_report_round_trips_through_json(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from emobench import report as R
+
+    report, _ = trained
+    path = tmp_path / "ft.json"
+    R.save(report, path)
+    again = R.load(path)
+    assert again.kind == "finetune" and again.finetune == report.finetune
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+def test_mcnemar_matches_a_hand_computed_case() -> None:
+    # 2 vs 8 discordant pairs: p = 2 * P(X <= 2 | n=10, 1/2) = 2 * (1 + 10 + 45) / 1024
+    assert mcnemar_exact(2, 8) == pytest.approx(112 / 1024)
+    assert mcnemar_exact(8, 2) == pytest.approx(112 / 1024)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+
+
+def test_paired_comparison_counts_discordant_pairs() -> None:
+    labels = np.zeros(20, dtype=np.int64)
+    up = np.zeros(20, dtype=np.int64)
+    dn = np.zeros(20, dtype=np.int64)
+    up[:8] = 1  # upscale224 wrong on 8 images, direct48 wrong on 2 others
+    dn[8:10] = 1
+    p = paired_comparison(labels, up, dn, seed=0)
+    assert (p.only_upscale_right, p.only_direct_right) == (2, 8)
+    assert p.accuracy_diff_points == pytest.approx(30.0)
+    assert p.mcnemar_p == pytest.approx(112 / 1024)
+    assert p.ci_low_points < 30.0 < p.ci_high_points
+    assert not p.significant
+    assert "not significant" in verdict_sentence([p])
+    up[10:18] = 1  # now 16 vs 0: significant
+    p2 = paired_comparison(labels, up, dn, seed=0)
+    assert p2.mcnemar_p == pytest.approx(2 * (1 + 18 + 153) / 2**18) and p2.significant
+    assert verdict_sentence([p2]).startswith("direct48 is 70.0 points more accurate")
+
+
+def test_macro_f1_by_hand() -> None:
+    labels = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 1, 1])
+    cm = confusion_matrix(labels, pred, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    # class 0: P=1, R=.5, F1=2/3; class 1: P=2/3, R=1, F1=.8; class 2 absent
+    assert macro_f1(cm) == pytest.approx((2 / 3 + 0.8) / 2)
