@@ -3,6 +3,7 @@ the `finetune` command and the trade-off report. Tiny models, a few hundred imag
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from emobench.datasets import (
     write_fer_csv,
     write_image_folder,
 )
-from emobench.errors import DataError
+from emobench.errors import DataError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +302,94 @@ def test_macro_f1_by_hand() -> None:
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
     # class 0: P=1, R=.5, F1=2/3; class 1: P=2/3, R=1, F1=.8; class 2 absent
     assert macro_f1(cm) == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+# -- checkpoints and resume ---------------------------------------------------------------------
+
+
+class _Interrupt:
+    """A progress callback that raises KeyboardInterrupt in the middle of one epoch."""
+
+    def __init__(self, pipeline: str | None = None, epoch: int = 0) -> None:
+        self.pipeline, self.epoch = pipeline, epoch
+        self.seen: list[tuple[str, int]] = []
+
+    def __call__(self, pipeline: str, seed: int, epoch: int, *rest: object) -> None:
+        if (pipeline, epoch) not in self.seen:
+            self.seen.append((pipeline, epoch))
+        if pipeline == self.pipeline and epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_redoes_only_the_interrupted_epoch(tmp_path: Path, fer_data) -> None:  # type: ignore[no-untyped-def]
+    config = _config(tmp_path / "a", epochs=3)
+    crash = _Interrupt("upscale224", epoch=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(config, fer_data, CPU, build=small_cnn, progress=crash)
+    assert crash.seen == [("upscale224", 1), ("upscale224", 2), ("upscale224", 3)]
+    state = torch.load(tmp_path / "a" / "ck" / "upscale224-seed0-state.pt", weights_only=True)
+    assert len(state["history"]) == 2
+
+    again = _Interrupt()
+    resumed = run_finetune(
+        dataclasses.replace(config, resume=True), fer_data, CPU, build=small_cnn, progress=again
+    )
+    assert again.seen == [("upscale224", 3), ("direct48", 1), ("direct48", 2), ("direct48", 3)]
+    runs = {r.pipeline: r for r in resumed.finetune.runs}  # type: ignore[union-attr]
+    assert runs["upscale224"].resumed_from_epoch == 2 and runs["direct48"].resumed_from_epoch == 0
+    assert [e.epoch for e in runs["upscale224"].epochs] == [1, 2, 3]
+    assert any("resumed" in n for n in resumed.notes)
+
+    # nothing lost: the same weights and scores as a run that was never interrupted
+    straight = run_finetune(_config(tmp_path / "b", epochs=3), fer_data, CPU, build=small_cnn)
+    for a, b in zip(resumed.finetune.runs, straight.finetune.runs, strict=True):  # type: ignore[union-attr]
+        assert a.test.predictions == b.test.predictions
+        assert [e.train_loss for e in a.epochs] == pytest.approx([e.train_loss for e in b.epochs])
+        wa = torch.load(a.checkpoint_last, weights_only=True)
+        wb = torch.load(b.checkpoint_last, weights_only=True)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    # a finished run resumes to the same report without training again
+    done = _Interrupt()
+    run_finetune(
+        dataclasses.replace(config, resume=True), fer_data, CPU, build=small_cnn, progress=done
+    )
+    assert done.seen == []
+
+
+def test_resume_refuses_another_recipe(tmp_path: Path, fer_data) -> None:  # type: ignore[no-untyped-def]
+    config = _config(tmp_path, epochs=1, pipelines=("direct48",))
+    run_finetune(config, fer_data, CPU, build=small_cnn)
+    other = dataclasses.replace(config, resume=True, lr=0.5)
+    with pytest.raises(UsageError, match="different recipe"):
+        run_finetune(other, fer_data, CPU, build=small_cnn)
+
+
+def test_seeds_repeat_the_fine_tune_and_report_spread(tmp_path: Path, fer_data) -> None:  # type: ignore[no-untyped-def]
+    report = run_finetune(
+        _config(tmp_path, epochs=2, seeds=2, seed=7), fer_data, CPU, build=small_cnn
+    )
+    ft = report.finetune
+    assert ft is not None
+    assert [(r.pipeline, r.seed) for r in ft.runs] == [
+        ("upscale224", 7),
+        ("direct48", 7),
+        ("upscale224", 8),
+        ("direct48", 8),
+    ]
+    assert [p.seed for p in ft.paired] == [7, 8]
+    spread = {s.pipeline: s for s in ft.spread}
+    accs = [r.test.accuracy for r in ft.runs_for("direct48")]
+    assert spread["direct48"].seeds == 2
+    assert spread["direct48"].accuracy_mean == pytest.approx(sum(accs) / 2)
+    assert spread["direct48"].accuracy_std == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+    assert report.config["seeds_used"] == [7, 8]
+
+
+def test_bad_options_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="--optimizer rmsprop"):
+        FinetuneConfig(optimizer="rmsprop")
+    with pytest.raises(UsageError, match="--pipeline p224"):
+        FinetuneConfig(pipelines=("p224",))
+    with pytest.raises(UsageError, match="--target-acc"):
+        FinetuneConfig(target_acc=70)
