@@ -38,8 +38,7 @@ from emobench.finetune_results import (
 )
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import PeakMemory, peak_memory
-from emobench.models import PIPELINES, EmotionNet
-from emobench.models import build_model as _build_model
+from emobench.models import PIPELINES, EmotionNet, build_model
 from emobench.pipelines import Pipeline
 from emobench.report import Report
 
@@ -602,11 +601,12 @@ def run_finetune(
     config: FinetuneConfig,
     data: LabeledData,
     device: torch.device,
-    build: BuildFn = _build_model,
+    build: BuildFn | None = None,
     progress: FinetuneProgress = _no_progress,
 ) -> Report:
     """Fine-tune every pipeline for every seed, score on the test split, compare paired."""
     started = time.perf_counter()
+    build = build or build_model  # looked up now, so tests can patch the module's build_model
     folder = Path(config.checkpoint_dir)
     runs: list[FinetuneRun] = []
     seeds = [config.seed + i for i in range(config.seeds)]
