@@ -533,3 +533,16 @@ def test_claims_checks_training_speed_from_a_finetune_report(ft_report: Path) ->
     assert "training 5-10x faster per epoch" in result.output
     expected = "holds" if speed >= 4.5 else "does not hold"
     assert expected in result.output
+
+
+def test_freeze_backbone_trains_only_the_head(tmp_path: Path, fer_data) -> None:  # type: ignore[no-untyped-def]
+    config = _config(tmp_path, epochs=1, pipelines=("direct48",), freeze_backbone=True)
+    report = run_finetune(config, fer_data, CPU, build=small_cnn)
+    run = report.finetune.runs[0]  # type: ignore[union-attr]
+    assert run.params_trainable == 32 * 7 + 7  # the head's Linear(32, 7)
+    assert run.params_total > run.params_trainable
+    torch.manual_seed(0)  # the seed the run built its model with
+    first = small_cnn("resnet18", "direct48")
+    last = torch.load(run.checkpoint_last, weights_only=True)
+    assert torch.equal(last["backbone.0.weight"], first.state_dict()["backbone.0.weight"])
+    assert not torch.equal(last["head.weight"], first.state_dict()["head.weight"])
