@@ -669,7 +669,8 @@ def claims_cmd(
     timing = report_mod.load(report_file)
     if timing.kind not in ("compare", "run", "finetune"):
         raise UsageError(
-            f"{report_file}: a {timing.kind} report; claims need a compare, run or finetune report"
+            f"{report_file}: a {timing.kind} report; claims need a compare or run report "
+            "(or a finetune report for the training claim)"
         )
     extra = []
     for path in maxbatch_reports or []:
