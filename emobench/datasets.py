@@ -217,7 +217,7 @@ def _stratified(
         "test": test_fraction,
     }
     splits = [
-        Split(name, f"stratified {pct[name]:.0%} (seed {seed})", x[idx], y[idx])
+        Split(name, f"{name}: stratified {pct[name]:.0%} (seed {seed})", x[idx], y[idx])
         for name, idx in zip(SPLITS, (train, val, test), strict=True)
     ]
     return LabeledData(path, fmt, names, splits[0], splits[1], splits[2], "stratified", seed)
