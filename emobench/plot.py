@@ -127,10 +127,17 @@ def plot_tradeoff(tradeoff: Tradeoff, out: Path) -> None:
                 where="post",
                 color="tab:green",
                 linewidth=1.2,
+            )
+            ax.scatter(
+                [p[0] for p in line],
+                [p[1] * 100 for p in line],
+                s=220,
+                facecolors="none",
+                edgecolors="tab:green",
                 label="Pareto front",
             )
             ax.legend(fontsize=8)
-        ax.set_xscale("log")
+        ax.set_xlim(left=0)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
