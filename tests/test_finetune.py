@@ -546,3 +546,38 @@ def test_freeze_backbone_trains_only_the_head(tmp_path: Path, fer_data) -> None:
     last = torch.load(run.checkpoint_last, weights_only=True)
     assert torch.equal(last["backbone.0.weight"], first.state_dict()["backbone.0.weight"])
     assert not torch.equal(last["head.weight"], first.state_dict()["head.weight"])
+
+
+def test_tradeoff_takes_max_batch_from_a_maxbatch_report(ft_report: Path) -> None:
+    from tests.test_readout import maxbatch_report
+
+    mb = maxbatch_report(250, 6000)
+    mb = dataclasses.replace(
+        mb, maxbatch=[dataclasses.replace(m, backbone="resnet18") for m in mb.maxbatch]
+    )
+    loaded = [(Path("mb.json"), mb), (ft_report, R.load(ft_report))]
+    rows = {r.pipeline: r for r in build_tradeoff(loaded).rows}
+    assert rows["upscale224"].values["max_batch"] == 250
+    assert rows["direct48"].values["max_batch"] == 6000
+    assert rows["direct48"].sources["max_batch"] == "mb.json (infer)"
+    # without a compare report, latency and parameters are the fine-tune's own
+    ft = R.load(ft_report).finetune
+    assert ft is not None
+    run = ft.runs_for("direct48")[0]
+    assert rows["direct48"].values["latency_b1_ms"] == run.test.latency_b1_ms
+    assert rows["direct48"].values["params"] == run.params_total
+
+
+def test_image_folder_fine_tune_learns(tmp_path: Path) -> None:
+    images, labels = synthetic_labeled(210, seed=9)
+    names = [f"c{i}" for i in range(7)]
+    write_image_folder(tmp_path / "faces", images, labels, names)
+    data = load_labeled(tmp_path / "faces", seed=2, val_fraction=0.2, test_fraction=0.2)
+    assert data.test.source == "test: stratified 20% (seed 2)"
+    report = run_finetune(
+        _config(tmp_path, epochs=5, pipelines=("direct48",)), data, CPU, build=small_cnn
+    )
+    run = report.finetune.runs[0]  # type: ignore[union-attr]
+    assert run.test.images == 42 and run.test.accuracy > 3 / 7
+    assert report.finetune.data["class_names"] == names  # type: ignore[union-attr]
+    assert report.finetune.paired == []  # type: ignore[union-attr]
