@@ -180,3 +180,39 @@ def _batch_claim(backbone: str, reports: list[R.Report]) -> ClaimVerdict:
         NOT_MEASURED,
         f"no maxbatch report for {backbone}: run `emobench maxbatch` and pass its report; {origin}",
     )
+
+
+TRAINING_CLAIM = Claim(
+    "training", "training 5-10x faster per epoch", 5.0, "'expected 5-10x faster per epoch'"
+)
+
+
+def evaluate_training(finetune: R.Report) -> list[ClaimVerdict]:
+    """The training-speed claim against a finetune report: upscale224 / direct48 seconds per
+    epoch (the median epoch of each run, averaged over seeds), same recipe and device."""
+    from emobench.tradeoff import training_speedup
+
+    out = []
+    speedups = training_speedup(finetune)
+    device = finetune.config.get("resolved_device")
+    ft = finetune.finetune
+    backbones = list(dict.fromkeys(r.backbone for r in ft.runs)) if ft else []
+    for backbone in backbones:
+        measured = speedups.get(backbone)
+        if measured is None or ft is None:
+            reason = "needs both pipelines fine-tuned in one report"
+        else:
+            per = {
+                r.pipeline: r.train_s_per_epoch
+                for r in ft.runs
+                if r.backbone == backbone and r.seed == ft.runs[0].seed
+            }
+            images = sum(ft.data.get("counts", {}).get("train", []))
+            reason = (
+                f"median training pass per epoch on {device}: upscale224 "
+                f"{per.get(R.UPSCALE, float('nan')):.2f} s vs direct48 "
+                f"{per.get(R.DIRECT, float('nan')):.2f} s, {images:,} training images, "
+                f"batch {finetune.config.get('batch_size')}; the claim's range is 5-10x"
+            )
+        out.append(_make(backbone, TRAINING_CLAIM, measured, reason))
+    return out

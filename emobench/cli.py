@@ -904,7 +904,9 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
 @app.command("report")
 @clean_errors
 def report_cmd(
-    files: Annotated[list[Path], typer.Argument(help="compare, run or maxbatch report files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="compare, run, maxbatch or finetune report files.")
+    ],
     markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
     csv_out: Annotated[
         Path | None,
@@ -920,6 +922,10 @@ def report_cmd(
     Reports of two or more machine classes also get their upscale224/direct48 ratios side by
     side, one column per class.
 
+    With a finetune report among them, prints the speed/accuracy trade-off table instead
+    (accuracy from the fine-tune; latency, throughput, memory, max batch from the others) and
+    --plot draws accuracy against latency and time per epoch with the Pareto front.
+
     \b
     Example:
       emobench report results/*.json --csv all.csv --plot curves.png
@@ -933,6 +939,9 @@ def report_cmd(
         from emobench.plot import require_matplotlib
 
         require_matplotlib()
+    if readout.has_finetune(files):  # the speed/accuracy trade-off table
+        _tradeoff_report(files, markdown, csv_out, plot)
+        return
     family = readout.check_reports(files)  # every header, before anything is written
     if plot is not None and family == "maxbatch":
         raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
@@ -967,10 +976,38 @@ def report_cmd(
         typer.echo(f"plot written to {plot}", err=True)
 
 
+def _tradeoff_report(
+    files: list[Path], markdown: Path | None, csv_out: Path | None, plot: Path | None
+) -> None:
+    """`emobench report` with a finetune report: the trade-off table, Markdown, CSV, plot."""
+    from emobench import readout
+    from emobench.render import tradeoff_lines, tradeoff_markdown, tradeoff_table
+    from emobench.report import write_atomic
+    from emobench.tradeoff import build_tradeoff
+
+    loaded = readout.load_any_reports(files)
+    tradeoff = build_tradeoff(loaded)
+    console = _stdout_console()
+    console.print(tradeoff_table(tradeoff))
+    for line in tradeoff_lines(tradeoff):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if markdown is not None:
+        write_atomic(markdown, tradeoff_markdown(tradeoff))
+        typer.echo(f"markdown written to {markdown}", err=True)
+    if csv_out is not None:
+        write_atomic(csv_out, readout.to_csv(readout.tradeoff_csv_rows(tradeoff)))
+        typer.echo(f"csv written to {csv_out}", err=True)
+    if plot is not None:
+        from emobench.plot import plot_tradeoff
+
+        plot_tradeoff(tradeoff, plot)
+        typer.echo(f"plot written to {plot}", err=True)
+
+
 @app.command("claims")
 @clean_errors
 def claims_cmd(
-    report_file: Annotated[Path, typer.Argument(help="A compare or run report.")],
+    report_file: Annotated[Path, typer.Argument(help="A compare, run or finetune report.")],
     maxbatch_reports: Annotated[
         list[Path] | None,
         typer.Option("--maxbatch", help="maxbatch report(s) for the batch-size claim."),
@@ -988,8 +1025,11 @@ def claims_cmd(
     if markdown is not None:
         fileio.check_output(markdown, "--markdown")
     kind, _data = report_mod.load_header(report_file)
-    if kind not in TIMING_KINDS:
-        raise UsageError(f"{report_file}: a {kind} report; claims need a compare or run report")
+    if kind not in (*TIMING_KINDS, "finetune"):
+        raise UsageError(
+            f"{report_file}: a {kind} report; claims need a compare or run report "
+            "(or a finetune report for the training claim)"
+        )
     for path in maxbatch_reports or []:
         other, _data = report_mod.load_header(path)
         if other != "maxbatch":
@@ -999,10 +1039,155 @@ def claims_cmd(
 
     timing = report_mod.load(report_file)
     extra = [report_mod.load(path) for path in maxbatch_reports or []]
-    verdicts = evaluate(timing, extra)
+    if timing.kind == "finetune":  # the training-speed claim
+        from emobench.claims import evaluate_training
+
+        verdicts = evaluate_training(timing)
+    else:
+        verdicts = evaluate(timing, extra)
     _stdout_console().print(claims_table(verdicts))
     if markdown is not None:
         _write_text(markdown, claims_markdown(verdicts))
+
+
+@app.command("finetune")
+@clean_errors
+def finetune_cmd(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="FER2013 CSV (emotion, pixels, optional Usage) or a folder with one sub-folder "
+            "per class (optionally under train/, val/, test/)."
+        ),
+    ],
+    backbone: Annotated[str, typer.Option(help="Backbone: vgg16, vgg19 or resnet18.")] = "vgg16",
+    device: DeviceOpt = "auto",
+    pipeline: Annotated[
+        list[str] | None,
+        typer.Option(help="upscale224 or direct48; repeat for both (default: both)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs per pipeline.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 64,
+    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate (default sgd 0.01, adamw 0.001).")
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="Weight decay (default sgd 5e-4, adamw 0.05).")
+    ] = None,
+    schedule: Annotated[
+        str, typer.Option(help="cosine (to 0 over the epochs) or step (/10 every third).")
+    ] = "cosine",
+    label_smoothing: Annotated[
+        float, typer.Option(help="Cross-entropy label smoothing, 0 to <1.")
+    ] = 0.0,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            help="ImageNet weights from the torchvision cache; --no-pretrained: random init."
+        ),
+    ] = True,
+    freeze_backbone: Annotated[
+        bool, typer.Option(help="Linear probing: train only the head.")
+    ] = False,
+    precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16 (autocast).")] = "fp32",
+    channels_last: Annotated[
+        bool, typer.Option(help="Run the model in channels-last memory format.")
+    ] = False,
+    compile_mode: Annotated[
+        str,
+        typer.Option(
+            "--compile", help="torch.compile mode: none, default, reduce-overhead, max-autotune."
+        ),
+    ] = "none",
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+    seed: Annotated[int, typer.Option(help="First seed (weights, order, augmentation).")] = 0,
+    seeds: Annotated[
+        int, typer.Option(help="Repeat the whole fine-tune with this many seeds.")
+    ] = 1,
+    target_acc: Annotated[
+        float | None,
+        typer.Option(help="Report the training time until validation accuracy reaches this."),
+    ] = None,
+    val_fraction: Annotated[
+        float, typer.Option(help="Validation share when the data has no given splits.")
+    ] = 0.1,
+    test_fraction: Annotated[
+        float, typer.Option(help="Test share when the data has no given splits.")
+    ] = 0.1,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where best/last checkpoints go (default results/finetune/<run>)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from its checkpoints.")
+    ] = False,
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fine-tune upscale224 and direct48 with one recipe; score both on the same test images.
+
+    Example: emobench finetune --backbone vgg16 --data fer2013.csv --device cuda --epochs 10
+    """
+    import torch
+
+    from emobench import report as report_mod
+    from emobench.config import compile_unavailable, resolve_device
+    from emobench.datasets import load_labeled
+    from emobench.finetune import FinetuneConfig, run_finetune
+    from emobench.models import get_backbone
+    from emobench.render import finetune_progress, render_finetune
+
+    get_backbone(backbone)  # an unknown backbone fails here
+    folder = checkpoint_dir or RESULTS_DIR / "finetune" / f"{backbone}-{data.stem}"
+    config = FinetuneConfig(
+        backbone=backbone,
+        data=str(data),
+        device=device,
+        pipelines=tuple(pipeline or ("upscale224", "direct48")),
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        label_smoothing=label_smoothing,
+        pretrained=pretrained,
+        freeze_backbone=freeze_backbone,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_mode,
+        workers=workers,
+        seed=seed,
+        seeds=seeds,
+        target_acc=target_acc,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        checkpoint_dir=str(folder),
+        resume=resume,
+    )
+    resolved = resolve_device(device)
+    if compile_mode != "none" and (why := compile_unavailable(resolved)):
+        raise UsageError(f"--compile {compile_mode}: {why}")
+    path = out or default_report_path(backbone, str(resolved), "finetune")
+    fileio.check_output(path, "--out", report=True, force=False)
+    labeled = load_labeled(data, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cores and torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
+    try:
+        with finetune_progress(_stderr_console()) as progress:
+            result = run_finetune(config, labeled, resolved, progress=progress)
+    except KeyboardInterrupt:
+        raise _fail(
+            f"interrupted; checkpoints are in {folder}: rerun with --resume to continue", 130
+        ) from None
+    _save_report(result, path)
+    typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
+    if json_out:
+        sys.stdout.write(report_mod.to_json(result))
+    else:
+        render_finetune(result, _stdout_console())
 
 
 @app.command("models")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emobench import report as R
 from emobench.errors import UsageError
+
+if TYPE_CHECKING:
+    from emobench.tradeoff import Tradeoff
 
 INSTALL_HINT = "--plot needs matplotlib: pip install 'emobench[plot]' (or pip install matplotlib)"
 RATIO_KEYS = (
@@ -79,6 +83,68 @@ def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
     ax_ratio.set_xlabel("upscale224 / direct48 (> 1: direct48 wins)")
     ax_ratio.set_title("ratios")
     ax_ratio.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_tradeoff(tradeoff: Tradeoff, out: Path) -> None:
+    """Test accuracy against batch-1 latency and against training time per epoch, one point per
+    backbone and pipeline, the Pareto front (cheaper and at least as accurate) drawn as a line."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emobench.tradeoff import pareto_front
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, key, label in (
+        (axes[0], "latency_b1_ms", "latency, batch 1 (ms)"),
+        (axes[1], "train_s_per_epoch", "training time per epoch (s)"),
+    ):
+        rows = [
+            r
+            for r in tradeoff.rows
+            if r.values.get(key) is not None and r.values.get("accuracy") is not None
+        ]
+        points = [(float(r.values[key] or 0.0), float(r.values["accuracy"] or 0.0)) for r in rows]
+        front = pareto_front(points)
+        for r, (x, y), on in zip(rows, points, front, strict=True):
+            marker = "o" if r.pipeline == R.DIRECT else "s"
+            ax.scatter([x], [y * 100], marker=marker, s=70 if on else 40)
+            ax.annotate(
+                f"{r.backbone}/{r.pipeline}",
+                (x, y * 100),
+                fontsize=8,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        line = sorted(p for p, on in zip(points, front, strict=True) if on)
+        if line:
+            ax.step(
+                [p[0] for p in line],
+                [p[1] * 100 for p in line],
+                where="post",
+                color="tab:green",
+                linewidth=1.2,
+            )
+            ax.scatter(
+                [p[0] for p in line],
+                [p[1] * 100 for p in line],
+                s=220,
+                facecolors="none",
+                edgecolors="tab:green",
+                label="Pareto front",
+            )
+            ax.legend(fontsize=8)
+        ax.set_xlim(left=0)
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(f"accuracy against {label.split(' (')[0]}")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -310,3 +310,34 @@ def model_catalogue(extra: tuple[str, ...] = ()) -> list[ModelInfo]:
                 )
             )
     return infos
+
+
+# -- the speed/accuracy trade-off (finetune reports next to compare/run/maxbatch ones) ---------
+
+
+def has_finetune(paths: list[Path]) -> bool:
+    """Whether any of these reports is a finetune report (then `report` shows the trade-off)."""
+    return any(R.load_header(p)[0] == "finetune" for p in paths)
+
+
+def load_any_reports(paths: list[Path]) -> list[tuple[Path, R.Report]]:
+    """Load reports of every kind, for the trade-off table."""
+    if not paths:
+        raise ReportError("no report files given")
+    return [(p, R.load(p)) for p in paths]
+
+
+def tradeoff_csv_rows(tradeoff: Any) -> list[dict[str, Any]]:
+    """One row per backbone and pipeline; a column per trade-off value and its source."""
+    from emobench.tradeoff import TRADEOFF_COLUMNS
+
+    out = []
+    for row in tradeoff.rows:
+        flat: dict[str, Any] = {"backbone": row.backbone, "pipeline": row.pipeline}
+        for key, _, _ in TRADEOFF_COLUMNS:
+            flat[key] = row.values.get(key)
+            flat[f"{key}_source"] = row.sources.get(key)
+        flat["accuracy_std"] = row.accuracy_std
+        flat["seeds"] = row.seeds
+        out.append(flat)
+    return out

@@ -9,17 +9,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from emobench import machine
 from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
 from emobench.calibrate import Calibration
 from emobench.claims import ClaimVerdict
+from emobench.finetune import FinetuneProgress
 from emobench.measure.stats import MIN_SAMPLES_FOR
 from emobench.readout import ClassRatios, MergedRow, ModelInfo
 from emobench.report import MetricRow, PipelineResult, Report, metric_rows, stats_for
 from emobench.runner import ProgressFn
+from emobench.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
 
 ABSENT = "—"  # a measurement this device cannot take
 BYTE_UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
@@ -598,3 +607,192 @@ def calibration_table(calibrations: list[Calibration], alpha: float) -> Table:
             f"{c.detectable:.1%}",
         )
     return table
+
+
+# -- fine-tuning -------------------------------------------------------------------------------
+
+
+@contextmanager
+def finetune_progress(console: Console) -> Iterator[FinetuneProgress]:
+    """A Rich bar per epoch with the running loss (and validation accuracy at its end) on a
+    terminal; one plain line per finished epoch otherwise."""
+    if not console.is_terminal:
+        started = time.perf_counter()
+
+        def plain(
+            pipeline: str,
+            seed: int,
+            epoch: int,
+            epochs: int,
+            batch: int,
+            batches: int,
+            loss: float,
+            val_acc: float | None,
+        ) -> None:
+            if val_acc is None:
+                return
+            console.print(
+                f"[{time.perf_counter() - started:7.1f} s] {pipeline} seed {seed} epoch "
+                f"{epoch}/{epochs}: loss {loss:.4f}, val acc {val_acc:.1%}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+        yield plain
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[tuple[str, int, int], TaskID] = {}
+
+        def update(
+            pipeline: str,
+            seed: int,
+            epoch: int,
+            epochs: int,
+            batch: int,
+            batches: int,
+            loss: float,
+            val_acc: float | None,
+        ) -> None:
+            key = (pipeline, seed, epoch)
+            if key not in tasks:
+                tasks[key] = progress.add_task(
+                    f"{pipeline} seed {seed} epoch {epoch}/{epochs}", total=batches, status=""
+                )
+            status = f"loss {loss:.4f}" + ("" if val_acc is None else f"  val acc {val_acc:.1%}")
+            progress.update(tasks[key], completed=batch, status=status)
+
+        yield update
+
+
+def finetune_table(report: Report) -> Table:
+    ft = report.finetune
+    table = Table(title=f"fine-tune on {report.config.get('resolved_device')}")
+    cols = (
+        "pipeline",
+        "seed",
+        "best epoch",
+        "test acc",
+        "macro-F1",
+        "latency b1",
+        "s/epoch (data / prep / step)",
+        "images/s",
+        "train peak",
+        "to target",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col == "pipeline" else "right")
+    for r in ft.runs if ft else []:
+        e = r.epochs
+        med = sorted(e, key=lambda x: x.train_s)[len(e) // 2]
+        peak = r.train_peak.tensor_peak_bytes if r.train_peak else None
+        target = (
+            ABSENT
+            if r.target_accuracy is None
+            else "not reached"
+            if r.time_to_target_s is None
+            else f"{r.time_to_target_s:.1f} s (epoch {r.epoch_to_target})"
+        )
+        table.add_row(
+            r.pipeline,
+            str(r.seed),
+            str(r.best_epoch),
+            f"{r.test.accuracy:.1%}",
+            f"{r.test.macro_f1:.3f}",
+            fmt_value(r.test.latency_b1_ms, "ms"),
+            f"{r.train_s_per_epoch:.2f} ({med.data_s:.2f} / {med.preprocess_s:.2f} / "
+            f"{med.step_s:.2f})",
+            f"{med.images_per_s:,.0f}",
+            fmt_value(peak, "bytes"),
+            target,
+        )
+    return table
+
+
+def render_finetune(report: Report, console: Console) -> None:
+    from emobench.finetune_results import verdict_sentence
+
+    ft = report.finetune
+    if ft is None:
+        return
+    data = ft.data
+    console.print(finetune_table(report))
+    console.print(
+        f"data: {data.get('path')} ({data.get('format')}, {len(data.get('class_names', []))} "
+        f"classes, split {data.get('split_method')}); best epoch chosen on "
+        f"{data.get('selection_split')}, scored on {data.get('score_split')}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for s in ft.spread:
+        if s.seeds > 1:
+            console.print(
+                f"{s.pipeline}: test accuracy {s.accuracy_mean:.1%} ± {s.accuracy_std:.1%}, "
+                f"macro-F1 {s.macro_f1_mean:.3f} ± {s.macro_f1_std:.3f} over {s.seeds} seeds",
+                markup=False,
+                highlight=False,
+            )
+    console.print(verdict_sentence(ft.paired), markup=False, highlight=False, soft_wrap=True)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _tradeoff_cells(row: TradeoffRow, front: set[tuple[str, str]]) -> list[str]:
+    cells = []
+    for key, _, unit in TRADEOFF_COLUMNS:
+        text = fmt_value(row.values.get(key), unit)
+        if key == "accuracy" and row.seeds > 1 and row.accuracy_std is not None:
+            text += f" ± {row.accuracy_std:.1%}"
+        cells.append(text)
+    star = "*" if (row.backbone, row.pipeline) in front else ""
+    return [row.backbone, row.pipeline + star, *cells]
+
+
+def _latency_front(tradeoff: Tradeoff) -> set[tuple[str, str]]:
+    from emobench.tradeoff import pareto_front
+
+    rows = [
+        r
+        for r in tradeoff.rows
+        if r.values.get("accuracy") is not None and r.values.get("latency_b1_ms") is not None
+    ]
+    points = [(r.values["latency_b1_ms"] or 0.0, r.values["accuracy"] or 0.0) for r in rows]
+    return {
+        (r.backbone, r.pipeline) for r, on in zip(rows, pareto_front(points), strict=True) if on
+    }
+
+
+def tradeoff_table(tradeoff: Tradeoff) -> Table:
+    table = Table(title="speed against accuracy (* on the accuracy/latency Pareto front)")
+    table.add_column("backbone")
+    table.add_column("pipeline")
+    for _, header, _ in TRADEOFF_COLUMNS:
+        table.add_column(header, justify="right")
+    front = _latency_front(tradeoff)
+    for row in tradeoff.rows:
+        table.add_row(*_tradeoff_cells(row, front))
+    return table
+
+
+def tradeoff_lines(tradeoff: Tradeoff) -> list[str]:
+    return [f"{b}: {v}" for b, v in tradeoff.verdicts.items()] + tradeoff.notes
+
+
+def tradeoff_markdown(tradeoff: Tradeoff) -> str:
+    head = ["backbone", "pipeline", *[h for _, h, _ in TRADEOFF_COLUMNS]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    front = _latency_front(tradeoff)
+    for row in tradeoff.rows:
+        lines.append("| " + " | ".join(_tradeoff_cells(row, front)) + " |")
+    lines.append("")
+    lines.append("\\* on the accuracy/latency Pareto front")
+    lines += ["", *(f"- {line}" for line in tradeoff_lines(tradeoff))]
+    return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from emobench import files
 from emobench.errors import ReportError
 
 if TYPE_CHECKING:
+    from emobench.finetune_results import FinetuneSummary
     from emobench.measure.contention import Contention
     from emobench.measure.flops import ParamCounts
     from emobench.measure.limits import DeviceLimits
@@ -48,7 +49,7 @@ from emobench.metrics import (  # noqa: F401
 SCHEMA = "emobench.report"
 SCHEMA_VERSION = 1
 MIN_SCHEMA_VERSION = 1  # the oldest version this emobench reads
-KINDS = ("compare", "run", "maxbatch")
+KINDS = ("compare", "run", "maxbatch", "finetune")
 MAX_REPORT_BYTES = 256 * 2**20  # ours are a few MB; anything larger is refused unread
 
 
@@ -222,6 +223,7 @@ class Report:
     # run-to-run spread allows; per "backbone/key", the ratio of every calibration run
     thresholds: dict[str, float] = field(default_factory=dict)
     run_ratios: dict[str, list[float]] = field(default_factory=dict)
+    finetune: FinetuneSummary | None = None  # kind "finetune": training, test scores, paired
 
     def paired_ratio(self, backbone: str, key: str) -> PairedRatio | None:
         return next((p for p in self.paired if p.backbone == backbone and p.key == key), None)
@@ -289,6 +291,10 @@ def check_header(data: Any, source: str = "report") -> str:
         raise ReportError(
             f"{source}: unknown report kind {kind!r}; expected one of: {', '.join(KINDS)}"
         )
+    if kind == "finetune":
+        if not isinstance(data.get("finetune"), dict):
+            raise ReportError(f"{source}: a finetune report with no finetune results")
+        return str(kind)
     key = "maxbatch" if kind == "maxbatch" else "results"
     entries = data.get(key)
     if not isinstance(entries, list) or not entries:
@@ -331,6 +337,7 @@ def load(path: Path) -> Report:
 def _result_types() -> dict[str, Any]:
     """The measurement result classes the report's annotations name (their modules import
     torch, so they are looked up only when a report is rebuilt)."""
+    from emobench.finetune_results import FinetuneSummary
     from emobench.measure.contention import Contention
     from emobench.measure.flops import ParamCounts
     from emobench.measure.limits import DeviceLimits
@@ -343,6 +350,7 @@ def _result_types() -> dict[str, Any]:
     return {
         c.__name__: c
         for c in (
+            FinetuneSummary,
             Contention,
             ParamCounts,
             DeviceLimits,
