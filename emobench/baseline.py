@@ -430,9 +430,10 @@ def _portable(
     """A ratio moved beyond the tolerance fails, unless both reports' own samples give
     overlapping 95% intervals for it (then the move is within noise)."""
     assert base.ratio is not None and cur.ratio is not None
-    calibrated = base.key in baseline.thresholds
+    carried = baseline.thresholds.get(f"{backbone}/{base.key}")
+    calibrated = carried is not None
     tol = _threshold(
-        rules, base.key, R.PORTABLE, baseline.thresholds.get(base.key, DEFAULT_PORTABLE_TOLERANCE)
+        rules, base.key, R.PORTABLE, carried if carried is not None else DEFAULT_PORTABLE_TOLERANCE
     )
     runs = baseline.run_ratios.get(f"{backbone}/{base.key}")
     base_ratio = statistics.median(runs) if runs else base.ratio

@@ -5,9 +5,9 @@ The unit of replication is the run, not the sample: samples inside one run are t
 differ, so the thresholds come from run-to-run spread. Each headline ratio is taken on a log
 scale (a 20% rise and its inverse are the same size); with N runs giving standard deviation s,
 a new run's log-ratio differs from the baseline (the median of the N) by noise of about
-s * sqrt(1 + 1/N). The gate's threshold at false-alarm rate alpha (two-sided) is Student's
-t(1 - alpha/2, N - 1) times that; the smallest change it detects with 80% power adds
-z(0.8) times the same noise.
+s * sqrt(1 + 1/N). With m ratios gated, each gets alpha / m so that the whole gate's false-alarm
+rate is alpha (Bonferroni); a ratio's threshold (two-sided) is Student's t(1 - alpha/(2m), N - 1)
+times that noise; the smallest change it detects with 80% power adds z(0.8) times the same.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from emobench import report as R
 
-DEFAULT_ALPHA = 0.01
+DEFAULT_ALPHA = 0.05  # for the whole gate (all ratios together), split Bonferroni-style
 POWER = 0.80
 MIN_THRESHOLD = 0.03  # never gate tighter than 3%: identical runs would give 0
 MIN_RUNS = 3
@@ -52,19 +52,28 @@ def run_ratios(reports: list[R.Report]) -> dict[tuple[str, str], list[float]]:
 
 def calibrate(reports: list[R.Report], alpha: float = DEFAULT_ALPHA) -> list[Calibration]:
     """Per portable ratio: run-to-run spread, the gate's threshold and the detectable change."""
-    from scipy.stats import norm, t
-
     if len(reports) < MIN_RUNS:
         raise ValueError(f"calibration needs at least {MIN_RUNS} runs, got {len(reports)}")
+    return calibrate_values(run_ratios(reports), alpha)
+
+
+def calibrate_values(
+    values_by_key: dict[tuple[str, str], list[float]], alpha: float = DEFAULT_ALPHA
+) -> list[Calibration]:
+    """The thresholds for these per-run ratios. `alpha` is the false-alarm rate of the whole
+    gate: with m ratios checked, each gets alpha / m (Bonferroni), so a run of an unchanged
+    tree fails with probability at most alpha, not m times that."""
+    from scipy.stats import norm, t
+
+    usable = {k: v for k, v in values_by_key.items() if len(v) >= MIN_RUNS}
+    per_ratio = alpha / max(1, len(usable))
     out = []
-    for (backbone, key), values in run_ratios(reports).items():
+    for (backbone, key), values in usable.items():
         n = len(values)
-        if n < MIN_RUNS:
-            continue
         logs = [math.log(v) for v in values]
         sd = statistics.stdev(logs)
         noise = sd * math.sqrt(1 + 1 / n)
-        crit = float(t.ppf(1 - alpha / 2, n - 1))
+        crit = float(t.ppf(1 - per_ratio / 2, n - 1))
         threshold = max(MIN_THRESHOLD, math.expm1(crit * noise))
         detectable = max(threshold, math.expm1((crit + float(norm.ppf(POWER))) * noise))
         out.append(
@@ -83,11 +92,8 @@ def calibrate(reports: list[R.Report], alpha: float = DEFAULT_ALPHA) -> list[Cal
 
 
 def thresholds(calibrations: list[Calibration]) -> dict[str, float]:
-    """One threshold per metric key (the largest over backbones): what a baseline carries."""
-    out: dict[str, float] = {}
-    for c in calibrations:
-        out[c.key] = max(out.get(c.key, 0.0), c.threshold)
-    return out
+    """One threshold per ratio, keyed "backbone/metric": what a baseline carries."""
+    return {f"{c.backbone}/{c.key}": c.threshold for c in calibrations}
 
 
 def combine_runs(reports: list[R.Report]) -> R.Report:

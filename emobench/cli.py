@@ -1224,8 +1224,11 @@ def calibrate_cmd(
         int, typer.Option(help="Back-to-back runs of the unchanged tree (at least 3).")
     ] = 5,
     alpha: Annotated[
-        float, typer.Option(help="False-alarm rate per ratio the thresholds allow.")
-    ] = 0.01,
+        float,
+        typer.Option(
+            help="False-alarm rate of the whole gate (split over the ratios, Bonferroni)."
+        ),
+    ] = 0.05,
     save_baseline: Annotated[
         str | None,
         typer.Option(

@@ -219,8 +219,8 @@ class Report:
     contention: Contention | None = None  # other load on the machine during the run
     budget: RunBudget | None = None
     paired: list[PairedRatio] = field(default_factory=list)
-    # A/A calibration (emobench calibrate): per metric key, the portable tolerance that the
-    # run-to-run spread allows; per "backbone/key", the ratio of every calibration run
+    # A/A calibration (emobench calibrate), both keyed "backbone/metric": the portable
+    # tolerance the run-to-run spread allows, and the ratio of every calibration run
     thresholds: dict[str, float] = field(default_factory=dict)
     run_ratios: dict[str, list[float]] = field(default_factory=dict)
     finetune: FinetuneSummary | None = None  # kind "finetune": training, test scores, paired

@@ -22,20 +22,23 @@ def runs() -> list:
 
 
 def test_threshold_is_students_t_times_the_run_to_run_noise() -> None:
-    cal = {(c.backbone, c.key): c for c in calibrate(runs(), alpha=0.01)}
+    calibrations = calibrate(runs(), alpha=0.05)
+    cal = {(c.backbone, c.key): c for c in calibrations}
     c = cal[("vgg16", "latency_b1_median_ms")]
+    per_ratio = 0.05 / len(calibrations)  # Bonferroni: the whole gate's rate is 5%
     ratios = [statistics.median(TIGHT_UP) / (statistics.median(TIGHT_DN) * f) for f in DRIFT]
     sd = statistics.stdev(math.log(r) for r in ratios)
     noise = sd * math.sqrt(1 + 1 / 5)
     assert c.runs == 5 and c.log_sd == pytest.approx(sd)
-    assert c.threshold == pytest.approx(max(MIN_THRESHOLD, math.expm1(t.ppf(0.995, 4) * noise)))
-    assert c.detectable == pytest.approx(math.expm1((t.ppf(0.995, 4) + norm.ppf(0.8)) * noise))
+    crit = t.ppf(1 - per_ratio / 2, 4)
+    assert c.threshold == pytest.approx(max(MIN_THRESHOLD, math.expm1(crit * noise)))
+    assert c.detectable == pytest.approx(math.expm1((crit + norm.ppf(0.8)) * noise))
     assert c.spread == pytest.approx(max(ratios) / min(ratios) - 1)
 
 
 def test_calibrated_baseline_gates_at_its_own_threshold() -> None:
     base, _ = calibrated_baseline(runs())
-    threshold = base.thresholds["latency_b1_median_ms"]
+    threshold = base.thresholds["vgg16/latency_b1_median_ms"]
     assert 0.03 <= threshold < 0.5
     assert len(base.run_ratios["vgg16/latency_b1_median_ms"]) == 5
     median_ratio = statistics.median(base.run_ratios["vgg16/latency_b1_median_ms"])
@@ -82,7 +85,7 @@ def test_calibrate_command_stores_a_baseline_with_thresholds(suite) -> None:
     assert "A/A calibration" in result.stdout and "latency_b1_median_ms" in result.stdout
     (stored,) = (suite.parent / "results" / "baselines" / "tiny").iterdir()
     data = json.loads(stored.read_text())
-    assert data["thresholds"]["latency_b1_median_ms"] >= MIN_THRESHOLD
+    assert data["thresholds"]["resnet18/latency_b1_median_ms"] >= MIN_THRESHOLD
     assert len(data["run_ratios"]["resnet18/latency_b1_median_ms"]) == 3
     table = json.loads((suite.parent / "c.json").read_text())
     assert {row["key"] for row in table} >= {"latency_b1_median_ms", "throughput_b2_images_per_s"}
