@@ -129,3 +129,21 @@ def test_calibrate_refuses_bad_options_before_running(suite) -> None:
         result = CliRunner().invoke(app, ["calibrate", str(suite), *args])
         assert result.exit_code == 2 and message in result.stderr
         assert not (suite.parent / "results").exists()
+
+
+def test_a_kind_rule_is_a_floor_under_calibrated_thresholds() -> None:
+    base, _ = calibrated_baseline(runs())
+    carried = base.thresholds["vgg16/latency_b1_median_ms"]
+    cur = make_report(dn_latency=[s * 1.0 for s in TIGHT_DN])
+
+    def tol(rules: dict[str, float]) -> float | None:
+        v = next(
+            v for v in B.check(cur, base, rules)
+            if v.pipeline == "ratio" and v.metric == "latency_b1_median_ms"
+        )  # fmt: skip
+        return v.threshold
+
+    assert tol({}) == carried
+    assert tol({"portable": carried + 0.2}) == pytest.approx(carried + 0.2)  # looser floor wins
+    assert tol({"portable": 0.0}) == carried  # a tighter kind rule does not undercut it
+    assert tol({"latency_b1_median_ms": 0.01}) == 0.01  # a key rule is exact
