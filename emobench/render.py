@@ -210,6 +210,7 @@ def stopping_line(report: Report) -> str:
     return (
         f"stopping rule{quick}: >= {c.get('min_iters')} samples, then stop when the median's 95% "
         f"interval is within +-{c.get('target_ci', 0):.0%} or after {c.get('max_time_s')} s"
+        + (" (paired loops of both pipelines: twice that)" if report.paired else "")
         + (f"; loops ended: {counts}" if counts else "")
     )
 
