@@ -1265,10 +1265,7 @@ def calibrate_cmd(
         from emobench.baseline import check_baseline_name
 
         check_baseline_name(save_baseline)
-    reports = []
-    for i in range(runs):
-        typer.echo(f"calibration run {i + 1} of {runs}", err=True)
-        reports.append(_measure_silently(config))
+    reports, _device = _measure_runs(config, runs)
     from emobench.calibrate import calibrated_baseline
     from emobench.render import calibration_table
 
@@ -1293,17 +1290,6 @@ def calibrate_cmd(
             report_mod.save(base, path)
             target = store(path, save_baseline, force=force, directory=directory)
         typer.echo(f"baseline written to {target} with calibrated thresholds")
-
-
-def _measure_silently(config: Any) -> Any:
-    from emobench.data import input_images
-    from emobench.render import progress_display
-    from emobench.runner import preflight, run_benchmark
-
-    images = input_images(config.data, config.seed, config.images_needed)
-    preflight(config)
-    with progress_display(_stderr_console()) as progress:
-        return run_benchmark(config, progress=progress, kind="run", images=images)
 
 
 @app.command("env")
@@ -1338,9 +1324,21 @@ def env_cmd(
 def _measure_and_save(
     config: Any, out: Path | None, kind: str, label: str, force: bool, repeat: int = 1
 ) -> Any:
-    """Check the output path, the inputs' memory and --data, then the device (this is where
-    torch is imported), measure with a progress display, write the report; return it."""
+    """Check the output path, measure `repeat` runs, write the (combined) report; return it."""
     check_report_out(out, force)
+    runs, device = _measure_runs(config, repeat, kind)
+    from emobench.calibrate import combine_runs
+
+    result = combine_runs(runs)
+    path = out or default_report_path(label, str(device))
+    _save_report(result, path)
+    typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
+    return result
+
+
+def _measure_runs(config: Any, repeat: int, kind: str = "run") -> tuple[list[Any], Any]:
+    """Check the inputs' memory and --data, then the device (this is where torch is imported),
+    and measure `repeat` runs with a progress display: (reports, device)."""
     from emobench.config import check_input_memory
 
     check_input_memory(config)  # a batch whose inputs cannot fit fails before allocating
@@ -1354,19 +1352,13 @@ def _measure_and_save(
     device = preflight(config)  # options this device cannot run fail here, before any model
     if device.type == "cuda":
         check_input_memory(config, device)
-    path = out or default_report_path(label, str(device))
     runs = []
     for i in range(repeat):
         if repeat > 1:
             typer.echo(f"run {i + 1} of {repeat}", err=True)
         with progress_display(_stderr_console()) as progress:
             runs.append(run_benchmark(config, progress=progress, kind=kind, images=images))
-    from emobench.calibrate import combine_runs
-
-    result = combine_runs(runs)
-    _save_report(result, path)
-    typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
-    return result
+    return runs, device
 
 
 def _run_and_write(

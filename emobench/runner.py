@@ -11,7 +11,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,10 +165,7 @@ def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
 
 def load_input_images(config: RunConfig) -> np.ndarray:
     """The images every measurement uses: --data when given, else seeded synthetic ones."""
-    needed = max(config.preprocess_images, *config.batch_sizes)
-    if config.data is None:
-        return data_mod.synthetic_images(needed, config.seed)
-    return data_mod.cycle_to(data_mod.load_images(Path(config.data), limit=needed), needed)
+    return data_mod.input_images(config.data, config.seed, config.images_needed)
 
 
 class _Steps:

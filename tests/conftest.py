@@ -69,15 +69,24 @@ def tiny_model(
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
     )
+    return as_emotion_net(body, nn.Linear(4, num_classes), backbone, pipeline)
+
+
+def as_emotion_net(
+    body: nn.Module, head: nn.Module, backbone: str, pipeline: str, freeze: bool = False
+) -> EmotionNet:
+    """A test model as the runner sees one: real input size, all tensors fresh."""
     net = EmotionNet(
         body,
-        nn.Linear(4, num_classes),
+        head,
         backbone_name=backbone,
         pipeline=pipeline,
-        input_size=size,
+        input_size=PIPELINES[pipeline],
         feature_map=(1, 1),
     )
     net.transfer = TransferReport("random", (), {}, tuple(net.state_dict()))
+    if freeze:
+        net.freeze_backbone()
     return net
 
 

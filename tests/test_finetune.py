@@ -134,7 +134,8 @@ from emobench.finetune import (  # noqa: E402
     run_finetune,
 )
 from emobench.finetune_results import verdict_sentence  # noqa: E402
-from emobench.models import PIPELINES, EmotionNet, TransferReport  # noqa: E402
+from emobench.models import PIPELINES, EmotionNet  # noqa: E402
+from tests.conftest import as_emotion_net  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -164,18 +165,7 @@ def small_cnn(
         nn.Linear(32, 32),
         nn.ReLU(),
     )
-    net = EmotionNet(
-        body,
-        nn.Linear(32, num_classes),
-        backbone_name=backbone,
-        pipeline=pipeline,
-        input_size=size,
-        feature_map=(1, 1),
-    )
-    net.transfer = TransferReport("random", (), {}, tuple(net.state_dict()))
-    if freeze_backbone:
-        net.freeze_backbone()
-    return net
+    return as_emotion_net(body, nn.Linear(32, num_classes), backbone, pipeline, freeze_backbone)
 
 
 def _config(tmp_path: Path, **kw: object) -> FinetuneConfig:
