@@ -412,20 +412,31 @@ def _portable(
     cur: R.MetricRow,
     rules: dict[str, float],
 ) -> Verdict:
-    """A ratio moved beyond the tolerance fails, unless both reports' own samples give
-    overlapping 95% intervals for it (then the move is within noise)."""
+    """A ratio moved beyond the tolerance fails.
+
+    Against a baseline of at least 3 runs (calibrate, `baseline save a b c`): the geometric mean
+    of the report's runs (one, or several with `--repeat`) against the baseline runs', at the
+    threshold their run-to-run spread gives (calibrate.gate_threshold; a `portable` kind rule is
+    a floor under it, a rule for the key replaces it). Otherwise a comparison with the median
+    at the rule's tolerance, where overlapping within-run 95% intervals make a move "noisy"."""
+    from emobench import calibrate as C
+
     assert base.ratio is not None and cur.ratio is not None
-    carried = baseline.thresholds.get(f"{backbone}/{base.key}")
-    calibrated = carried is not None
-    if carried is not None and base.key not in rules:
-        # a calibrated threshold; a kind rule (portable:40%) is a floor under it
-        tol = max(carried, rules.get(R.PORTABLE, 0.0))
+    name = f"{backbone}/{base.key}"
+    runs = C.usable(baseline.run_ratios.get(name) or [])
+    cur_runs = C.usable(current.run_ratios.get(name) or [cur.ratio])
+    run_level = len(runs) >= C.MIN_RUNS and bool(cur_runs) and base.key not in rules
+    if run_level:
+        alpha = baseline.gate_alpha
+        if alpha is None or not 0 < alpha < 1:  # older or hand-edited baselines
+            alpha = C.DEFAULT_ALPHA
+        threshold, _ = C.gate_threshold(runs, C.family_size(baseline.run_ratios), alpha)
+        tol = max(threshold, rules.get(R.PORTABLE, 0.0))
+        base_ratio, cur_ratio = C.geometric_mean(runs), C.geometric_mean(cur_runs)
     else:
         tol = _threshold(rules, base.key, R.PORTABLE, DEFAULT_PORTABLE_TOLERANCE)
-    runs = baseline.run_ratios.get(f"{backbone}/{base.key}")
-    base_ratio = statistics.median(runs) if runs else base.ratio
-    cur_runs = current.run_ratios.get(f"{backbone}/{base.key}")
-    cur_ratio = statistics.median(cur_runs) if cur_runs else cur.ratio
+        base_ratio = statistics.median(runs) if runs else base.ratio
+        cur_ratio = statistics.median(cur_runs) if cur_runs else cur.ratio
     delta = _delta(base_ratio, cur_ratio)
 
     def verdict(outcome: str, note: str = "") -> Verdict:
@@ -446,10 +457,11 @@ def _portable(
     if delta is None or abs(delta) <= tol:
         return verdict(PASS)
     direction = "advantage shrank" if cur_ratio < base_ratio else "advantage grew"
-    if calibrated and base.key not in rules:
+    if run_level:
         # the threshold already is the run-to-run noise: within-run intervals would be too narrow
         n = len(runs) if runs else "several"
-        return verdict(FAIL, f"direct48's {direction}; beyond the spread of {n} calibration runs")
+        of = f"{len(cur_runs)} run{'s' if len(cur_runs) > 1 else ''}"
+        return verdict(FAIL, f"direct48's {direction}; {of} beyond the spread of {n} baseline runs")
     base_ci = _ratio_ci(baseline, backbone, base.key)
     cur_ci = _ratio_ci(current, backbone, base.key)
     if base_ci is None or cur_ci is None:
@@ -693,6 +705,17 @@ def check_baseline_name(name: str) -> None:
         raise UsageError(f"--name {name!r}: use a plain file name such as 'ci' or 'h100-vgg16'")
 
 
+def load_runs(paths: list[Path], name: str = "") -> list[R.Report]:
+    """Reports that can be pooled as runs of one baseline: one machine class, one suite."""
+    reports = [_load_baseline(p, name).report for p in paths]
+    classes = {machine_class(r) for r in reports}
+    if len(classes) > 1:
+        raise UsageError(f"the reports come from {len(classes)} machine classes; save each apart")
+    if len({frozenset(_suite(r)) for r in reports}) > 1:
+        raise UsageError("the reports cover different suites; a baseline is one suite's runs")
+    return reports
+
+
 def save_baseline(
     report_path: Path | list[Path],
     name: str,
@@ -702,19 +725,14 @@ def save_baseline(
     """Copy a validated report to NAME/<machine class>.json; never overwrite without force.
 
     Several reports (runs of one suite on one machine class) are stored as one baseline that
-    carries every run's ratios; the check compares with their median.
+    carries every run's ratios; with three or more, the check compares with their geometric
+    mean at the threshold their spread gives (calibrate.gate_threshold).
     """
     from emobench.calibrate import combine_runs
 
     check_baseline_name(name)
     paths = report_path if isinstance(report_path, list) else [report_path]
-    reports = [_load_baseline(p, name).report for p in paths]
-    classes = {machine_class(r) for r in reports}
-    if len(classes) > 1:
-        raise UsageError(f"the reports come from {len(classes)} machine classes; save each apart")
-    if len({frozenset(_suite(r)) for r in reports}) > 1:
-        raise UsageError("the reports cover different suites; a baseline is one suite's runs")
-    report = combine_runs(reports)
+    report = combine_runs(load_runs(paths, name))
     target = directory / name / f"{machine_class(report)}.json"
     if target.exists() and not force:
         raise UsageError(f"baseline {target} already exists; pass --force to overwrite it")

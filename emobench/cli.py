@@ -578,8 +578,9 @@ RepeatOpt = Annotated[
     int,
     typer.Option(
         "--repeat",
-        help="Run the suite N times: the report keeps every run's ratios and the check uses "
-        "their median (the run, not the sample, is the unit of noise).",
+        help="Run the suite N times: the report keeps every run's ratios and the check compares "
+        "their geometric mean with the baseline runs' (the run, not the sample, is the unit of "
+        "noise; more runs, tighter calibrated thresholds).",
         callback=_positive_repeat,
     ),
 ]
@@ -1219,10 +1220,21 @@ def models_cmd(
 @app.command("calibrate")
 @clean_errors
 def calibrate_cmd(
-    config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
+    config_file: Annotated[
+        Path | None, typer.Argument(help="Suite file, e.g. configs/ci.toml (or --from).")
+    ] = None,
     runs: Annotated[
         int, typer.Option(help="Back-to-back runs of the unchanged tree (at least 3).")
     ] = 5,
+    from_reports: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="Calibrate on runs already made (reports of one suite and machine class, "
+            "e.g. earlier CI runs or a baseline; a --repeat report gives each of its runs) "
+            "instead of running the suite; repeat for several.",
+        ),
+    ] = None,
     alpha: Annotated[
         float,
         typer.Option(
@@ -1248,24 +1260,32 @@ def calibrate_cmd(
 
     \b
     Example:
-      emobench calibrate configs/ci.toml --runs 5 --save-baseline ci --force
+      emobench calibrate configs/ci.toml --runs 20 --save-baseline ci --force
+      emobench calibrate --from results/ci-run.json --from old.json --save-baseline ci --force
     """
     import math
 
+    if (config_file is None) == (not from_reports):
+        raise UsageError("give a suite file to run, or --from report files, not both")
     if runs < 3:
         raise UsageError(f"--runs must be >= 3 to estimate a spread, got {runs}")
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise UsageError(f"--alpha must be a probability in (0, 1), got {alpha}")
     if out is not None:
         check_report_out(out, True)
-    from emobench.config import load_suite
-
-    config = load_suite(config_file)
     if save_baseline is not None:
         from emobench.baseline import check_baseline_name
 
         check_baseline_name(save_baseline)
-    reports, _device = _measure_runs(config, runs)
+    if from_reports:
+        from emobench.baseline import load_runs
+
+        reports = load_runs(from_reports)
+    else:
+        from emobench.config import load_suite
+
+        assert config_file is not None
+        reports, _device = _measure_runs(load_suite(config_file), runs)
     from emobench.calibrate import calibrated_baseline
     from emobench.render import calibration_table
 
@@ -1273,7 +1293,7 @@ def calibrate_cmd(
     _stdout_console().print(calibration_table(calibrations, alpha))
     busy = sum(bool(r.contention and r.contention.busy) for r in reports)
     if busy:
-        typer.echo(f"warning: {busy} of {runs} runs shared a busy machine", err=True)
+        typer.echo(f"warning: {busy} of {len(reports)} reports shared a busy machine", err=True)
     if out is not None:
         import dataclasses
         import json

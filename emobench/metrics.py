@@ -168,7 +168,10 @@ CATALOGUE: tuple[Metric, ...] = (
            "The whole uint8 batch at once on the target device: copy, `float()/255`, (upscale224 "
            "only) `F.interpolate(size=224, mode=\"bilinear\", align_corners=False)` on one "
            "channel, broadcast to 3 channels while normalising. Includes the host-to-device copy "
-           "on CUDA (blocked timing there). Agrees with the PIL path to within one gray level.",
+           "on CUDA. Blocked timing: each sample is as many back-to-back calls as fill 10 ms (on "
+           "CUDA always; on the CPU when a call is shorter, e.g. direct48's 0.4 ms for 128 "
+           "images), the mean call of the block. Agrees with the PIL path to within one gray "
+           "level.",
            _pre("batched_tensor")),
     Metric("latency_b1_median_ms", "latency b1, median", "ms", LOWER, PORTABLE,
            "One image through the model: one cold call (*first call*), `--warmup` untimed calls, "

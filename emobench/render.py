@@ -322,7 +322,7 @@ def _verdict_cells(v: Verdict) -> list[str]:
         _cell(v.baseline),
         _cell(v.current),
         ABSENT if v.delta is None else f"{v.delta:+.1%}",
-        ABSENT if v.threshold is None else f"{v.threshold:.0%}",
+        ABSENT if v.threshold is None else f"{v.threshold:.1%}",
         v.verdict + (f" ({v.note})" if v.note else ""),
     ]
 
@@ -588,22 +588,28 @@ def env_class_line(env: dict[str, object]) -> str:
 
 
 def calibration_table(calibrations: list[Calibration], alpha: float) -> Table:
-    """Per ratio: the runs' median and spread, the gate's threshold and the detectable change."""
+    """Per ratio: the runs' centre and spread, the gate's threshold and the detectable change."""
     table = Table(
-        title=f"A/A calibration: run-to-run spread of the ratios (false-alarm rate {alpha:g})",
-        caption="threshold: a ratio moving more than this gates (Student's t on the runs' "
-        "log-ratio spread); detectable: the change it catches 80% of the time",
+        title=f"A/A calibration: run-to-run spread of the ratios (false-alarm rate {alpha:g} "
+        "for the whole gate)",
+        caption="mean: geometric mean of the runs' ratios; spread: largest / smallest - 1; "
+        "log sd: run-to-run standard deviation of log(ratio); threshold: the move that fails "
+        "a check (Student's t on the runs' log-ratio spread, Bonferroni over the ratios; a "
+        "check's repeated runs count as one, as they share the machine's state); detectable: "
+        "the change it catches 80% of the time",
         caption_justify="left",
     )
-    for col in ("backbone", "ratio", "runs", "median", "spread", "threshold", "detectable"):
+    cols = ("backbone", "ratio", "runs", "mean", "spread", "log sd", "threshold", "detectable")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("backbone", "ratio") else "right")
     for c in sorted(calibrations, key=lambda c: (c.backbone, c.key)):
         table.add_row(
             c.backbone,
             c.key,
             str(c.runs),
-            fmt_ratio(c.median_ratio),
+            fmt_ratio(c.mean_ratio),
             f"{c.spread:.1%}",
+            f"{c.log_sd:.1%}",
             f"{c.threshold:.1%}",
             f"{c.detectable:.1%}",
         )

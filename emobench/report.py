@@ -223,6 +223,7 @@ class Report:
     # tolerance the run-to-run spread allows, and the ratio of every calibration run
     thresholds: dict[str, float] = field(default_factory=dict)
     run_ratios: dict[str, list[float]] = field(default_factory=dict)
+    gate_alpha: float | None = None  # the whole gate's false-alarm rate calibration chose
     finetune: FinetuneSummary | None = None  # kind "finetune": training, test scores, paired
 
     def paired_ratio(self, backbone: str, key: str) -> PairedRatio | None:

@@ -76,9 +76,29 @@ def test_throughput_timer_sizes_blocks_to_ten_milliseconds(
     _, name = timing_mod.throughput_timer_for(torch.device("cuda", 0), lambda: None)
     assert name == "cuda_event_blocked x25"
     assert timing_mod.block_calls(0.3) == 34 and timing_mod.block_calls(20.0) == 1
-    assert timing_mod.throughput_timer_for(torch.device("cpu"), lambda: None)[1] == (
-        "perf_counter_ns"
-    )
+
+
+def test_cpu_throughput_timer_blocks_short_calls_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 0.4 ms CPU call is timed 25 calls a sample (ms per call); a 20 ms one call a sample."""
+    calls: list[int] = []
+    cost = {"ms": 0.4}
+    now = {"ns": 0}
+
+    def perf_counter_ns() -> int:
+        return now["ns"]
+
+    def fn() -> None:
+        calls.append(1)
+        now["ns"] += int(cost["ms"] * 1e6)
+
+    monkeypatch.setattr(timing_mod.time, "perf_counter_ns", perf_counter_ns)
+    timer, name = timing_mod.throughput_timer_for(torch.device("cpu"), fn)
+    assert name == "perf_counter_ns_blocked x25" and len(calls) == 2  # sized on the 2nd call
+    calls.clear()
+    assert timer(fn) == pytest.approx(0.4) and len(calls) == 25
+    cost["ms"] = 20.0
+    timer, name = timing_mod.throughput_timer_for(torch.device("cpu"), fn)
+    assert name == "perf_counter_ns" and timer is timing_mod.cpu_timer
 
 
 def test_the_run_makes_its_device_current(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,7 +71,7 @@ def cpu_timer(fn: Callable[[], Any]) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 
 
-BLOCK_MS = 10.0  # a blocked CUDA sample spans at least this much GPU time
+BLOCK_MS = 10.0  # a blocked sample (throughput-like figures) spans at least this much time
 MAX_BLOCK_CALLS = 1000
 
 
@@ -112,12 +112,32 @@ def timer_for(device: torch.device) -> tuple[Timer, str]:
     return cpu_timer, "perf_counter_ns"
 
 
+def cpu_blocked_timer(calls: int) -> Timer:
+    """`calls` back-to-back calls between two perf_counter_ns readings; ms per call."""
+
+    def timer(fn: Callable[[], Any]) -> float:
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter_ns() - start) / 1e6 / calls
+
+    return timer
+
+
 def throughput_timer_for(device: torch.device, fn: Callable[[], Any]) -> tuple[Timer, str]:
-    """The timer for throughput-like figures: on CUDA, blocks of calls between two
-    synchronisations (like torch.utils.benchmark's blocked_autorange), sized from one call of
-    `fn` so a block spans >= BLOCK_MS; on the CPU (synchronous) the per-call timer."""
+    """The timer for throughput-like figures: blocks of calls per sample, sized from one call
+    of `fn` so a block spans >= BLOCK_MS (like torch.utils.benchmark's blocked_autorange).
+    CUDA: one synchronisation per block. CPU: a call shorter than BLOCK_MS is timed in blocks
+    too, so allocator page faults and timer jitter average out inside a sample (a 0.7 ms
+    batched preprocessing call varied +-20% sample to sample, a block of 15 a few %); a longer
+    call keeps the per-call timer. `fn` runs once (CUDA) or twice (CPU: the first may be cold)
+    to size the block."""
     if device.type != "cuda":
-        return timer_for(device)
+        fn()
+        calls = block_calls(cpu_timer(fn))
+        if calls == 1:
+            return timer_for(device)
+        return cpu_blocked_timer(calls), f"perf_counter_ns_blocked x{calls}"
     calls = block_calls(cuda_event_timer(device)(fn))
     return cuda_event_timer(device, calls), f"cuda_event_blocked x{calls}"
 
