@@ -459,9 +459,10 @@ def _portable(
     direction = "advantage shrank" if cur_ratio < base_ratio else "advantage grew"
     if run_level:
         # the threshold already is the run-to-run noise: within-run intervals would be too narrow
-        n = len(runs) if runs else "several"
         of = f"{len(cur_runs)} run{'s' if len(cur_runs) > 1 else ''}"
-        return verdict(FAIL, f"direct48's {direction}; {of} beyond the spread of {n} baseline runs")
+        return verdict(
+            FAIL, f"direct48's {direction}; {of} beyond the spread of {len(runs)} baseline runs"
+        )
     base_ci = _ratio_ci(baseline, backbone, base.key)
     cur_ci = _ratio_ci(current, backbone, base.key)
     if base_ci is None or cur_ci is None:

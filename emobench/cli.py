@@ -580,7 +580,8 @@ RepeatOpt = Annotated[
         "--repeat",
         help="Run the suite N times: the report keeps every run's ratios and the check compares "
         "their geometric mean with the baseline runs' (the run, not the sample, is the unit of "
-        "noise; more runs, tighter calibrated thresholds).",
+        "noise; the N runs share the machine's state, so they damp one disturbed run but do not "
+        "tighten the threshold).",
         callback=_positive_repeat,
     ),
 ]

@@ -219,8 +219,9 @@ class Report:
     contention: Contention | None = None  # other load on the machine during the run
     budget: RunBudget | None = None
     paired: list[PairedRatio] = field(default_factory=list)
-    # A/A calibration (emobench calibrate), both keyed "backbone/metric": the portable
-    # tolerance the run-to-run spread allows, and the ratio of every calibration run
+    # A/A calibration (emobench calibrate), both keyed "backbone/metric": the thresholds it
+    # printed (for the record: check derives them again from run_ratios and gate_alpha), and
+    # the ratio of every run
     thresholds: dict[str, float] = field(default_factory=dict)
     run_ratios: dict[str, list[float]] = field(default_factory=dict)
     gate_alpha: float | None = None  # the whole gate's false-alarm rate calibration chose
