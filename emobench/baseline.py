@@ -27,6 +27,7 @@ from pathlib import Path
 from emobench import machine
 from emobench import report as R
 from emobench.errors import ReportError, UsageError
+from emobench.names import BASELINE_DIR
 
 DEFAULT_PORTABLE_TOLERANCE = 0.25
 DEFAULT_MACHINE_TOLERANCE = 0.10
@@ -34,7 +35,6 @@ MAX_RULE_THRESHOLD = 10.0  # 1000%: a --rule above it could never fail
 SIGNIFICANCE = 0.01  # p-value below which a slowdown counts as real
 BOOTSTRAP_ROUNDS = 400
 BOOTSTRAP_MAX_SAMPLES = 200  # resample at most this many per side: enough for a median's CI
-BASELINE_DIR = Path("results/baselines")
 CANDIDATE_NAME = "baseline-candidate-{machine_class}.json"  # under results/
 
 INVARIANT = "invariant"  # a direction that holds on any machine, checked across classes

@@ -33,6 +33,7 @@ from emobench.errors import (
     Terminated,
     UsageError,
 )
+from emobench.names import BASELINE_DIR, FINETUNE_DIR, MODES, PIPELINE_NAMES, RESULTS_DIR
 
 try:  # typer vendors click from 0.20 on
     from typer._click import exceptions as click_exceptions
@@ -130,10 +131,7 @@ app = typer.Typer(
     context_settings={"max_content_width": 100},
 )
 
-RESULTS_DIR = Path("results")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-BASELINE_DIR = RESULTS_DIR / "baselines"  # baseline.BASELINE_DIR, without importing torch here
-MODES = ("infer", "train")  # maxbatch.MODES, without importing torch here
 
 
 @app.callback()
@@ -502,11 +500,11 @@ def maxbatch(
     """
     if model is not None:
         backbone = check_model_refs([model])[0]
-    pipelines = ("upscale224", "direct48") if pipeline == "both" else (pipeline,)
+    pipelines = PIPELINE_NAMES if pipeline == "both" else (pipeline,)
     _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
     check_report_out(out, force)
 
-    from emobench.config import resolve_device
+    from emobench.device import resolve_device
     from emobench.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
     from emobench.render import progress_display, render_maxbatch
 
@@ -552,7 +550,8 @@ def _check_maxbatch_options(
 ) -> None:
     """The maxbatch options that can be checked without torch (MaxBatchConfig.validate and
     resolve_budget check them again, with the device known)."""
-    from emobench.config import check_backbone, check_pipeline, parse_device_spec
+    from emobench.config import check_backbone, check_pipeline
+    from emobench.device import parse_device_spec
     from emobench.measure import maxbatch as mb
 
     check_backbone(backbone)
@@ -1134,19 +1133,19 @@ def finetune_cmd(
     import torch
 
     from emobench import report as report_mod
-    from emobench.config import compile_unavailable, resolve_device
     from emobench.datasets import load_labeled
+    from emobench.device import compile_unavailable, resolve_device
     from emobench.finetune import FinetuneConfig, run_finetune
     from emobench.models import get_backbone
     from emobench.render import finetune_progress, render_finetune
 
     get_backbone(backbone)  # an unknown backbone fails here
-    folder = checkpoint_dir or RESULTS_DIR / "finetune" / f"{backbone}-{data.stem}"
+    folder = checkpoint_dir or FINETUNE_DIR / f"{backbone}-{data.stem}"
     config = FinetuneConfig(
         backbone=backbone,
         data=str(data),
         device=device,
-        pipelines=tuple(pipeline or ("upscale224", "direct48")),
+        pipelines=tuple(pipeline or PIPELINE_NAMES),
         epochs=epochs,
         batch_size=batch_size,
         optimizer=optimizer,
@@ -1327,7 +1326,7 @@ def env_cmd(
     """
     import json
 
-    from emobench.config import parse_device_spec, resolve_device
+    from emobench.device import parse_device_spec, resolve_device
 
     parse_device_spec(device)  # a misspelt device fails before torch is imported
     from emobench.measure.env import fingerprint

@@ -9,7 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emobench.errors import DeviceUnavailable, UsageError
+from emobench.device import check_cuda_only_options, parse_device_spec
+from emobench.errors import UsageError
+from emobench.names import (
+    COMPILE_MODES,
+    DEFAULT_NUM_CLASSES,
+    INPUT_SIZES,
+    PIPELINE_NAMES,
+    PLUGIN_GROUP,
+    PRECISIONS,
+    RUN_MODES,
+    SOURCE_SIZE,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -34,11 +45,7 @@ QUICK = {
     "target_ci": 0.05,
     "limits_time_s": 0.5,
 }
-DEFAULT_NUM_CLASSES = 7
-ALL_PIPELINES = ("upscale224", "direct48")
-# the registry's names (emobench.models.BACKBONES), known without importing torch; a test keeps
-# the two in step
-PLUGIN_GROUP = "emobench.backbones"  # = emobench.models.plugin.ENTRY_POINT_GROUP
+ALL_PIPELINES = PIPELINE_NAMES
 # the registry's names, here without importing it (torch); a test keeps the two in step
 BACKBONE_NAMES = (
     "vgg11",
@@ -63,9 +70,6 @@ MEASUREMENTS = (
     "transfer",
     "efficiency",
 )
-PRECISIONS = ("fp32", "fp16", "bf16")
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-RUN_MODES = ("infer", "train", "both")
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ class RunConfig:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
         parse_device_spec(self.device)
         if self.device == "cpu":  # known without torch; check_device_options covers "auto"
-            _check_cuda_only_options(self, "cpu")
+            check_cuda_only_options(self, "cpu")
         return self
 
     @property
@@ -165,8 +169,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-INPUT_SIZES = {"upscale224": 224, "direct48": 48}  # emobench.models.PIPELINES, without torch
-GRAY_BYTES_PER_IMAGE = 48 * 48  # uint8 source image
+GRAY_BYTES_PER_IMAGE = SOURCE_SIZE * SOURCE_SIZE  # uint8 source image
 FLOAT_BYTES = 4
 
 
@@ -249,120 +252,9 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise UsageError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
 
 
-def check_device_options(config: RunConfig, device: torch.device) -> None:
-    """Option combinations this device cannot run: UsageError before any model is built."""
-    _check_cuda_only_options(config, device.type)
-    why = emulated_precision(config.precision, device)
-    if why and not config.allow_emulated:
-        raise UsageError(
-            f"--precision {config.precision}: {why}, so it would be emulated (often 10-1000x "
-            "slower than fp32, and not what this hardware would run in production). Use "
-            "--precision fp32, or pass --allow-emulated to measure it anyway"
-        )
-    if config.compile != "none":
-        reason = compile_unavailable(device)
-        if reason:
-            raise UsageError(f"--compile {config.compile}: {reason}")
-
-
-def _check_cuda_only_options(config: RunConfig, device_type: str) -> None:
-    if device_type == "cuda":
-        return
-    if config.precision == "fp16":
-        raise UsageError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
-    if config.cudnn_benchmark or config.tf32:
-        raise UsageError("--cudnn-benchmark and --tf32 apply to CUDA devices only")
-
-
-CUDA_NATIVE = {"bf16": (8, 0), "fp16": (5, 3)}  # compute capability with native arithmetic
-
-
-def _cpu_bf16_native() -> bool:
-    """oneDNN's own check: bf16 kernels for this CPU (AVX-512 core / AVX512_BF16 / AMX)."""
-    import torch
-
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def emulated_precision(precision: str, device: torch.device) -> str | None:
-    """Why `device` would only emulate `precision`, or None when it runs it natively."""
-    if precision == "fp32":
-        return None
-    import torch
-
-    if device.type == "cuda":
-        needed = CUDA_NATIVE[precision]
-        have = torch.cuda.get_device_capability(device)
-        if tuple(have) < needed:
-            name = torch.cuda.get_device_name(device)
-            return (
-                f"{name} is sm_{have[0]}{have[1]}; native {precision} needs "
-                f"sm_{needed[0]}{needed[1]} or newer"
-            )
-        return None
-    if precision == "bf16" and not _cpu_bf16_native():
-        capability = torch.backends.cpu.get_cpu_capability()
-        return f"this CPU has no native bf16 (torch dispatches {capability}; oneDNN: no bf16)"
-    return None
-
-
-def compile_unavailable(device: torch.device) -> str | None:
-    """Why torch.compile cannot run here, or None when it can."""
-    import importlib.util
-    import shutil
-
-    try:
-        import torch
-        import torch._dynamo
-
-        if not torch._dynamo.is_dynamo_supported():
-            return "torch.compile is not supported on this Python/platform"
-    except Exception as exc:  # pragma: no cover - broken torch install
-        return f"torch.compile is unavailable ({exc})"
-    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
-        return "torch.compile on CUDA needs triton, which is not installed"
-    if device.type == "cpu" and not (
-        shutil.which("c++") or shutil.which("g++") or shutil.which("cc")
-    ):
-        return "torch.compile on CPU needs a C++ compiler (g++), none found on PATH"
-    return None
-
-
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise UsageError(f"{name} must be a positive integer, got {value}")
-
-
-def parse_device_spec(spec: str) -> tuple[str, int | None]:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> (kind, index); UsageError for anything else."""
-    if spec in ("auto", "cpu", "cuda"):
-        return spec, None
-    kind, _, index = spec.partition(":")
-    if kind == "cuda" and index.isdigit():
-        return "cuda", int(index)
-    raise UsageError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
-
-
-def resolve_device(spec: str) -> torch.device:
-    """The torch device for a spec; DeviceUnavailable when CUDA or that GPU is missing."""
-    kind, index = parse_device_spec(spec)
-    import torch
-
-    if kind == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if kind == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise DeviceUnavailable(
-            f"--device {spec}: CUDA is not available here "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
-            "use --device cpu or auto"
-        )
-    count = torch.cuda.device_count()
-    index = index or 0
-    if index >= count:
-        raise DeviceUnavailable(f"--device {spec}: only {count} CUDA device(s) are visible")
-    return torch.device("cuda", index)
 
 
 # -- suite files -------------------------------------------------------------------------------

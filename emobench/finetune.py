@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from emobench.config import COMPILE_MODES, PRECISIONS, emulated_precision
 from emobench.datasets import LabeledData, Split
+from emobench.device import emulated_precision
 from emobench.errors import UsageError
 from emobench.finetune_results import (
     EpochMetrics,
@@ -39,6 +39,7 @@ from emobench.finetune_results import (
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import PeakMemory, peak_memory
 from emobench.models import PIPELINES, EmotionNet, build_model
+from emobench.names import COMPILE_MODES, DIRECT, FINETUNE_DIR, PRECISIONS, UPSCALE
 from emobench.pipelines import Pipeline
 from emobench.report import Report
 
@@ -54,8 +55,7 @@ BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 LATENCY_SAMPLES = 20
 LATENCY_WARMUP = 3
-CHECKPOINT_DIR = Path("results") / "finetune"
-UPSCALE, DIRECT = "upscale224", "direct48"
+CHECKPOINT_DIR = FINETUNE_DIR
 
 BuildFn = Callable[..., EmotionNet]
 # (pipeline, seed, epoch, epochs, batch, batches, loss, val_accuracy or None)

@@ -18,16 +18,16 @@ from typing import Any
 import psutil
 import torch
 
-from emobench.config import resolve_device
+from emobench.device import resolve_device
 from emobench.errors import UsageError
 from emobench.measure import maxbatch as mb
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
 from emobench.models import EmotionNet, build_model, check_backbone, get_backbone, input_size
+from emobench.names import MODES
 from emobench.pipelines import Pipeline
 from emobench.report import MaxBatchResult, Report
 
-MODES = ("infer", "train")
 DEFAULT_MAX_BATCH = 65536
 DEFAULT_MARGIN = 0.05
 CPU_FIT_BATCHES = (2, 4, 8, 16)  # always measured; larger ones while they stay cheap

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from emobench.names import DIRECT, UPSCALE
+
 if TYPE_CHECKING:
     from emobench.measure.stats import Stats
     from emobench.report import PipelineResult, Report
 
-UPSCALE = "upscale224"
-DIRECT = "direct48"
+
 EXACT = "exact"  # identical on every machine
 PORTABLE = "portable"  # only meaningful as a ratio between the two pipelines
 MACHINE = "machine"  # absolute figure, tied to the machine that measured it

@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from emobench import data as data_mod
-from emobench.config import RunConfig, check_device_options, emulated_precision, resolve_device
+from emobench.config import RunConfig
+from emobench.device import (
+    apply_backend_settings,
+    check_device_options,
+    emulated_precision,
+    resolve_device,
+)
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.contention import ContentionMonitor, nvml_other_processes
 from emobench.measure.env import fingerprint
@@ -129,38 +135,6 @@ def preflight(config: RunConfig) -> torch.device:
     device = resolve_device(config.device)
     check_device_options(config, device)
     return device
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
-    """Apply --threads, --cudnn-benchmark, --tf32; return the settings in force afterwards.
-
-    Without --threads, torch's default is capped at the cores this process may use (a container
-    or `taskset` share), so its OpenMP threads do not fight each other for fewer cores.
-    """
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    elif torch.get_num_threads() > usable_cores():
-        torch.set_num_threads(usable_cores())
-    if config.cudnn_benchmark is not None:
-        torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    if config.tf32 is not None:
-        torch.backends.cuda.matmul.allow_tf32 = config.tf32
-        torch.backends.cudnn.allow_tf32 = config.tf32
-    return {
-        "num_threads": torch.get_num_threads(),
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
-        "usable_cores": usable_cores(),
-    }
 
 
 def load_input_images(config: RunConfig) -> np.ndarray:

@@ -165,17 +165,17 @@ def pretrained_resnet18(
 @pytest.fixture
 def native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     """This CPU runs bf16 natively, whatever the real one does (tests stay CPU-independent)."""
-    from emobench import config as config_mod
+    from emobench import device as device_mod
 
-    monkeypatch.setattr(config_mod, "_cpu_bf16_native", lambda: True)
+    monkeypatch.setattr(device_mod, "_cpu_bf16_native", lambda: True)
 
 
 @pytest.fixture
 def no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     """This CPU only emulates bf16 (an AVX2-only machine), whatever the real one does."""
-    from emobench import config as config_mod
+    from emobench import device as device_mod
 
-    monkeypatch.setattr(config_mod, "_cpu_bf16_native", lambda: False)
+    monkeypatch.setattr(device_mod, "_cpu_bf16_native", lambda: False)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from emobench import config as config_mod
+from emobench import device as device_mod
 from emobench import runner as runner_mod
 from emobench.cli import app
 from emobench.config import RunConfig
@@ -68,13 +69,13 @@ def test_cuda_precision_needs_the_right_compute_capability(
 ) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
-    why = config_mod.emulated_precision(precision, torch.device("cuda", 0))
+    why = device_mod.emulated_precision(precision, torch.device("cuda", 0))
     assert (why is not None) == emulated
     if emulated:
         assert why == "Tesla T4 is sm_75; native bf16 needs sm_80 or newer"
         config = RunConfig(device="cuda", precision="bf16")
         with pytest.raises(UsageError, match="--allow-emulated"):
-            config_mod.check_device_options(config, torch.device("cuda", 0))
+            device_mod.check_device_options(config, torch.device("cuda", 0))
 
 
 @pytest.mark.parametrize(
@@ -146,8 +147,8 @@ def test_threads_default_to_the_cores_this_process_may_use(
     monkeypatch: pytest.MonkeyPatch, restore_threads: None
 ) -> None:
     torch.set_num_threads(2)
-    monkeypatch.setattr(runner_mod, "usable_cores", lambda: 1)
-    in_force = runner_mod.apply_backend_settings(RunConfig(device="cpu"))
+    monkeypatch.setattr(device_mod, "usable_cores", lambda: 1)
+    in_force = device_mod.apply_backend_settings(RunConfig(device="cpu"))
     assert torch.get_num_threads() == 1 and in_force["num_threads"] == 1
     assert in_force["usable_cores"] == 1
 

@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emobench.cli import app
-from emobench.config import RunConfig, load_suite, parse_device_spec
+from emobench.config import RunConfig, load_suite
+from emobench.device import parse_device_spec
 from emobench.errors import UsageError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emobench.config import RunConfig, resolve_device
+from emobench.config import RunConfig
 from emobench.data import synthetic_images
+from emobench.device import resolve_device
 from emobench.measure.memory import cuda_peak_memory
 from emobench.measure.timing import LoopSettings, time_loop, timer_for
 from emobench.models import build_model

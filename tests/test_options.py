@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from emobench import config as config_mod
+from emobench import device as device_mod
 from emobench.cli import app
 from emobench.config import RunConfig
 from emobench.measure import limits as limits_mod
@@ -57,7 +58,7 @@ def test_incompatible_options_exit_2_before_building(
 
 
 def test_compile_unavailable_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_mod, "compile_unavailable", lambda device: "no C++ compiler")
+    monkeypatch.setattr(device_mod, "compile_unavailable", lambda device: "no C++ compiler")
     result = runner.invoke(
         app, ["compare", *TINY_ARGS, "--compile", "default", "--out", str(tmp_path / "r.json")]
     )
@@ -70,7 +71,7 @@ def test_compile_unavailable_without_compiler(monkeypatch: pytest.MonkeyPatch) -
     import shutil
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert "C++ compiler" in (config_mod.compile_unavailable(torch.device("cpu")) or "")
+    assert "C++ compiler" in (device_mod.compile_unavailable(torch.device("cpu")) or "")
 
 
 def test_compile_plumbing_and_separate_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:

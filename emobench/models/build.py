@@ -20,9 +20,10 @@ from emobench.files import open_regular
 from emobench.models.net import EmotionNet, TransferReport
 from emobench.models.registry import BackboneSpec, get_backbone
 from emobench.models.transfer import STEM_7X7_TO_3X3, DeriveRule, transfer_weights
+from emobench.names import DIRECT, UPSCALE
 
-UPSCALE224 = "upscale224"
-DIRECT48 = "direct48"
+UPSCALE224 = UPSCALE
+DIRECT48 = DIRECT
 PIPELINES: dict[str, int] = {UPSCALE224: 224, DIRECT48: 48}
 
 VGG_BLOCKS_KEPT = 4  # of 5: 48 -> 24 -> 12 -> 6 -> 3

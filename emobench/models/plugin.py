@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from emobench.errors import UsageError
+from emobench.names import PLUGIN_GROUP
 
-ENTRY_POINT_GROUP = "emobench.backbones"
+ENTRY_POINT_GROUP = PLUGIN_GROUP
 PLUGIN_FAMILY = "plugin"
 PLUGIN_SOURCE = "plugin"
 CHECK_DEVICES = ("meta", "cpu")  # meta is free; cpu for a model meta tensors cannot run
