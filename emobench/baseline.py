@@ -28,13 +28,12 @@ from emobench import machine
 from emobench import report as R
 from emobench.errors import ReportError, UsageError
 from emobench.names import BASELINE_DIR
+from emobench.stats.gate import mann_whitney_p_greater, ratio_interval
 
 DEFAULT_PORTABLE_TOLERANCE = 0.25
 DEFAULT_MACHINE_TOLERANCE = 0.10
 MAX_RULE_THRESHOLD = 10.0  # 1000%: a --rule above it could never fail
 SIGNIFICANCE = 0.01  # p-value below which a slowdown counts as real
-BOOTSTRAP_ROUNDS = 400
-BOOTSTRAP_MAX_SAMPLES = 200  # resample at most this many per side: enough for a median's CI
 CANDIDATE_NAME = "baseline-candidate-{machine_class}.json"  # under results/
 
 INVARIANT = "invariant"  # a direction that holds on any machine, checked across classes
@@ -129,18 +128,6 @@ def same_class(a: R.Report, b: R.Report) -> bool:
 
 def _suite(report: R.Report) -> set[tuple[str, str]]:
     return {(r.backbone, r.pipeline) for r in report.results}
-
-
-def mann_whitney_p_greater(current: list[float], baseline: list[float]) -> float:
-    """One-sided p-value that `current` tends to be larger than `baseline`
-    (scipy.stats.mannwhitneyu, tie-corrected); 1.0 when there are too few samples to tell."""
-    from scipy.stats import mannwhitneyu
-
-    if len(current) < 2 or len(baseline) < 2:
-        return 1.0
-    if len(set(current) | set(baseline)) == 1:
-        return 1.0  # all equal: nothing to rank
-    return float(mannwhitneyu(current, baseline, alternative="greater").pvalue)
 
 
 def _samples(result: R.PipelineResult | None, key: str) -> list[float] | None:
@@ -363,30 +350,6 @@ def _exact(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> list[Verdict]:
             )
         )
     return out
-
-
-def ratio_interval(
-    up: list[float], dn: list[float], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile-bootstrap interval (scipy.stats.bootstrap, the two samples resampled
-    independently) of median(up) / median(dn) from one report's own samples."""
-    import numpy as np
-    from scipy.stats import bootstrap
-
-    rng = np.random.default_rng(seed)
-    a = rng.permutation(up)[:BOOTSTRAP_MAX_SAMPLES]
-    b = rng.permutation(dn)[:BOOTSTRAP_MAX_SAMPLES]
-    result = bootstrap(
-        (a, b),
-        lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
-        n_resamples=rounds,
-        method="percentile",
-        paired=False,
-        vectorized=True,
-        random_state=rng,
-    )
-    ci = result.confidence_interval
-    return float(ci.low), float(ci.high)
 
 
 def _ratio_ci(report: R.Report, backbone: str, key: str) -> tuple[float, float] | None:

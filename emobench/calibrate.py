@@ -23,11 +23,15 @@ import statistics
 from dataclasses import dataclass
 
 from emobench import report as R
-
-DEFAULT_ALPHA = 0.05  # for the whole gate (all ratios together), split Bonferroni-style
-POWER = 0.80
-MIN_THRESHOLD = 0.03  # never gate tighter than 3%: identical runs would give 0
-MIN_RUNS = 3
+from emobench.stats.gate import (  # noqa: F401  (re-exported: the gate reads them here)
+    DEFAULT_ALPHA,
+    MIN_RUNS,
+    MIN_THRESHOLD,
+    POWER,
+    gate_threshold,
+    geometric_mean,
+    usable,
+)
 
 
 @dataclass(frozen=True)
@@ -68,38 +72,9 @@ def calibrate(reports: list[R.Report], alpha: float = DEFAULT_ALPHA) -> list[Cal
     return calibrate_values(values, alpha)
 
 
-def usable(values: list[float]) -> list[float]:
-    """The per-run ratios a log scale can take (positive and finite)."""
-    return [v for v in values if v > 0 and math.isfinite(v)]
-
-
-def geometric_mean(values: list[float]) -> float:
-    """The centre the gate compares: the mean on the log scale."""
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
 def family_size(values_by_key: dict[str, list[float]]) -> int:
     """How many ratios the gate tests at once (those with enough runs): the Bonferroni m."""
     return max(1, sum(len(usable(v)) >= MIN_RUNS for v in values_by_key.values()))
-
-
-def gate_threshold(
-    baseline_runs: list[float], family: int, alpha: float = DEFAULT_ALPHA
-) -> tuple[float, float]:
-    """(threshold, detectable change at 80% power) for a check's mean log-ratio against the
-    mean of `baseline_runs` (at least MIN_RUNS), `family` ratios sharing the false-alarm rate
-    `alpha`. Both relative, floored at MIN_THRESHOLD."""
-    from scipy.stats import norm, t
-
-    runs = usable(baseline_runs)
-    n = len(runs)
-    if n < MIN_RUNS:
-        raise ValueError(f"a run-level threshold needs at least {MIN_RUNS} runs, got {n}")
-    sd = statistics.stdev(math.log(v) for v in runs)
-    noise = sd * math.sqrt(1 + 1 / n)  # a check's runs share one machine state: one run
-    crit = float(t.ppf(1 - alpha / family / 2, n - 1))
-    threshold = max(MIN_THRESHOLD, math.expm1(crit * noise))
-    return threshold, max(threshold, math.expm1((crit + float(norm.ppf(POWER))) * noise))
 
 
 def calibrate_values(

@@ -1133,7 +1133,7 @@ def finetune_cmd(
     import torch
 
     from emobench import report as report_mod
-    from emobench.datasets import load_labeled
+    from emobench.data.labeled import load_labeled
     from emobench.device import compile_unavailable, resolve_device
     from emobench.finetune import FinetuneConfig, run_finetune
     from emobench.models import get_backbone
@@ -1362,7 +1362,7 @@ def _measure_runs(config: Any, repeat: int, kind: str = "run") -> tuple[list[Any
     from emobench.config import check_input_memory
 
     check_input_memory(config)  # a batch whose inputs cannot fit fails before allocating
-    from emobench.data import input_images
+    from emobench.data.images import input_images
 
     images = input_images(config.data, config.seed, config.images_needed)  # bad --data here
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from emobench.datasets import LabeledData, Split
+from emobench.data.labeled import LabeledData, Split
 from emobench.device import emulated_precision
 from emobench.errors import UsageError
 from emobench.finetune_results import (
@@ -42,6 +42,13 @@ from emobench.models import PIPELINES, EmotionNet, build_model
 from emobench.names import COMPILE_MODES, DIRECT, FINETUNE_DIR, PRECISIONS, UPSCALE
 from emobench.pipelines import Pipeline
 from emobench.report import Report
+from emobench.stats.classification import (
+    confusion_matrix,
+    macro_f1,
+    mcnemar_exact,
+    mean_interval,
+    per_class,
+)
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
@@ -51,8 +58,6 @@ MOMENTUM = 0.9
 STEP_GAMMA = 0.1  # the step schedule divides the rate by 10 ...
 STEP_EVERY = 3  # ... at a third and two thirds of the epochs
 CROP_PADDING = 4
-BOOTSTRAP_RESAMPLES = 2000
-CONFIDENCE = 0.95
 LATENCY_SAMPLES = 20
 LATENCY_WARMUP = 3
 CHECKPOINT_DIR = FINETUNE_DIR
@@ -208,63 +213,15 @@ def _loader(
 # -- metrics ------------------------------------------------------------------------------------
 
 
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    out = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(out, (labels, predictions), 1)
-    return out
-
-
-def per_class(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """precision, recall and F1 per class (0 where undefined)."""
-    tp = np.diag(confusion).astype(np.float64)
-    predicted = confusion.sum(axis=0)
-    actual = confusion.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return precision, recall, f1
-
-
-def macro_f1(confusion: np.ndarray) -> float:
-    """Mean F1 over the classes present in the labels."""
-    _, _, f1 = per_class(confusion)
-    present = confusion.sum(axis=1) > 0
-    return float(f1[present].mean()) if present.any() else 0.0
-
-
-def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
-    """Two-sided exact McNemar p-value: a binomial test of the discordant pairs at 1/2."""
-    from scipy.stats import binomtest
-
-    n = only_a_right + only_b_right
-    if n == 0:
-        return 1.0
-    return float(binomtest(min(only_a_right, only_b_right), n, 0.5).pvalue)
-
-
 def paired_comparison(
     labels: np.ndarray, upscale_pred: np.ndarray, direct_pred: np.ndarray, seed: int
 ) -> PairedComparison:
     """direct48 - upscale224 on the same images: McNemar and a percentile bootstrap interval."""
-    from scipy.stats import bootstrap
-
     up_right = upscale_pred == labels
     dn_right = direct_pred == labels
     diff = dn_right.astype(np.float64) - up_right.astype(np.float64)
     point = float(diff.mean()) * 100
-    if np.all(diff == diff[0]):
-        low = high = point  # every resample is identical
-    else:
-        ci = bootstrap(
-            (diff,),
-            np.mean,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            confidence_level=CONFIDENCE,
-            method="percentile",
-            random_state=np.random.default_rng(seed),
-        ).confidence_interval
-        low, high = float(ci.low) * 100, float(ci.high) * 100
+    low, high = (v * 100 for v in mean_interval(diff, seed))
     only_up = int(np.sum(up_right & ~dn_right))
     only_dn = int(np.sum(dn_right & ~up_right))
     return PairedComparison(

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from emobench.names import DIRECT, UPSCALE
 
 if TYPE_CHECKING:
-    from emobench.measure.stats import Stats
     from emobench.report import PipelineResult, Report
+    from emobench.stats.summary import Stats
 
 
 EXACT = "exact"  # identical on every machine

@@ -24,10 +24,10 @@ from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBasel
 from emobench.calibrate import Calibration
 from emobench.claims import ClaimVerdict
 from emobench.finetune import FinetuneProgress
-from emobench.measure.stats import MIN_SAMPLES_FOR
 from emobench.readout import ClassRatios, MergedRow, ModelInfo
 from emobench.report import MetricRow, PipelineResult, Report, metric_rows, stats_for
 from emobench.runner import ProgressFn
+from emobench.stats.summary import MIN_SAMPLES_FOR
 from emobench.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
 
 ABSENT = "—"  # a measurement this device cannot take

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from emobench.measure.maxbatch import LinearFit, Probe
     from emobench.measure.memory import PeakMemory
     from emobench.measure.nvml import MonitorResult
-    from emobench.measure.stats import Stats
     from emobench.measure.timing import TimingResult
+    from emobench.stats.summary import Stats
 
 # the metric catalogue lives in emobench.metrics; these names stay importable from here
 from emobench.metrics import (  # noqa: F401
@@ -179,7 +179,7 @@ class PairedRatio:
     def from_rounds(
         cls, backbone: str, key: str, ratios: list[float], stop_reason: str
     ) -> PairedRatio:
-        from emobench.measure.stats import Stats
+        from emobench.stats.summary import Stats
 
         stats = Stats.from_samples(ratios, "x")
         return cls(
@@ -346,8 +346,8 @@ def _result_types() -> dict[str, Any]:
     from emobench.measure.maxbatch import LinearFit, Probe
     from emobench.measure.memory import PeakMemory
     from emobench.measure.nvml import MonitorResult
-    from emobench.measure.stats import Stats
     from emobench.measure.timing import TimingResult
+    from emobench.stats.summary import Stats
 
     return {
         c.__name__: c

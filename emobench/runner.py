@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emobench import data as data_mod
 from emobench.config import RunConfig
+from emobench.data import images as data_mod
 from emobench.device import (
     apply_backend_settings,
     check_device_options,
@@ -31,7 +31,6 @@ from emobench.measure.env import fingerprint
 from emobench.measure.flops import ParamCounts, count_flops, count_parameters
 from emobench.measure.limits import DeviceLimits, measure_limits
 from emobench.measure.memory import peak_memory
-from emobench.measure.stats import Stats
 from emobench.measure.timing import (
     STOP_BUDGET,
     LoopSettings,
@@ -61,6 +60,7 @@ from emobench.report import (
     Transfer,
     TransferResult,
 )
+from emobench.stats.summary import Stats
 
 # (description, steps done, steps in total)
 ProgressFn = Callable[[str, int, int], None]

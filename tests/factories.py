@@ -6,7 +6,6 @@ import dataclasses
 
 from emobench.measure.flops import ParamCounts
 from emobench.measure.memory import PeakMemory
-from emobench.measure.stats import Stats
 from emobench.measure.timing import TimingResult
 from emobench.report import (
     BatchTiming,
@@ -16,6 +15,7 @@ from emobench.report import (
     Report,
     Transfer,
 )
+from emobench.stats.summary import Stats
 
 TIGHT_UP = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.3]
 TIGHT_DN = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02, 9.98, 10.01, 9.99, 10.03]

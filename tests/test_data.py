@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emobench.data import MAX_LINE_CHARS, cycle_to, load_images, synthetic_images
+from emobench.data.images import MAX_LINE_CHARS, cycle_to, load_images, synthetic_images
 from emobench.errors import DataError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emobench.datasets import (
+from emobench.data.labeled import (
     FER2013_CLASSES,
     load_labeled,
     synthetic_labeled,

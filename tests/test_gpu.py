@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emobench.config import RunConfig
-from emobench.data import synthetic_images
+from emobench.data.images import synthetic_images
 from emobench.device import resolve_device
 from emobench.measure.memory import cuda_peak_memory
 from emobench.measure.timing import LoopSettings, time_loop, timer_for

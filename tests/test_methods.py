@@ -10,8 +10,8 @@ from rich.console import Console
 
 from emobench import runner as runner_mod
 from emobench.config import RunConfig
-from emobench.measure.stats import MIN_SAMPLES_FOR, Stats
 from emobench.render import render_compare
+from emobench.stats.summary import MIN_SAMPLES_FOR, Stats
 from tests.conftest import TINY, tiny_model
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emobench.data import synthetic_images
+from emobench.data.images import synthetic_images
 from emobench.models import build_model
 from emobench.pipelines import Pipeline
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emobench.measure.stats import Stats, median_ci, median_ci_ranks, percentile
 from emobench.measure.timing import STOP_CI, STOP_TIME_CAP, LoopSettings, time_loop
+from emobench.stats.summary import Stats, median_ci, median_ci_ranks, percentile
 
 
 def test_percentile_interpolates_like_numpy() -> None:

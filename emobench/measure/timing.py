@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from emobench.measure.stats import Stats, median_ci_halfwidth
+from emobench.stats.summary import Stats, median_ci_halfwidth
 
 WARMUP_ITERS = 1
 MIN_ITERS = 3

@@ -1,7 +1,7 @@
 """Labelled 48x48 data sets for fine-tuning: FER2013 CSVs and class-per-folder image trees, split
 into train / validation / test.
 
-Pixel parsing reuses `emobench.data`; this module adds labels, class names and splits.
+Pixel parsing reuses `emobench.data.images`; this module adds labels, class names and splits.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emobench.data import IMAGE_SIZE, IMAGE_SUFFIXES, _parse_pixels
+from emobench.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, _parse_pixels
 from emobench.errors import DataError
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
