@@ -18,7 +18,7 @@ import torch.utils.benchmark as tb
 
 from emobench.config import QUICK, RunConfig
 from emobench.models import build_model
-from emobench.report import metric_rows
+from emobench.results import metric_rows
 from emobench.runner import run_benchmark
 
 DEFAULT_TARGET = 150

@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 from emobench import baseline as B
-from emobench import report as R
+from emobench import results as R
 from emobench.calibrate import combine_runs
 from emobench.config import load_suite
 from emobench.runner import run_benchmark

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emobench import machine
-from emobench import report as R
+from emobench import results as R
 from emobench.errors import ReportError, UsageError
 from emobench.names import BASELINE_DIR
 from emobench.stats.gate import mann_whitney_p_greater, ratio_interval

@@ -22,7 +22,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from emobench import report as R
+from emobench import results as R
 from emobench.stats.gate import (  # noqa: F401  (re-exported: the gate reads them here)
     DEFAULT_ALPHA,
     MIN_RUNS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emobench import report as R
+from emobench import results as R
 
 HOLDS_WITHIN = 0.10  # a claim holds when the measured ratio is at least 90% of the claimed one
 INPUT_RATIO = (224 * 224) / (48 * 48)

@@ -206,7 +206,7 @@ def check_report_out(out: Path | None, force: bool) -> None:
 
 
 def _save_report(report: Any, path: Path) -> None:
-    from emobench import report as report_mod
+    from emobench import results as report_mod
 
     report_mod.save(report, path)
     _written.append(path)
@@ -525,7 +525,7 @@ def maxbatch(
     with progress_display(_stderr_console()) as progress:
         result = run_maxbatch(config, progress=progress)
     _save_report(result, path)
-    from emobench import report as report_mod
+    from emobench import results as report_mod
 
     if json_out:
         sys.stdout.write(report_mod.to_json(result))
@@ -650,7 +650,7 @@ def baseline_save(
     Example:
       emobench baseline save results/ci.json --name ci
     """
-    from emobench import report as report_mod
+    from emobench import results as report_mod
     from emobench.baseline import machine_class, save_baseline
     from emobench.machine import describe
 
@@ -738,7 +738,7 @@ def check_cmd(
     Example:
       emobench check results/ci.json --baseline ci --rule portable:30%
     """
-    from emobench import report as report_mod
+    from emobench import results as report_mod
 
     gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force)
     kind, _data = report_mod.load_header(report_file)
@@ -983,7 +983,7 @@ def _tradeoff_report(
     """`emobench report` with a finetune report: the trade-off table, Markdown, CSV, plot."""
     from emobench import readout
     from emobench.render import tradeoff_lines, tradeoff_markdown, tradeoff_table
-    from emobench.report import write_atomic
+    from emobench.results import write_atomic
     from emobench.tradeoff import build_tradeoff
 
     loaded = readout.load_any_reports(files)
@@ -1021,7 +1021,7 @@ def claims_cmd(
     Example:
       emobench claims results/vgg16-cpu.json --maxbatch results/maxbatch-infer.json
     """
-    from emobench import report as report_mod
+    from emobench import results as report_mod
 
     if markdown is not None:
         fileio.check_output(markdown, "--markdown")
@@ -1132,7 +1132,7 @@ def finetune_cmd(
     """
     import torch
 
-    from emobench import report as report_mod
+    from emobench import results as report_mod
     from emobench.data.labeled import load_labeled
     from emobench.device import compile_unavailable, resolve_device
     from emobench.finetune import FinetuneConfig, run_finetune
@@ -1302,7 +1302,7 @@ def calibrate_cmd(
     if save_baseline is not None:
         import tempfile
 
-        from emobench import report as report_mod
+        from emobench import results as report_mod
         from emobench.baseline import save_baseline as store
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -1391,7 +1391,7 @@ def _run_and_write(
     repeat: int = 1,
 ) -> None:
     result = _measure_and_save(config, out, kind, label, force, repeat)
-    from emobench import report as report_mod
+    from emobench import results as report_mod
     from emobench.render import render_compare
 
     if json_out:

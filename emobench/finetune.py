@@ -28,7 +28,13 @@ from torch.utils.data import DataLoader, Dataset
 from emobench.data.labeled import LabeledData, Split
 from emobench.device import emulated_precision
 from emobench.errors import UsageError
-from emobench.finetune_results import (
+from emobench.measure.env import fingerprint
+from emobench.measure.memory import PeakMemory, peak_memory
+from emobench.models import PIPELINES, EmotionNet, build_model
+from emobench.names import COMPILE_MODES, DIRECT, FINETUNE_DIR, PRECISIONS, UPSCALE
+from emobench.pipelines import Pipeline
+from emobench.results import Report
+from emobench.results.finetune import (
     EpochMetrics,
     FinetuneRun,
     FinetuneSummary,
@@ -36,12 +42,6 @@ from emobench.finetune_results import (
     TestScore,
     spread_of,
 )
-from emobench.measure.env import fingerprint
-from emobench.measure.memory import PeakMemory, peak_memory
-from emobench.models import PIPELINES, EmotionNet, build_model
-from emobench.names import COMPILE_MODES, DIRECT, FINETUNE_DIR, PRECISIONS, UPSCALE
-from emobench.pipelines import Pipeline
-from emobench.report import Report
 from emobench.stats.classification import (
     confusion_matrix,
     macro_f1,

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from emobench import report as R
+from emobench import results as R
 from emobench.errors import UsageError
 
 if TYPE_CHECKING:

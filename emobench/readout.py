@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench import machine
-from emobench import report as R
+from emobench import results as R
 from emobench.errors import ReportError
 
 TIMING_KINDS = ("compare", "run")

@@ -25,7 +25,7 @@ from emobench.calibrate import Calibration
 from emobench.claims import ClaimVerdict
 from emobench.finetune import FinetuneProgress
 from emobench.readout import ClassRatios, MergedRow, ModelInfo
-from emobench.report import MetricRow, PipelineResult, Report, metric_rows, stats_for
+from emobench.results import MetricRow, PipelineResult, Report, metric_rows, stats_for
 from emobench.runner import ProgressFn
 from emobench.stats.summary import MIN_SAMPLES_FOR
 from emobench.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
@@ -724,7 +724,7 @@ def finetune_table(report: Report) -> Table:
 
 
 def render_finetune(report: Report, console: Console) -> None:
-    from emobench.finetune_results import verdict_sentence
+    from emobench.results.finetune import verdict_sentence
 
     ft = report.finetune
     if ft is None:

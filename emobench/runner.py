@@ -44,10 +44,9 @@ from emobench.measure.timing import (
     time_loop,
     timer_for,
 )
-from emobench.metrics import DIRECT, UPSCALE
 from emobench.models import build_model
 from emobench.pipelines import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
-from emobench.report import (
+from emobench.results import (
     BatchTiming,
     Efficiency,
     MemoryResult,
@@ -60,6 +59,7 @@ from emobench.report import (
     Transfer,
     TransferResult,
 )
+from emobench.results.metrics import DIRECT, UPSCALE
 from emobench.stats.summary import Stats
 
 # (description, steps done, steps in total)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emobench import report as R
-from emobench.finetune_results import mean_std, verdict_sentence
+from emobench import results as R
+from emobench.results.finetune import mean_std, verdict_sentence
 
 TRADEOFF_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # key, header, unit (render.fmt_value units)

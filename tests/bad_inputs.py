@@ -132,7 +132,7 @@ batch_sizes = [2]
 
 def make_fixtures(folder: Path) -> None:
     """Every file the cases name, under `folder` (which then is the working directory)."""
-    from emobench import report as R
+    from emobench import results as R
     from tests.factories import make_report
 
     folder.mkdir(parents=True, exist_ok=True)

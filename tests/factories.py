@@ -7,7 +7,7 @@ import dataclasses
 from emobench.measure.flops import ParamCounts
 from emobench.measure.memory import PeakMemory
 from emobench.measure.timing import TimingResult
-from emobench.report import (
+from emobench.results import (
     BatchTiming,
     MemoryResult,
     PipelineResult,

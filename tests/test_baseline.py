@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emobench import baseline as B
-from emobench import report as R
+from emobench import results as R
 from emobench.cli import app
 from emobench.errors import ReportError, UsageError
 from emobench.machine import class_id

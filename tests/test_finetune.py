@@ -133,8 +133,8 @@ from emobench.finetune import (  # noqa: E402
     paired_comparison,
     run_finetune,
 )
-from emobench.finetune_results import verdict_sentence  # noqa: E402
 from emobench.models import PIPELINES, EmotionNet  # noqa: E402
+from emobench.results.finetune import verdict_sentence  # noqa: E402
 from tests.conftest import as_emotion_net  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -246,7 +246,7 @@ def test_checkpoints_load_with_weights_only(trained) -> None:  # type: ignore[no
 
 
 def test_report_round_trips_through_json(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from emobench import report as R
+    from emobench import results as R
 
     report, _ = trained
     path = tmp_path / "ft.json"
@@ -389,7 +389,7 @@ def test_bad_options_are_usage_errors() -> None:
 
 from typer.testing import CliRunner  # noqa: E402
 
-from emobench import report as R  # noqa: E402
+from emobench import results as R  # noqa: E402
 from emobench.cli import app  # noqa: E402
 from emobench.tradeoff import build_tradeoff, pareto_front, training_speedup  # noqa: E402
 from tests.factories import make_report  # noqa: E402

@@ -13,7 +13,7 @@ from emobench.errors import UsageError
 from emobench.maxbatch import MaxBatchConfig, make_step, run_maxbatch
 from emobench.measure import maxbatch as mb
 from emobench.models import build_model
-from emobench.report import load
+from emobench.results import load
 
 # a quick real search: the cheapest model, one pipeline, a small budget
 SMALL_CPU_SEARCH = [

@@ -21,7 +21,7 @@ from emobench.measure import nvml
 from emobench.measure.limits import measure_limits
 from emobench.models import build_model
 from emobench.pipelines import Pipeline
-from emobench.report import BatchTiming, MemoryResult, PreprocessResult, metric_rows
+from emobench.results import BatchTiming, MemoryResult, PreprocessResult, metric_rows
 from emobench.runner import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
 from emobench.stats.summary import Stats
 from tests.conftest import TINY, TINY_ARGS, tiny_model
@@ -380,7 +380,7 @@ def test_compare_cli_with_speed_options(tmp_path: Path, native_bf16: None) -> No
 def test_placement_note_names_the_faster_upscale() -> None:
     import dataclasses
 
-    from emobench.report import TransferResult
+    from emobench.results import TransferResult
     from emobench.runner import placement_note
     from tests.factories import pipeline_result
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emobench import readout
-from emobench import report as R
+from emobench import results as R
 from emobench.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
 from emobench.cli import app
 from emobench.machine import class_id, describe

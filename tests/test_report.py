@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emobench import report as R
+from emobench import results as R
 from emobench.config import RunConfig
 from emobench.errors import ReportError
 from emobench.runner import run_benchmark
@@ -153,21 +153,21 @@ def test_latency_cold_start_is_the_models_first_call(monkeypatch: pytest.MonkeyP
 
 
 def test_readme_metric_table_is_the_catalogue() -> None:
-    """The README's metric table is generated from emobench.metrics and cannot drift from it."""
+    """The README metric table is generated from results.metrics and cannot drift from it."""
     from pathlib import Path
 
-    from emobench.metrics import CATALOGUE, README_BEGIN, README_END, markdown_table
+    from emobench.results.metrics import CATALOGUE, README_BEGIN, README_END, markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
-    assert readme[start:end] + "\n" == markdown_table(), "run: python -m emobench.metrics"
+    assert readme[start:end] + "\n" == markdown_table(), "run: python -m emobench.results.metrics"
     keys = [m.key for m in CATALOGUE]
     assert len(keys) == len(set(keys))  # every metric defined once
     assert all(m.how and m.unit and m.kind in ("exact", "portable", "machine") for m in CATALOGUE)
 
 
 def test_catalogue_expands_per_batch_blocks_in_report_order() -> None:
-    from emobench.metrics import metric_defs
+    from emobench.results.metrics import metric_defs
 
     keys = [d.key for d in metric_defs([1, 8])]
     i = keys.index("throughput_b1_images_per_s")

@@ -11,38 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
+from emobench.results.measurements import Contention, StepShare
+
 OTHER_CPU_BUSY = 0.10  # others using more than 10% of the usable cores marks the run as busy
 STEP_MIN_WALL_S = 0.2  # shorter steps are too short for a meaningful share
-
-
-@dataclass(frozen=True)
-class StepShare:
-    step: str
-    wall_s: float
-    other_cpu_fraction: float
-
-
-@dataclass(frozen=True)
-class Contention:
-    """What else the machine was doing during the run; `busy` says timings may be distorted."""
-
-    wall_s: float
-    usable_cores: int
-    own_cpu_s: float
-    others_cpu_s: float
-    other_cpu_fraction: float  # of wall time x usable cores
-    load_avg_1m: float | None  # at the end of the run
-    cpu_freq_mhz_min: float | None  # lowest current frequency seen at a step boundary
-    cpu_freq_mhz_max: float | None
-    gpu_other_processes: int | None  # compute processes on the GPU besides this one
-    busy: bool
-    busy_steps: list[StepShare] = field(default_factory=list)
-    note: str = ""
 
 
 def _busy_cpu_s() -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,13 +12,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from emobench.measure.memory import storage_key
-
-
-@dataclass(frozen=True)
-class ParamCounts:
-    total: int
-    trainable: int
-    unused: int  # parameters whose memory no operator read during one forward pass
+from emobench.results.measurements import ParamCounts
 
 
 def count_flops(fn: Callable[[], Any]) -> int:

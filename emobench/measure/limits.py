@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from emobench.measure.timing import LoopSettings, Timer, time_loop
+from emobench.results.measurements import DeviceLimits
 
 LIMITS_TIME_S = 2.0  # all limits together, on any machine
 TARGET_CALL_MS = 5.0  # grow a problem until one call takes at least this long
@@ -27,19 +27,6 @@ SIZING_CALLS = 3
 MATMUL_N = {"cuda": (256, 8192), "cpu": (64, 2048)}  # (first, largest) square size
 COPY_BYTES = {"cuda": (1 << 20, 1 << 30), "cpu": (1 << 16, 256 << 20)}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class DeviceLimits:
-    matmul_flops_per_s: float  # best of the timed samples: the device's demonstrated rate
-    matmul_dtype: str
-    matmul_n: int  # the square size picked on this device
-    copy_bytes_per_s: float  # bytes read + bytes written per second, best sample
-    copy_bytes: int  # the buffer size picked on this device
-    elapsed_s: float | None = None  # sizing and timing, both limits
-    matmul_math: str | None = None  # tf32, ieee fp32, bf16, fp16: the model's conv math
-    host_copy_bytes_per_s: float | None = None  # CUDA runs: host memcpy, read + write
-    h2d_bytes_per_s: float | None = None  # CUDA runs: pinned host -> device, bytes moved
 
 
 def _doubling(first: int, last: int) -> Iterator[int]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from emobench.errors import UsageError
+from emobench.results.measurements import LinearFit, Probe, ProbeOutcome
 
 OK = "ok"
 OOM = "oom"
@@ -33,6 +34,7 @@ OOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("32-bit index limit", ("canUse32BitIndexMath", "must fit into 32-bit index math")),
 )
+
 OOM_MESSAGES = tuple(m for _, messages in OOM_KINDS for m in messages)
 BYTE_SUFFIXES = {
     "": 1,
@@ -46,24 +48,6 @@ BYTE_SUFFIXES = {
     "GB": 10**9,
     "TB": 10**12,
 }
-
-
-@dataclass(frozen=True)
-class ProbeOutcome:
-    outcome: str  # ok, oom, over_budget or error
-    peak_bytes: int | None = None
-    message: str | None = None
-    reserved_bytes: int | None = None  # CUDA: the caching allocator's peak reserved
-
-
-@dataclass(frozen=True)
-class Probe:
-    batch_size: int
-    outcome: str
-    peak_bytes: int | None
-    seconds: float
-    message: str | None = None
-    reserved_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,36 +163,6 @@ def parse_budget(text: str, total_bytes: int, what: str = "the device") -> int:
             f"({total_bytes / 2**30:.2f} GiB)"
         )
     return budget
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    """peak_bytes = fixed_bytes + per_image_bytes * batch, fitted by least squares."""
-
-    fixed_bytes: float
-    per_image_bytes: float
-    points: list[list[int]]  # [batch, peak_bytes]
-
-    @classmethod
-    def from_points(cls, points: list[tuple[int, int]]) -> LinearFit:
-        if len({b for b, _ in points}) < 2:
-            raise ValueError("a linear fit needs two different batch sizes")
-        n = len(points)
-        mx = sum(b for b, _ in points) / n
-        my = sum(m for _, m in points) / n
-        sxx = sum((b - mx) ** 2 for b, _ in points)
-        sxy = sum((b - mx) * (m - my) for b, m in points)
-        slope = sxy / sxx
-        return cls(my - slope * mx, slope, [[b, m] for b, m in points])
-
-    def predict(self, batch: int) -> float:
-        return self.fixed_bytes + self.per_image_bytes * batch
-
-    def largest_batch_under(self, budget_bytes: int, cap: int) -> int:
-        if self.per_image_bytes <= 0:
-            return cap
-        exact = (budget_bytes - self.fixed_bytes) / self.per_image_bytes
-        return max(0, min(cap, math.floor(exact + 1e-9)))  # 89.99999999 from rounding is 90
 
 
 def bytes_per_extra_image(probes: list[Probe]) -> float | None:

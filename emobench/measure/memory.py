@@ -8,7 +8,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from emobench.measure import nvml as nvml_mod
+from emobench.results.measurements import PeakMemory
 
 CLEAR_REFS = Path("/proc/self/clear_refs")
 PROC_STATUS = Path("/proc/self/status")
 RSS_SAMPLE_INTERVAL_S = 0.001
-
-
-@dataclass(frozen=True)
-class PeakMemory:
-    """Peak memory while one call ran; a field that this device cannot measure is None."""
-
-    method: str
-    tensor_peak_bytes: int | None = None
-    cpu_peak_rss_growth_bytes: int | None = None
-    cuda_peak_allocated_bytes: int | None = None
-    cuda_peak_reserved_bytes: int | None = None
-    nvml_device_used_bytes: int | None = None
 
 
 def storage_key(t: torch.Tensor) -> int | None:

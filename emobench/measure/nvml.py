@@ -10,9 +10,10 @@ import importlib
 import os
 import statistics
 import threading
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from emobench.results.measurements import MonitorResult
 
 
 def load_nvml() -> ModuleType | None:
@@ -109,21 +110,6 @@ def energy_mj(nvml: ModuleType, handle: Any) -> int | None:
         return int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
     except Exception:
         return None
-
-
-@dataclass(frozen=True)
-class MonitorResult:
-    """NVML memory sampled in a background thread during a timed loop, and the energy used."""
-
-    samples: int
-    interval_s: float
-    device_used_peak_bytes: int | None
-    device_used_mean_bytes: float | None
-    process_used_peak_bytes: int | None
-    process_used_mean_bytes: float | None
-    energy_joules: float | None
-    images: int | None = None  # images processed during the monitored pass
-    process_match: str | None = None  # how this process was found in NVML's list, or why not
 
 
 class GpuMonitor:

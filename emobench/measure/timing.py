@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from emobench.results.measurements import TimingResult
 from emobench.stats.summary import Stats, median_ci_halfwidth
 
 WARMUP_ITERS = 1
@@ -51,18 +52,6 @@ class LoopSettings:
     cap_reason: str = (
         STOP_TIME_CAP  # what to call the cap: STOP_BUDGET when the run's budget set it
     )
-
-
-@dataclass(frozen=True)
-class TimingResult:
-    """Timing of one callable: the first (cold) call, the warmup count and the timed samples."""
-
-    cold_start_ms: float | None  # None when the loop started on an already warm callable
-    warmup_iters: int
-    stats: Stats  # unit "ms" per call
-    timer: str  # "perf_counter_ns" or "cuda_event"
-    stop_reason: str | None = None  # one of STOP_REASONS (None in reports before it existed)
-    elapsed_s: float | None = None  # time spent in the timed samples
 
 
 def cpu_timer(fn: Callable[[], Any]) -> float:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # measure.memory imports torch; reports are read without it
-    from emobench.measure.memory import PeakMemory
+from emobench.results.measurements import PeakMemory
 
 SIGNIFICANCE = 0.05
 

@@ -1,0 +1,143 @@
+"""The measurements' result types: what each tracker in `measure/` returns and a report holds.
+
+Plain dataclasses, no torch: a report is rebuilt from JSON without importing the trackers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from emobench.stats.summary import Stats
+
+
+@dataclass(frozen=True)
+class StepShare:
+    step: str
+    wall_s: float
+    other_cpu_fraction: float
+
+
+@dataclass(frozen=True)
+class Contention:
+    """What else the machine was doing during the run; `busy` says timings may be distorted."""
+
+    wall_s: float
+    usable_cores: int
+    own_cpu_s: float
+    others_cpu_s: float
+    other_cpu_fraction: float  # of wall time x usable cores
+    load_avg_1m: float | None  # at the end of the run
+    cpu_freq_mhz_min: float | None  # lowest current frequency seen at a step boundary
+    cpu_freq_mhz_max: float | None
+    gpu_other_processes: int | None  # compute processes on the GPU besides this one
+    busy: bool
+    busy_steps: list[StepShare] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    total: int
+    trainable: int
+    unused: int  # parameters whose memory no operator read during one forward pass
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    matmul_flops_per_s: float  # best of the timed samples: the device's demonstrated rate
+    matmul_dtype: str
+    matmul_n: int  # the square size picked on this device
+    copy_bytes_per_s: float  # bytes read + bytes written per second, best sample
+    copy_bytes: int  # the buffer size picked on this device
+    elapsed_s: float | None = None  # sizing and timing, both limits
+    matmul_math: str | None = None  # tf32, ieee fp32, bf16, fp16: the model's conv math
+    host_copy_bytes_per_s: float | None = None  # CUDA runs: host memcpy, read + write
+    h2d_bytes_per_s: float | None = None  # CUDA runs: pinned host -> device, bytes moved
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    outcome: str  # ok, oom, over_budget or error
+    peak_bytes: int | None = None
+    message: str | None = None
+    reserved_bytes: int | None = None  # CUDA: the caching allocator's peak reserved
+
+
+@dataclass(frozen=True)
+class Probe:
+    batch_size: int
+    outcome: str
+    peak_bytes: int | None
+    seconds: float
+    message: str | None = None
+    reserved_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """peak_bytes = fixed_bytes + per_image_bytes * batch, fitted by least squares."""
+
+    fixed_bytes: float
+    per_image_bytes: float
+    points: list[list[int]]  # [batch, peak_bytes]
+
+    @classmethod
+    def from_points(cls, points: list[tuple[int, int]]) -> LinearFit:
+        if len({b for b, _ in points}) < 2:
+            raise ValueError("a linear fit needs two different batch sizes")
+        n = len(points)
+        mx = sum(b for b, _ in points) / n
+        my = sum(m for _, m in points) / n
+        sxx = sum((b - mx) ** 2 for b, _ in points)
+        sxy = sum((b - mx) * (m - my) for b, m in points)
+        slope = sxy / sxx
+        return cls(my - slope * mx, slope, [[b, m] for b, m in points])
+
+    def predict(self, batch: int) -> float:
+        return self.fixed_bytes + self.per_image_bytes * batch
+
+    def largest_batch_under(self, budget_bytes: int, cap: int) -> int:
+        if self.per_image_bytes <= 0:
+            return cap
+        exact = (budget_bytes - self.fixed_bytes) / self.per_image_bytes
+        return max(0, min(cap, math.floor(exact + 1e-9)))  # 89.99999999 from rounding is 90
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """Peak memory while one call ran; a field that this device cannot measure is None."""
+
+    method: str
+    tensor_peak_bytes: int | None = None
+    cpu_peak_rss_growth_bytes: int | None = None
+    cuda_peak_allocated_bytes: int | None = None
+    cuda_peak_reserved_bytes: int | None = None
+    nvml_device_used_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """NVML memory sampled in a background thread during a timed loop, and the energy used."""
+
+    samples: int
+    interval_s: float
+    device_used_peak_bytes: int | None
+    device_used_mean_bytes: float | None
+    process_used_peak_bytes: int | None
+    process_used_mean_bytes: float | None
+    energy_joules: float | None
+    images: int | None = None  # images processed during the monitored pass
+    process_match: str | None = None  # how this process was found in NVML's list, or why not
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    """Timing of one callable: the first (cold) call, the warmup count and the timed samples."""
+
+    cold_start_ms: float | None  # None when the loop started on an already warm callable
+    warmup_iters: int
+    stats: Stats  # unit "ms" per call
+    timer: str  # "perf_counter_ns" or "cuda_event"
+    stop_reason: str | None = None  # one of STOP_REASONS (None in reports before it existed)
+    elapsed_s: float | None = None  # time spent in the timed samples
