@@ -1207,8 +1207,8 @@ def models_cmd(
     import dataclasses
     import json
 
-    from emobench.readout import model_catalogue
     from emobench.render import models_table
+    from emobench.scenarios.catalogue import model_catalogue
 
     infos = model_catalogue(tuple(check_model_refs(model)))
     if json_out:

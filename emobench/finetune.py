@@ -32,7 +32,6 @@ from emobench.measure.env import fingerprint
 from emobench.measure.memory import PeakMemory, peak_memory
 from emobench.models import PIPELINES, EmotionNet, build_model
 from emobench.names import COMPILE_MODES, DIRECT, FINETUNE_DIR, PRECISIONS, UPSCALE
-from emobench.pipelines import Pipeline
 from emobench.results import Report
 from emobench.results.finetune import (
     EpochMetrics,
@@ -42,6 +41,7 @@ from emobench.results.finetune import (
     TestScore,
     spread_of,
 )
+from emobench.runtimes.torch import Pipeline
 from emobench.stats.classification import (
     confusion_matrix,
     macro_f1,

@@ -25,8 +25,8 @@ from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
 from emobench.models import EmotionNet, build_model, check_backbone, get_backbone, input_size
 from emobench.names import MODES
-from emobench.pipelines import Pipeline
 from emobench.results import MaxBatchResult, Report
+from emobench.runtimes.torch import Pipeline
 
 DEFAULT_MAX_BATCH = 65536
 DEFAULT_MARGIN = 0.05

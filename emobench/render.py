@@ -24,8 +24,15 @@ from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBasel
 from emobench.calibrate import Calibration
 from emobench.claims import ClaimVerdict
 from emobench.finetune import FinetuneProgress
-from emobench.readout import ClassRatios, MergedRow, ModelInfo
-from emobench.results import MetricRow, PipelineResult, Report, metric_rows, stats_for
+from emobench.readout import ClassRatios, MergedRow
+from emobench.results import (
+    MetricRow,
+    ModelInfo,
+    PipelineResult,
+    Report,
+    metric_rows,
+    stats_for,
+)
 from emobench.runner import ProgressFn
 from emobench.stats.summary import MIN_SAMPLES_FOR
 from emobench.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow

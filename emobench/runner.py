@@ -45,7 +45,6 @@ from emobench.measure.timing import (
     timer_for,
 )
 from emobench.models import build_model
-from emobench.pipelines import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
 from emobench.results import (
     BatchTiming,
     Efficiency,
@@ -60,6 +59,7 @@ from emobench.results import (
     TransferResult,
 )
 from emobench.results.metrics import DIRECT, UPSCALE
+from emobench.runtimes.torch import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
 from emobench.stats.summary import Stats
 
 # (description, steps done, steps in total)

@@ -11,8 +11,8 @@ from emobench.device import resolve_device
 from emobench.measure.memory import cuda_peak_memory
 from emobench.measure.timing import LoopSettings, time_loop, timer_for
 from emobench.models import build_model
-from emobench.pipelines import Pipeline
 from emobench.runner import run_benchmark
+from emobench.runtimes.torch import Pipeline
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.gpu

@@ -20,9 +20,9 @@ from emobench.measure import limits as limits_mod
 from emobench.measure import nvml
 from emobench.measure.limits import measure_limits
 from emobench.models import build_model
-from emobench.pipelines import Pipeline
 from emobench.results import BatchTiming, MemoryResult, PreprocessResult, metric_rows
 from emobench.runner import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
+from emobench.runtimes.torch import Pipeline
 from emobench.stats.summary import Stats
 from tests.conftest import TINY, TINY_ARGS, tiny_model
 from tests.factories import timing

@@ -5,7 +5,7 @@ import torch
 
 from emobench.data.images import synthetic_images
 from emobench.models import build_model
-from emobench.pipelines import Pipeline
+from emobench.runtimes.torch import Pipeline
 
 # PIL resizes 8-bit images in fixed point and rounds to uint8: at most one gray level apart,
 # i.e. 1/255 before normalising by std >= 0.224

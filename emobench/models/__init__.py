@@ -1,8 +1,16 @@
 """Backbone registry and the two pipelines' model builders."""
 
-from emobench.models.build import FAMILIES, PIPELINES, build_model, check_backbone, input_size
+from emobench.models.build import FAMILIES, build_model
+from emobench.models.lookup import check_backbone, get_backbone
 from emobench.models.net import EmotionNet, TransferReport
-from emobench.models.registry import ALL, BACKBONES, BackboneSpec, expand_backbones, get_backbone
+from emobench.models.registry import (
+    ALL,
+    BACKBONES,
+    PIPELINES,
+    BackboneSpec,
+    expand_backbones,
+    input_size,
+)
 
 __all__ = [
     "ALL",

@@ -17,14 +17,15 @@ from torch import nn
 
 from emobench.errors import UsageError, WeightsUnavailable
 from emobench.files import open_regular
+from emobench.models.lookup import get_backbone
 from emobench.models.net import EmotionNet, TransferReport
-from emobench.models.registry import BackboneSpec, get_backbone
+from emobench.models.plugin import build_plugin
+from emobench.models.registry import BackboneSpec, input_size
 from emobench.models.transfer import STEM_7X7_TO_3X3, DeriveRule, transfer_weights
 from emobench.names import DIRECT, UPSCALE
 
 UPSCALE224 = UPSCALE
 DIRECT48 = DIRECT
-PIPELINES: dict[str, int] = {UPSCALE224: 224, DIRECT48: 48}
 
 VGG_BLOCKS_KEPT = 4  # of 5: 48 -> 24 -> 12 -> 6 -> 3
 VGG_FEATURES = 512
@@ -35,14 +36,6 @@ HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub.HASH_REGEX, at leas
 HASH_BLOCK_BYTES = 2**20
 
 Parts = tuple[nn.Module, nn.Module, tuple[int, int]]  # backbone, head, final feature map
-
-
-def input_size(pipeline: str) -> int:
-    try:
-        return PIPELINES[pipeline]
-    except KeyError:
-        known = ", ".join(PIPELINES)
-        raise UsageError(f"unknown pipeline {pipeline!r}; choose one of: {known}") from None
 
 
 def build_model(
@@ -62,8 +55,6 @@ def build_model(
     if num_classes < 1:
         raise UsageError(f"num_classes must be >= 1, got {num_classes}")
     if spec.is_plugin:
-        from emobench.models.plugin import build_plugin
-
         if freeze_backbone:  # the plugin's module is one piece: there is no head to keep
             raise UsageError(f"{backbone} is a plugin: it has no separate head to train alone")
         model: EmotionNet = build_plugin(spec, pipeline, num_classes)
@@ -89,20 +80,6 @@ def build_model(
     if freeze_backbone:
         model.freeze_backbone()
     return model
-
-
-def check_backbone(
-    backbone: str, pipelines: tuple[str, ...] = tuple(PIPELINES), num_classes: int = 7
-) -> BackboneSpec:
-    """Fail early, before any measurement: an unknown name, or a plugin that does not import or
-    whose models do not map N x 3 x S x S to (N, num_classes) (checked on the meta device)."""
-    spec = get_backbone(backbone)
-    if spec.is_plugin:
-        from emobench.models.plugin import check_plugin
-
-        for pipeline in pipelines:
-            check_plugin(spec, pipeline, num_classes)
-    return spec
 
 
 def cached_weights_path(spec: BackboneSpec) -> Path:

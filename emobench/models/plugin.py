@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench.errors import UsageError
+from emobench.models.registry import BackboneSpec, input_size
 from emobench.names import PLUGIN_GROUP
 
 ENTRY_POINT_GROUP = PLUGIN_GROUP
@@ -66,8 +67,6 @@ def plugin_spec(name: str) -> Any:
 
 @cache
 def _load_spec(name: str, ref: str) -> Any:
-    from emobench.models.registry import BackboneSpec
-
     function, path = load_function(ref)
     return BackboneSpec(name, PLUGIN_FAMILY, function, None, plugin_path=path)
 
@@ -119,7 +118,6 @@ def build_plugin(spec: Any, pipeline: str, num_classes: int) -> Any:
     """
     from torch import nn
 
-    from emobench.models.build import input_size
     from emobench.models.net import EmotionNet, TransferReport
 
     size = input_size(pipeline)
@@ -159,8 +157,6 @@ def _call(spec: Any, pipeline: str, num_classes: int) -> Any:
 
 def check_plugin(spec: Any, pipeline: str, num_classes: int) -> None:
     """UsageError unless the plugin's `pipeline` model maps N x 3 x S x S to (N, num_classes)."""
-    from emobench.models.build import input_size
-
     _checked_feature_map(spec, pipeline, num_classes, input_size(pipeline))
 
 

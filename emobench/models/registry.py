@@ -1,7 +1,8 @@
 """Registry of supported backbones: one entry per torchvision model, no if-chains elsewhere.
 
 A name that is not registered here may still be a plugin backbone: `module:function` or the name
-of an `emobench.backbones` entry point (see emobench/models/plugin.py).
+of an `emobench.backbones` entry point (plugin.py; lookup.py finds either). This module is the
+wing's leaf: it imports nothing else of emobench.models.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torchvision import models as tvm
 from torchvision.models import WeightsEnum
 
 from emobench.errors import UsageError
+from emobench.names import INPUT_SIZES
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     )
 }
 ALL = "all"  # on the command line: every registered backbone
-
-
-def get_backbone(name: str) -> BackboneSpec:
-    """The registered backbone, or a plugin's spec (its module imported, its function found)."""
-    if name in BACKBONES:
-        return BACKBONES[name]
-    from emobench.models.plugin import plugin_spec
-
-    spec = plugin_spec(name)
-    if spec is None:
-        known = ", ".join(sorted(BACKBONES))
-        raise UsageError(
-            f"unknown backbone {name!r}; choose one of: {known}, or a plugin as module:function"
-        )
-    return spec
+PIPELINES: dict[str, int] = dict(INPUT_SIZES)  # pipeline -> the side of its square input
 
 
 def expand_backbones(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -92,3 +80,11 @@ def expand_backbones(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         out += list(BACKBONES) if name == ALL else [name]
     return tuple(dict.fromkeys(out))
+
+
+def input_size(pipeline: str) -> int:
+    try:
+        return PIPELINES[pipeline]
+    except KeyError:
+        known = ", ".join(PIPELINES)
+        raise UsageError(f"unknown pipeline {pipeline!r}; choose one of: {known}") from None

@@ -215,3 +215,15 @@ class Report:
 
 
 # -- JSON --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    backbone: str
+    pipeline: str
+    input_size: int
+    params_total: int
+    flops_per_image: int
+    feature_map: list[int]
+    family: str = ""
+    direct48_rule: str = ""  # how the family is adapted to 48x48 inputs
