@@ -19,7 +19,7 @@ import torch.utils.benchmark as tb
 from emobench.config import QUICK, RunConfig
 from emobench.models import build_model
 from emobench.results import metric_rows
-from emobench.runner import run_benchmark
+from emobench.scenarios.compare import run_benchmark
 
 DEFAULT_TARGET = 150
 QUICK_TARGET = 40

@@ -28,7 +28,7 @@ from emobench import baseline as B
 from emobench import results as R
 from emobench.calibrate import combine_runs
 from emobench.config import load_suite
-from emobench.runner import run_benchmark
+from emobench.scenarios.compare import run_benchmark
 
 SUITE = Path("configs/ci.toml")
 HEADLINE = (

@@ -130,8 +130,8 @@ def check_compare(label: str, report: dict, requested: str) -> list[Verdict]:
 
 FRESH_PROBE = """
 import sys, torch
-from emobench.maxbatch import allocator_fraction, make_step, non_allocator_bytes
-from emobench.measure import maxbatch as mb
+from emobench.scenarios.maxbatch import allocator_fraction, make_step, non_allocator_bytes
+from emobench.measure import search as mb
 from emobench.models import build_model
 backbone, pipeline, mode, batch, budget = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
 device = torch.device("cuda", 0)

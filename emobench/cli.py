@@ -505,8 +505,8 @@ def maxbatch(
     check_report_out(out, force)
 
     from emobench.device import resolve_device
-    from emobench.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
     from emobench.render import progress_display, render_maxbatch
+    from emobench.scenarios.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
 
     config = MaxBatchConfig(
         backbone=backbone,
@@ -552,7 +552,7 @@ def _check_maxbatch_options(
     resolve_budget check them again, with the device known)."""
     from emobench.config import check_backbone, check_pipeline
     from emobench.device import parse_device_spec
-    from emobench.measure import maxbatch as mb
+    from emobench.measure import search as mb
 
     check_backbone(backbone)
     for p in pipelines:
@@ -1135,9 +1135,9 @@ def finetune_cmd(
     from emobench import results as report_mod
     from emobench.data.labeled import load_labeled
     from emobench.device import compile_unavailable, resolve_device
-    from emobench.finetune import FinetuneConfig, run_finetune
     from emobench.models import get_backbone
     from emobench.render import finetune_progress, render_finetune
+    from emobench.scenarios.finetune import FinetuneConfig, run_finetune
 
     get_backbone(backbone)  # an unknown backbone fails here
     folder = checkpoint_dir or FINETUNE_DIR / f"{backbone}-{data.stem}"
@@ -1367,7 +1367,7 @@ def _measure_runs(config: Any, repeat: int, kind: str = "run") -> tuple[list[Any
     images = input_images(config.data, config.seed, config.images_needed)  # bad --data here
 
     from emobench.render import progress_display
-    from emobench.runner import preflight, run_benchmark
+    from emobench.scenarios.compare import preflight, run_benchmark
 
     device = preflight(config)  # options this device cannot run fail here, before any model
     if device.type == "cuda":

@@ -23,7 +23,6 @@ from emobench import machine
 from emobench.baseline import OTHER_CLASS, PASS, SKIPPED, Selection, StoredBaseline, Verdict
 from emobench.calibrate import Calibration
 from emobench.claims import ClaimVerdict
-from emobench.finetune import FinetuneProgress
 from emobench.readout import ClassRatios, MergedRow
 from emobench.results import (
     MetricRow,
@@ -33,7 +32,7 @@ from emobench.results import (
     metric_rows,
     stats_for,
 )
-from emobench.runner import ProgressFn
+from emobench.results.progress import FinetuneProgress, ProgressFn
 from emobench.stats.summary import MIN_SAMPLES_FOR
 from emobench.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
 

@@ -95,7 +95,7 @@ def _tiny_models_in_runner(request: pytest.FixtureRequest, monkeypatch: pytest.M
     """Benchmark runs in tests use tiny_model unless marked `real_models`."""
     if "real_models" in request.keywords:
         return
-    import emobench.runner as runner_mod
+    import emobench.scenarios.compare as runner_mod
 
     monkeypatch.setattr(runner_mod, "build_model", tiny_model)
 

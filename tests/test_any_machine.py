@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from emobench import config as config_mod
 from emobench import device as device_mod
-from emobench import runner as runner_mod
 from emobench.cli import app
 from emobench.config import RunConfig
 from emobench.errors import UsageError
@@ -23,7 +22,8 @@ from emobench.measure.contention import ContentionMonitor
 from emobench.measure.env import cpu_isa
 from emobench.measure.timing import STOP_BUDGET
 from emobench.render import progress_display, render_compare
-from emobench.runner import SHARED_TIMER, run_benchmark
+from emobench.scenarios import compare as runner_mod
+from emobench.scenarios.compare import SHARED_TIMER, run_benchmark
 from tests.conftest import TINY, TINY_ARGS
 
 runner = CliRunner()

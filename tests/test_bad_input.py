@@ -31,8 +31,8 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any case that gets as far as measuring fails the test."""
-    import emobench.maxbatch as maxbatch_mod
-    import emobench.runner as runner_mod
+    import emobench.scenarios.compare as runner_mod
+    import emobench.scenarios.maxbatch as maxbatch_mod
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a bad input got as far as measuring")
@@ -125,7 +125,7 @@ def _sigterm_self() -> None:
 def test_sigterm_exits_143_with_one_line_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sigterm_guard: None
 ) -> None:
-    import emobench.runner as runner_mod
+    import emobench.scenarios.compare as runner_mod
     from tests.conftest import TINY_ARGS
 
     monkeypatch.setattr(runner_mod, "run_benchmark", lambda *a, **k: _sigterm_self())
@@ -159,7 +159,8 @@ def test_sigterm_kills_the_maxbatch_child(
 
     import psutil
 
-    import emobench.maxbatch as maxbatch_mod
+    import emobench.launchers.child as child_mod
+    import emobench.scenarios.maxbatch as maxbatch_mod
     from emobench.cli import sigterm_raises
     from emobench.errors import Terminated
 
@@ -167,7 +168,9 @@ def test_sigterm_kills_the_maxbatch_child(
     sleeper = (
         f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     )
-    monkeypatch.setattr(maxbatch_mod, "child_command", lambda args: [sys.executable, "-c", sleeper])
+    monkeypatch.setattr(
+        child_mod, "child_command", lambda entry, argument: [sys.executable, "-c", sleeper]
+    )
 
     def terminate_once_started() -> None:
         deadline = time.monotonic() + 30

@@ -11,10 +11,10 @@ from typing import ClassVar
 import pytest
 import torch
 
-from emobench import runner as runner_mod
 from emobench.config import RunConfig
 from emobench.measure import nvml as nvml_mod
 from emobench.measure import timing as timing_mod
+from emobench.scenarios import compare as runner_mod
 from tests.conftest import TINY
 
 

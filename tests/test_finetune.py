@@ -125,7 +125,9 @@ def test_wrong_size_image_and_empty_class_name_the_file(tmp_path: Path) -> None:
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from emobench.finetune import (  # noqa: E402
+from emobench.models import PIPELINES, EmotionNet  # noqa: E402
+from emobench.results.finetune import verdict_sentence  # noqa: E402
+from emobench.scenarios.finetune import (  # noqa: E402
     FinetuneConfig,
     confusion_matrix,
     macro_f1,
@@ -133,8 +135,6 @@ from emobench.finetune import (  # noqa: E402
     paired_comparison,
     run_finetune,
 )
-from emobench.models import PIPELINES, EmotionNet  # noqa: E402
-from emobench.results.finetune import verdict_sentence  # noqa: E402
 from tests.conftest import as_emotion_net  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -403,14 +403,14 @@ FT_ARGS = [
 
 @pytest.fixture
 def small_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    import emobench.finetune as ft
+    import emobench.scenarios.finetune as ft
 
     monkeypatch.setattr(ft, "build_model", small_cnn)
 
 
 @pytest.fixture(scope="module")
 def ft_report(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
-    import emobench.finetune as ft
+    import emobench.scenarios.finetune as ft
 
     tmp = tmp_path_factory.mktemp("cli")
     out = tmp / "ft.json"

@@ -11,8 +11,8 @@ from emobench.device import resolve_device
 from emobench.measure.memory import cuda_peak_memory
 from emobench.measure.timing import LoopSettings, time_loop, timer_for
 from emobench.models import build_model
-from emobench.runner import run_benchmark
 from emobench.runtimes.torch import Pipeline
+from emobench.scenarios.compare import run_benchmark
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.gpu
@@ -74,7 +74,7 @@ def test_compare_each_precision_on_cuda(precision: str) -> None:
 
 
 def test_maxbatch_search_on_cuda_with_budget() -> None:
-    from emobench.maxbatch import MaxBatchConfig, run_maxbatch
+    from emobench.scenarios.maxbatch import MaxBatchConfig, run_maxbatch
 
     report = run_maxbatch(
         MaxBatchConfig(

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from emobench.cli import app
 from emobench.errors import UsageError
-from emobench.maxbatch import MaxBatchConfig, make_step, run_maxbatch
-from emobench.measure import maxbatch as mb
+from emobench.measure import search as mb
 from emobench.models import build_model
 from emobench.results import load
+from emobench.scenarios.maxbatch import MaxBatchConfig, make_step, run_maxbatch
 
 # a quick real search: the cheapest model, one pipeline, a small budget
 SMALL_CPU_SEARCH = [
@@ -214,7 +214,7 @@ def test_maxbatch_cli_writes_report(tmp_path: Path) -> None:
 def test_maxbatch_non_memory_failure_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emobench.maxbatch as mbmod
+    import emobench.scenarios.maxbatch as mbmod
 
     def broken_step(model, mode, device):
         def step(n: int) -> None:
@@ -243,8 +243,8 @@ def test_maxbatch_non_memory_failure_exits_1(
 def test_ctrl_c_leaves_no_report(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emobench.maxbatch as mbmod
-    import emobench.runner as runner_mod
+    import emobench.scenarios.compare as runner_mod
+    import emobench.scenarios.maxbatch as mbmod
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -309,7 +309,7 @@ class FakeCuda:
 def test_cuda_search_path_with_injected_oom(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
-    import emobench.maxbatch as mbmod
+    import emobench.scenarios.maxbatch as mbmod
 
     fake = FakeCuda(limit=300)
     fake.install(monkeypatch)
@@ -337,7 +337,7 @@ def test_cuda_search_path_with_injected_oom(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_fit_grows_while_cheap_and_stops_at_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    import emobench.maxbatch as mbmod
+    import emobench.scenarios.maxbatch as mbmod
 
     budget = 64 * 2**20
     monkeypatch.setattr(mbmod, "build_model", lambda *a, **k: None)
@@ -354,7 +354,7 @@ def test_fit_grows_while_cheap_and_stops_at_memory_share(monkeypatch: pytest.Mon
 
 
 def test_cuda_budget_below_what_is_outside_the_allocator_is_refused() -> None:
-    import emobench.maxbatch as mbmod
+    import emobench.scenarios.maxbatch as mbmod
     from emobench.errors import UsageError
 
     with pytest.raises(UsageError, match="already used outside torch's allocator"):
@@ -399,7 +399,7 @@ def test_failed_train_probe_releases_gradients_and_optimizer_state(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An OOM in optimizer.step skips zero_grad; the next probe must start as empty as the first."""
-    import emobench.maxbatch as mbmod
+    import emobench.scenarios.maxbatch as mbmod
     from tests.conftest import tiny_model
 
     model = tiny_model("resnet18", "direct48")
@@ -426,7 +426,7 @@ def test_child_probe_does_not_import_from_the_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`python -m` put the working folder first on the child's sys.path: a numpy.py there ran."""
-    from emobench.maxbatch import _child_probe
+    from emobench.scenarios.maxbatch import _child_probe
 
     marker = tmp_path / "planted-module-ran"
     for name in ("numpy.py", "json.py", "psutil.py"):

@@ -8,9 +8,9 @@ import io
 import pytest
 from rich.console import Console
 
-from emobench import runner as runner_mod
 from emobench.config import RunConfig
 from emobench.render import render_compare
+from emobench.scenarios import compare as runner_mod
 from emobench.stats.summary import MIN_SAMPLES_FOR, Stats
 from tests.conftest import TINY, tiny_model
 

@@ -21,8 +21,8 @@ from emobench.measure import nvml
 from emobench.measure.limits import measure_limits
 from emobench.models import build_model
 from emobench.results import BatchTiming, MemoryResult, PreprocessResult, metric_rows
-from emobench.runner import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
 from emobench.runtimes.torch import Pipeline
+from emobench.scenarios.compare import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
 from emobench.stats.summary import Stats
 from tests.conftest import TINY, TINY_ARGS, tiny_model
 from tests.factories import timing
@@ -46,7 +46,7 @@ runner = CliRunner()
 def test_incompatible_options_exit_2_before_building(
     args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emobench.runner as runner_mod
+    import emobench.scenarios.compare as runner_mod
 
     built: list[str] = []
     monkeypatch.setattr(runner_mod, "build_model", lambda *a, **k: built.append("x"))
@@ -381,7 +381,7 @@ def test_placement_note_names_the_faster_upscale() -> None:
     import dataclasses
 
     from emobench.results import TransferResult
-    from emobench.runner import placement_note
+    from emobench.scenarios.compare import placement_note
     from tests.factories import pipeline_result
 
     r = pipeline_result("vgg16", "upscale224", [1.0, 1.0], 10)

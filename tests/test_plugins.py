@@ -178,8 +178,8 @@ def test_entry_point_plugin_by_name(plugin: str, tmp_path: Path) -> None:
 def test_maxbatch_child_imports_the_plugin_only_from_the_passed_folder(
     plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from emobench.maxbatch import MaxBatchConfig, _child_probe
-    from emobench.measure import maxbatch as mb
+    from emobench.measure import search as mb
+    from emobench.scenarios.maxbatch import MaxBatchConfig, _child_probe
 
     config = MaxBatchConfig(backbone=f"{plugin}:build", pipelines=("direct48",), device="cpu")
     config.validate()

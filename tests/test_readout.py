@@ -15,7 +15,7 @@ from emobench import results as R
 from emobench.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
 from emobench.cli import app
 from emobench.machine import class_id, describe
-from emobench.measure.maxbatch import Probe
+from emobench.measure.search import Probe
 from tests.factories import TIGHT_UP, make_report, other_class, with_env
 
 runner = CliRunner()

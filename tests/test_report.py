@@ -12,7 +12,7 @@ import pytest
 from emobench import results as R
 from emobench.config import RunConfig
 from emobench.errors import ReportError
-from emobench.runner import run_benchmark
+from emobench.scenarios.compare import run_benchmark
 from tests.conftest import TINY
 
 
@@ -127,7 +127,7 @@ def test_report_is_plain_dataclasses(real_report: R.Report) -> None:
 
 
 def test_latency_cold_start_is_the_models_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    import emobench.runner as runner_mod
+    import emobench.scenarios.compare as runner_mod
 
     order: list[str] = []
     real_time_loop, real_count = runner_mod.time_loop, runner_mod.count_parameters

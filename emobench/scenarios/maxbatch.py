@@ -4,15 +4,12 @@ real run in a child process on CPU."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -20,12 +17,14 @@ import torch
 
 from emobench.device import resolve_device
 from emobench.errors import UsageError
-from emobench.measure import maxbatch as mb
+from emobench.launchers.child import run_child
+from emobench.measure import search as mb
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
 from emobench.models import EmotionNet, build_model, check_backbone, get_backbone, input_size
 from emobench.names import MODES
 from emobench.results import MaxBatchResult, Report
+from emobench.results.progress import ProgressFn
 from emobench.runtimes.torch import Pipeline
 
 DEFAULT_MAX_BATCH = 65536
@@ -38,8 +37,6 @@ CPU_BUDGET_SHRINK = 0.95  # after a failed confirmation, aim this far under the 
 CPU_REFINE_HEADROOM = 0.08  # step up once more when a confirmed run left this much unused
 CPU_AIM = 0.94  # aim the first confirmation this far under the budget: a retry costs a full step
 CHILD_TIMEOUT_S = 1800
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -395,27 +392,15 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
             "plugin_path": get_backbone(config.backbone).plugin_path,
         }
     )
-    started = time.perf_counter()
-    try:
-        # subprocess.run kills the child on any exception here: Ctrl-C, or SIGTERM (which the
-        # CLI turns into an exception), so no probe outlives an interrupted search
-        proc = subprocess.run(
-            child_command(args),
-            capture_output=True,
-            text=True,
-            timeout=CHILD_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return mb.Probe(batch, mb.ERROR, None, time.perf_counter() - started, "child timed out")
-    seconds = time.perf_counter() - started
-    if proc.returncode == -9:  # SIGKILL: the kernel's OOM killer
+    child = run_child(CHILD_ENTRY, args, CHILD_TIMEOUT_S)
+    if child.timed_out:
+        return mb.Probe(batch, mb.ERROR, None, child.seconds, "child timed out")
+    seconds = child.seconds
+    if child.killed:  # SIGKILL: the kernel's OOM killer
         return mb.Probe(batch, mb.OOM, None, seconds, "child killed (SIGKILL, out of memory)")
-    try:
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return mb.Probe(batch, mb.ERROR, None, seconds, f"child failed: {tail}")
+    out = child.last_json()
+    if not isinstance(out, dict):
+        return mb.Probe(batch, mb.ERROR, None, seconds, f"child failed: {child.last_error_line()}")
     if out["outcome"] != mb.OK:
         return mb.Probe(batch, out["outcome"], out.get("peak_bytes"), seconds, out.get("message"))
     peak = int(out["peak_bytes"])
@@ -425,22 +410,7 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
     return mb.Probe(batch, mb.OK, peak, seconds, f"{what} ({out['method']})")
 
 
-CHILD_BOOT = (
-    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-    "from emobench.maxbatch import _child_main; _child_main(sys.argv[2])"
-)
-
-
-def child_command(args: str) -> list[str]:
-    """The child's command line: an isolated interpreter (-I: no current folder or script folder
-    on sys.path, no PYTHON* variables, no user site) given this process's import path
-    explicitly, so a `numpy.py` in the working folder is never imported."""
-    import emobench
-
-    home = str(Path(emobench.__file__).resolve().parent.parent)  # where emobench came from
-    cwd = os.getcwd()
-    path = [home, *(p for p in sys.path if p and p not in (home, cwd))]
-    return [sys.executable, "-I", "-c", CHILD_BOOT, json.dumps(path), args]
+CHILD_ENTRY = "emobench.scenarios.maxbatch:_child_main"  # run by launchers.child
 
 
 def _child_main(raw: str) -> None:

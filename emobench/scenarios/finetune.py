@@ -41,6 +41,7 @@ from emobench.results.finetune import (
     TestScore,
     spread_of,
 )
+from emobench.results.progress import FinetuneProgress
 from emobench.runtimes.torch import Pipeline
 from emobench.stats.classification import (
     confusion_matrix,
@@ -63,8 +64,6 @@ LATENCY_WARMUP = 3
 CHECKPOINT_DIR = FINETUNE_DIR
 
 BuildFn = Callable[..., EmotionNet]
-# (pipeline, seed, epoch, epochs, batch, batches, loss, val_accuracy or None)
-FinetuneProgress = Callable[[str, int, int, int, int, int, float, float | None], None]
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,11 @@ from emobench.results import (
     TransferResult,
 )
 from emobench.results.metrics import DIRECT, UPSCALE
+from emobench.results.progress import ProgressFn
 from emobench.runtimes.torch import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
 from emobench.stats.summary import Stats
 
 # (description, steps done, steps in total)
-ProgressFn = Callable[[str, int, int], None]
 HOST_ONLY_NOTE = "host-to-device transfer: not applicable (host only, device is the CPU)"
 SHARED_TIMER = "perf_counter_ns, one loop for model-only and end-to-end"
 COMPILE_EAGER_NOTE = (
