@@ -24,10 +24,11 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-from emobench import baseline as B
 from emobench import results as R
-from emobench.calibrate import combine_runs
 from emobench.config import load_suite
+from emobench.gate import store as S
+from emobench.gate import verdicts as B
+from emobench.gate.calibrate import combine_runs
 from emobench.scenarios.compare import run_benchmark
 
 SUITE = Path("configs/ci.toml")
@@ -103,7 +104,7 @@ INJECTIONS = (
 )  # fmt: skip
 
 
-def judge(i: int, check: R.Report, source: B.BaselineSource, rules: dict[str, float]) -> bool:
+def judge(i: int, check: R.Report, source: S.BaselineSource, rules: dict[str, float]) -> bool:
     """Print one check's verdict line; True when it failed (an exact or portable failure)."""
     base = source.select(check).baseline.report
     verdicts = B.check(check, base, rules)
@@ -129,7 +130,7 @@ def judge(i: int, check: R.Report, source: B.BaselineSource, rules: dict[str, fl
     return bool(failed)
 
 
-def summary(checks: list[R.Report], source: B.BaselineSource, rules: dict[str, float]) -> None:
+def summary(checks: list[R.Report], source: S.BaselineSource, rules: dict[str, float]) -> None:
     """False alarms, the thresholds used, and each injected regression against every check."""
     base = source.select(checks[-1]).baseline.report
     alpha = base.gate_alpha
@@ -160,7 +161,7 @@ def summary(checks: list[R.Report], source: B.BaselineSource, rules: dict[str, f
 
 def gate(runs: int, repeat: int, tolerance: float | None, save: Path | None) -> None:
     config = load_suite(SUITE)
-    source = B.resolve_baseline("ci")
+    source = S.resolve_baseline("ci")
     # no tolerance: the thresholds the calibrated baseline's runs give (as .ci/run uses them)
     rules = {R.PORTABLE: tolerance} if tolerance is not None else {}
     checks = []
@@ -179,7 +180,7 @@ def gate(runs: int, repeat: int, tolerance: float | None, save: Path | None) -> 
 def replay(folder: Path, tolerance: float | None) -> None:
     """The checks saved by `gate --save`, judged again against the stored baseline (after a
     new calibration, or at another false-alarm rate): nothing is measured."""
-    source = B.resolve_baseline("ci")
+    source = S.resolve_baseline("ci")
     rules = {R.PORTABLE: tolerance} if tolerance is not None else {}
     checks = [R.load(p) for p in sorted(folder.glob("check-*.json"))]
     if not checks:

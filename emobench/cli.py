@@ -505,7 +505,8 @@ def maxbatch(
     check_report_out(out, force)
 
     from emobench.device import resolve_device
-    from emobench.render import progress_display, render_maxbatch
+    from emobench.render.compare import render_maxbatch
+    from emobench.render.progress import progress_display
     from emobench.scenarios.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
 
     config = MaxBatchConfig(
@@ -651,7 +652,7 @@ def baseline_save(
       emobench baseline save results/ci.json --name ci
     """
     from emobench import results as report_mod
-    from emobench.baseline import machine_class, save_baseline
+    from emobench.gate.store import machine_class, save_baseline
     from emobench.machine import describe
 
     target = save_baseline(list(report_files), name, force=force, directory=directory)
@@ -671,8 +672,8 @@ def baseline_list(directory: BaselineDirOpt = BASELINE_DIR) -> None:
     Example:
       emobench baseline list
     """
-    from emobench.baseline import list_baselines
-    from emobench.render import baselines_table
+    from emobench.gate.store import list_baselines
+    from emobench.render.gate import baselines_table
 
     stored = list_baselines(directory)
     if not stored:
@@ -818,7 +819,7 @@ def _check_gate_options(
 ) -> set[str]:
     """What check and ci can check before loading anything: --fail-on, the form of each --rule
     (their metric names need the baseline) and the output paths. Returns the gating kinds."""
-    from emobench.baseline import KINDS, parse_rules
+    from emobench.gate.verdicts import KINDS, parse_rules
 
     gating = _parse_fail_on(fail_on, KINDS)
     parse_rules(rules, None)
@@ -848,7 +849,8 @@ def _prepare_check(
     candidate_out: Path | None,
 ) -> _PreparedCheck:
     """Find and load the baseline(s) and check the --rule metric names against them, once."""
-    from emobench.baseline import parse_rules, resolve_baseline
+    from emobench.gate.store import resolve_baseline
+    from emobench.gate.verdicts import parse_rules
 
     source = resolve_baseline(baseline)
     parsed = parse_rules(rules, source.metric_keys)
@@ -878,8 +880,9 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
     import dataclasses
     import json
 
-    from emobench.baseline import candidate_path, check
-    from emobench.render import check_summary, render_verdicts, verdicts_markdown
+    from emobench.gate.store import candidate_path
+    from emobench.gate.verdicts import check
+    from emobench.render.gate import check_summary, render_verdicts, verdicts_markdown
 
     selection = prepared.source.select(current)
     verdicts = check(current, selection.baseline.report, prepared.rules)
@@ -931,13 +934,13 @@ def report_cmd(
     Example:
       emobench report results/*.json --csv all.csv --plot curves.png
     """
-    from emobench import readout
+    from emobench.readout import merge as readout
 
     for target, option in ((markdown, "--markdown"), (csv_out, "--csv"), (plot, "--plot")):
         if target is not None:
             fileio.check_output(target, option)
     if plot is not None:
-        from emobench.plot import require_matplotlib
+        from emobench.render.plot import require_matplotlib
 
         require_matplotlib()
     if readout.has_finetune(files):  # the speed/accuracy trade-off table
@@ -947,7 +950,7 @@ def report_cmd(
     if plot is not None and family == "maxbatch":
         raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
     loaded = readout.load_reports(files)
-    from emobench.render import (
+    from emobench.render.readout import (
         class_ratio_markdown,
         class_ratio_table,
         merged_markdown,
@@ -970,7 +973,7 @@ def report_cmd(
         _write_text(csv_out, readout.to_csv(readout.flat_rows(loaded)))
         typer.echo(f"csv written to {csv_out}", err=True)
     if plot is not None:
-        from emobench.plot import plot_reports
+        from emobench.render.plot import plot_reports
 
         plot_reports(loaded, plot)
         _written.append(plot)
@@ -981,10 +984,10 @@ def _tradeoff_report(
     files: list[Path], markdown: Path | None, csv_out: Path | None, plot: Path | None
 ) -> None:
     """`emobench report` with a finetune report: the trade-off table, Markdown, CSV, plot."""
-    from emobench import readout
-    from emobench.render import tradeoff_lines, tradeoff_markdown, tradeoff_table
+    from emobench.readout import merge as readout
+    from emobench.readout.tradeoff import build_tradeoff
+    from emobench.render.readout import tradeoff_lines, tradeoff_markdown, tradeoff_table
     from emobench.results import write_atomic
-    from emobench.tradeoff import build_tradeoff
 
     loaded = readout.load_any_reports(files)
     tradeoff = build_tradeoff(loaded)
@@ -999,7 +1002,7 @@ def _tradeoff_report(
         write_atomic(csv_out, readout.to_csv(readout.tradeoff_csv_rows(tradeoff)))
         typer.echo(f"csv written to {csv_out}", err=True)
     if plot is not None:
-        from emobench.plot import plot_tradeoff
+        from emobench.render.plot import plot_tradeoff
 
         plot_tradeoff(tradeoff, plot)
         typer.echo(f"plot written to {plot}", err=True)
@@ -1035,13 +1038,13 @@ def claims_cmd(
         other, _data = report_mod.load_header(path)
         if other != "maxbatch":
             raise UsageError(f"{path}: --maxbatch needs a maxbatch report, got {other}")
-    from emobench.claims import evaluate
-    from emobench.render import claims_markdown, claims_table
+    from emobench.readout.claims import evaluate
+    from emobench.render.readout import claims_markdown, claims_table
 
     timing = report_mod.load(report_file)
     extra = [report_mod.load(path) for path in maxbatch_reports or []]
     if timing.kind == "finetune":  # the training-speed claim
-        from emobench.claims import evaluate_training
+        from emobench.readout.claims import evaluate_training
 
         verdicts = evaluate_training(timing)
     else:
@@ -1136,7 +1139,8 @@ def finetune_cmd(
     from emobench.data.labeled import load_labeled
     from emobench.device import compile_unavailable, resolve_device
     from emobench.models import get_backbone
-    from emobench.render import finetune_progress, render_finetune
+    from emobench.render.compare import render_finetune
+    from emobench.render.progress import finetune_progress
     from emobench.scenarios.finetune import FinetuneConfig, run_finetune
 
     get_backbone(backbone)  # an unknown backbone fails here
@@ -1207,7 +1211,7 @@ def models_cmd(
     import dataclasses
     import json
 
-    from emobench.render import models_table
+    from emobench.render.readout import models_table
     from emobench.scenarios.catalogue import model_catalogue
 
     infos = model_catalogue(tuple(check_model_refs(model)))
@@ -1274,11 +1278,11 @@ def calibrate_cmd(
     if out is not None:
         check_report_out(out, True)
     if save_baseline is not None:
-        from emobench.baseline import check_baseline_name
+        from emobench.gate.store import check_baseline_name
 
         check_baseline_name(save_baseline)
     if from_reports:
-        from emobench.baseline import load_runs
+        from emobench.gate.store import load_runs
 
         reports = load_runs(from_reports)
     else:
@@ -1286,8 +1290,8 @@ def calibrate_cmd(
 
         assert config_file is not None
         reports, _device = _measure_runs(load_suite(config_file), runs)
-    from emobench.calibrate import calibrated_baseline
-    from emobench.render import calibration_table
+    from emobench.gate.calibrate import calibrated_baseline
+    from emobench.render.gate import calibration_table
 
     base, calibrations = calibrated_baseline(reports, alpha)
     _stdout_console().print(calibration_table(calibrations, alpha))
@@ -1303,7 +1307,7 @@ def calibrate_cmd(
         import tempfile
 
         from emobench import results as report_mod
-        from emobench.baseline import save_baseline as store
+        from emobench.gate.store import save_baseline as store
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "calibrated.json"
@@ -1330,7 +1334,7 @@ def env_cmd(
 
     parse_device_spec(device)  # a misspelt device fails before torch is imported
     from emobench.measure.env import fingerprint
-    from emobench.render import env_class_line, env_table
+    from emobench.render.readout import env_class_line, env_table
 
     env = fingerprint(resolve_device(device))
     if json_out:
@@ -1347,7 +1351,7 @@ def _measure_and_save(
     """Check the output path, measure `repeat` runs, write the (combined) report; return it."""
     check_report_out(out, force)
     runs, device = _measure_runs(config, repeat, kind)
-    from emobench.calibrate import combine_runs
+    from emobench.gate.calibrate import combine_runs
 
     result = combine_runs(runs)
     path = out or default_report_path(label, str(device))
@@ -1366,7 +1370,7 @@ def _measure_runs(config: Any, repeat: int, kind: str = "run") -> tuple[list[Any
 
     images = input_images(config.data, config.seed, config.images_needed)  # bad --data here
 
-    from emobench.render import progress_display
+    from emobench.render.progress import progress_display
     from emobench.scenarios.compare import preflight, run_benchmark
 
     device = preflight(config)  # options this device cannot run fail here, before any model
@@ -1392,7 +1396,7 @@ def _run_and_write(
 ) -> None:
     result = _measure_and_save(config, out, kind, label, force, repeat)
     from emobench import results as report_mod
-    from emobench.render import render_compare
+    from emobench.render.compare import render_compare
 
     if json_out:
         sys.stdout.write(report_mod.to_json(result))

@@ -21,7 +21,8 @@ from emobench.measure import contention as contention_mod
 from emobench.measure.contention import ContentionMonitor
 from emobench.measure.env import cpu_isa
 from emobench.measure.timing import STOP_BUDGET
-from emobench.render import progress_display, render_compare
+from emobench.render.compare import render_compare
+from emobench.render.progress import progress_display
 from emobench.scenarios import compare as runner_mod
 from emobench.scenarios.compare import SHARED_TIMER, run_benchmark
 from tests.conftest import TINY, TINY_ARGS

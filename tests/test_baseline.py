@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emobench import baseline as B
 from emobench import results as R
 from emobench.cli import app
 from emobench.errors import ReportError, UsageError
+from emobench.gate import store as S
+from emobench.gate import verdicts as B
 from emobench.machine import class_id
+from emobench.stats import gate as G
 from tests.factories import TIGHT_DN, TIGHT_UP, make_report, other_class
 
 runner = CliRunner()
@@ -142,9 +144,9 @@ def test_different_suite_is_usage_error() -> None:
 
 
 def test_mann_whitney() -> None:
-    assert B.mann_whitney_p_greater([2.0] * 10, [1.0] * 10) < 1e-3
-    assert B.mann_whitney_p_greater([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) > 0.4
-    assert B.mann_whitney_p_greater([5.0], [1.0, 2.0]) == 1.0  # too few samples to tell
+    assert G.mann_whitney_p_greater([2.0] * 10, [1.0] * 10) < 1e-3
+    assert G.mann_whitney_p_greater([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) > 0.4
+    assert G.mann_whitney_p_greater([5.0], [1.0, 2.0]) == 1.0  # too few samples to tell
 
 
 @pytest.fixture
@@ -226,20 +228,20 @@ def test_baseline_save_bad_input_changes_nothing(files: Path) -> None:
 
 def test_save_baseline_library(tmp_path: Path) -> None:
     R.save(make_report(), tmp_path / "r.json")
-    target = B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
+    target = S.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
     assert target == tmp_path / "b" / "x" / f"{class_id(make_report().environment)}.json"
     assert R.load(target) == R.load(tmp_path / "r.json")
     # another class goes beside it, not over it
     R.save(other_class(make_report()), tmp_path / "avx2.json")
-    second = B.save_baseline(tmp_path / "avx2.json", "x", directory=tmp_path / "b")
+    second = S.save_baseline(tmp_path / "avx2.json", "x", directory=tmp_path / "b")
     assert second.parent == target.parent and second != target
-    assert [b.machine_class for b in B.list_baselines(tmp_path / "b")] == sorted(
-        [B.machine_class(make_report()), B.machine_class(other_class(make_report()))]
+    assert [b.machine_class for b in S.list_baselines(tmp_path / "b")] == sorted(
+        [S.machine_class(make_report()), S.machine_class(other_class(make_report()))]
     )
     with pytest.raises(UsageError, match="already exists"):
-        B.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
+        S.save_baseline(tmp_path / "r.json", "x", directory=tmp_path / "b")
     with pytest.raises(ReportError):
-        B.save_baseline(tmp_path / "none.json", "y", directory=tmp_path / "b")
+        S.save_baseline(tmp_path / "none.json", "y", directory=tmp_path / "b")
 
 
 def test_portable_ratio_move_within_noise_passes_as_noisy() -> None:
@@ -254,9 +256,9 @@ def test_portable_ratio_move_within_noise_passes_as_noisy() -> None:
 
 
 def test_ratio_interval_brackets_the_ratio_and_is_deterministic() -> None:
-    lo, hi = B.ratio_interval(TIGHT_UP, TIGHT_DN)
+    lo, hi = G.ratio_interval(TIGHT_UP, TIGHT_DN)
     assert lo <= 100.1 / 10.005 <= hi and hi / lo < 1.05
-    assert B.ratio_interval(TIGHT_UP, TIGHT_DN) == (lo, hi)
+    assert G.ratio_interval(TIGHT_UP, TIGHT_DN) == (lo, hi)
 
 
 # -- machine classes: one baseline per class, fallback, candidate ------------------------------
@@ -268,7 +270,7 @@ CI_SUITE = Path(__file__).resolve().parents[1] / "configs" / "ci.toml"
 @pytest.fixture
 def classes(files: Path) -> dict[str, str]:
     """results/baselines/ci/ holding the AVX-512 class; AVX2-only reports next to it."""
-    B.save_baseline(files / "base.json", "ci")
+    S.save_baseline(files / "base.json", "ci")
     R.save(other_class(make_report()), files / "avx2.json")
     R.save(other_class(make_report(dn_params=8_424_776)), files / "avx2-changed.json")
     R.save(other_class(make_report(dn_latency=SLOW_DN)), files / "avx2-slow.json")
@@ -329,7 +331,7 @@ def test_no_baseline_of_this_class_gates_on_exact_and_invariants(
 
 
 def test_baseline_name_folder_and_file_resolve(files: Path, classes: dict[str, str]) -> None:
-    B.save_baseline(files / "avx2.json", "ci")
+    S.save_baseline(files / "avx2.json", "ci")
     folder = Path("results/baselines/ci")
     for arg in ("ci", str(folder), str(files / folder)):
         for report, cls in (("avx2.json", "avx2"), ("base.json", "avx512")):
@@ -365,8 +367,8 @@ def test_missing_baseline_name_is_one_error_line(files: Path, classes: dict[str,
 def test_baseline_list(files: Path, classes: dict[str, str]) -> None:
     empty = runner.invoke(app, ["baseline", "list", "--dir", "elsewhere"])
     assert empty.exit_code == 0 and "no baselines in elsewhere" in empty.stdout
-    B.save_baseline(files / "avx2.json", "ci")
-    B.save_baseline(files / "base.json", "nightly")
+    S.save_baseline(files / "avx2.json", "ci")
+    S.save_baseline(files / "base.json", "nightly")
     result = runner.invoke(app, ["baseline", "list"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if "│ ci" in line]

@@ -9,8 +9,8 @@ import statistics
 import pytest
 from scipy.stats import norm, t
 
-from emobench import baseline as B
-from emobench.calibrate import MIN_THRESHOLD, calibrate, calibrated_baseline
+from emobench.gate import verdicts as B
+from emobench.gate.calibrate import MIN_THRESHOLD, calibrate, calibrated_baseline
 from tests.factories import TIGHT_DN, TIGHT_UP, make_report
 from tests.test_config import TINY_SUITE
 
@@ -112,7 +112,7 @@ def test_baseline_alpha_missing_or_invalid_falls_back_to_the_default() -> None:
 
 def test_calibration_expands_reports_that_hold_several_runs() -> None:
     """`baseline save` / calibration over --repeat reports keeps every run, not one per file."""
-    from emobench.calibrate import run_ratios
+    from emobench.gate.calibrate import run_ratios
 
     held = dataclasses.replace(
         make_report(), run_ratios={"vgg16/latency_b1_median_ms": [9.0, 10.0, 11.0]}

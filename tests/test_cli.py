@@ -162,8 +162,8 @@ def test_out_replaces_reports_but_not_other_files_without_force(tmp_path: Path) 
 
 
 def test_rule_thresholds_up_to_1000_percent(tmp_path: Path) -> None:
-    from emobench.baseline import parse_rules
     from emobench.errors import UsageError
+    from emobench.gate.verdicts import parse_rules
 
     assert parse_rules(["portable:1000%", "exact:0.3", "machine:30%"], None) == {
         "portable": 10.0,

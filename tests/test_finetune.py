@@ -391,7 +391,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from emobench import results as R  # noqa: E402
 from emobench.cli import app  # noqa: E402
-from emobench.tradeoff import build_tradeoff, pareto_front, training_speedup  # noqa: E402
+from emobench.readout.tradeoff import build_tradeoff, pareto_front, training_speedup  # noqa: E402
 from tests.factories import make_report  # noqa: E402
 
 cli = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from emobench.config import RunConfig
-from emobench.render import render_compare
+from emobench.render.compare import render_compare
 from emobench.scenarios import compare as runner_mod
 from emobench.stats.summary import MIN_SAMPLES_FOR, Stats
 from tests.conftest import TINY, tiny_model

@@ -324,7 +324,7 @@ def test_direct48_transfer_from_fake_checkpoint(
 
 
 def test_claims_explain_parameters_per_family() -> None:
-    from emobench.claims import _params_origin
+    from emobench.readout.claims import _params_origin
 
     assert "same tensors" in _params_origin("mobilenet_v3_small")
     assert "same tensors" in _params_origin("convnext_tiny")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emobench import readout
 from emobench import results as R
-from emobench.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
 from emobench.cli import app
 from emobench.machine import class_id, describe
 from emobench.measure.search import Probe
+from emobench.readout import merge as readout
+from emobench.readout.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
 from tests.factories import TIGHT_UP, make_report, other_class, with_env
 
 runner = CliRunner()
@@ -282,7 +282,7 @@ def test_env_command_json() -> None:
 def test_compare_table_names_the_machine_class() -> None:
     from rich.console import Console
 
-    from emobench.render import render_compare
+    from emobench.render.compare import render_compare
 
     console = Console(width=400, record=True)
     render_compare(other_class(make_report()), console)

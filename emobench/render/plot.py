@@ -10,7 +10,7 @@ from emobench import results as R
 from emobench.errors import UsageError
 
 if TYPE_CHECKING:
-    from emobench.tradeoff import Tradeoff
+    from emobench.readout.tradeoff import Tradeoff
 
 INSTALL_HINT = "--plot needs matplotlib: pip install 'emobench[plot]' (or pip install matplotlib)"
 RATIO_KEYS = (
@@ -98,7 +98,7 @@ def plot_tradeoff(tradeoff: Tradeoff, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from emobench.tradeoff import pareto_front
+    from emobench.readout.tradeoff import pareto_front
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, key, label in (

@@ -277,7 +277,7 @@ def load_any_reports(paths: list[Path]) -> list[tuple[Path, R.Report]]:
 
 def tradeoff_csv_rows(tradeoff: Any) -> list[dict[str, Any]]:
     """One row per backbone and pipeline; a column per trade-off value and its source."""
-    from emobench.tradeoff import TRADEOFF_COLUMNS
+    from emobench.readout.tradeoff import TRADEOFF_COLUMNS
 
     out = []
     for row in tradeoff.rows:

@@ -190,7 +190,7 @@ TRAINING_CLAIM = Claim(
 def evaluate_training(finetune: R.Report) -> list[ClaimVerdict]:
     """The training-speed claim against a finetune report: upscale224 / direct48 seconds per
     epoch (the median epoch of each run, averaged over seeds), same recipe and device."""
-    from emobench.tradeoff import training_speedup
+    from emobench.readout.tradeoff import training_speedup
 
     out = []
     speedups = training_speedup(finetune)

@@ -1,0 +1,278 @@
+"""Benchmark reports on screen: the compare table with its settings, stopping and machine lines,
+the max-batch table and the fine-tune table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from emobench import machine
+from emobench.render.format import ABSENT, fmt_ratio, fmt_value, ratio_bar
+from emobench.results import (
+    MetricRow,
+    PipelineResult,
+    Report,
+    metric_rows,
+    stats_for,
+)
+from emobench.stats.summary import MIN_SAMPLES_FOR
+
+
+def _machine_line(report: Report) -> str:
+    env = report.environment
+    device = env.get("gpu_name") or env.get("device_name") or env.get("device")
+    return (
+        f"{env.get('device')} ({device}), torch {env.get('torch')}, "
+        f"{env.get('num_threads')} threads, machine class {machine.class_id(env)}"
+    )
+
+
+def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table:
+    table = Table(
+        title=f"{backbone}: upscale224 vs direct48 on {_machine_line(report)}",
+        caption=(
+            "ratio = upscale224 / direct48, oriented so > 1 means direct48 wins (bar: one block "
+            "per doubling); "
+            f"~ = noisy (IQR/median > 10%); {ABSENT} = not measurable on this device"
+        ),
+        caption_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("upscale224", justify="right")
+    table.add_column("direct48", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column("", justify="left", no_wrap=True)
+    up, dn = report.result(backbone, "upscale224"), report.result(backbone, "direct48")
+    for row in rows:
+        mark = " ~" if row.noisy else ""
+        table.add_row(
+            row.label + mark,
+            fmt_value(row.upscale224, row.unit) + _ci_text(up, row),
+            fmt_value(row.direct48, row.unit) + _ci_text(dn, row),
+            fmt_ratio(row.ratio),
+            ratio_bar(row.ratio),
+        )
+    return table
+
+
+def _ci_text(result: PipelineResult | None, row: MetricRow) -> str:
+    """' ±x%': the larger side of the median's 95% interval, for median-based timing rows."""
+    if row.unit not in ("ms", "us/image"):
+        return ""
+    stats = stats_for(result, row.key)
+    if stats is None or stats.median_ci_low is None or stats.median_ci_high is None:
+        return ""
+    if "p90" in row.key or "p99" in row.key or stats.median <= 0:
+        return ""
+    half = max(stats.median - stats.median_ci_low, stats.median_ci_high - stats.median)
+    return f" ±{half / stats.median:.0%}" if half / stats.median >= 0.005 else " ±<1%"
+
+
+def percentile_line(report: Report) -> str | None:
+    """Why tail latencies are missing: too few samples for the rule in MIN_SAMPLES_FOR."""
+    ns = [r.latency.stats.n for r in report.results if r.latency]
+    if not ns or all(n >= MIN_SAMPLES_FOR[99] for n in ns):
+        return None
+    return (
+        f"latency p90 needs >= {MIN_SAMPLES_FOR[90]} samples and p99 >= {MIN_SAMPLES_FOR[99]}; "
+        f"batch-1 latency has {', '.join(str(n) for n in ns)}: n too small where not shown; "
+        "± = the median's 95% confidence interval (order statistics)"
+    )
+
+
+def render_compare(report: Report, console: Console) -> None:
+    rows = metric_rows(report)
+    for backbone in report.backbones:
+        console.print(compare_table(report, backbone, [r for r in rows if r.backbone == backbone]))
+    console.print(settings_line(report))
+    console.print(stopping_line(report))
+    if (line := percentile_line(report)) is not None:
+        console.print(line)
+    if report.limits is not None:
+        lim = report.limits
+        extra = ""
+        if lim.host_copy_bytes_per_s is not None and lim.h2d_bytes_per_s is not None:
+            extra = (
+                f", host memcpy {fmt_value(lim.host_copy_bytes_per_s, 'bytes/s')}, pinned "
+                f"host-to-device {fmt_value(lim.h2d_bytes_per_s, 'bytes/s')}"
+            )
+        console.print(
+            f"device limits measured in this run: {lim.matmul_math or lim.matmul_dtype} matmul "
+            f"{fmt_value(lim.matmul_flops_per_s, 'FLOP/s')} (n={lim.matmul_n}), copy bandwidth "
+            f"{fmt_value(lim.copy_bytes_per_s, 'bytes/s')} ({fmt_value(lim.copy_bytes, 'bytes')})"
+            + extra
+        )
+    for r in report.results:
+        if r.error:
+            console.print(f"[red]{r.backbone}/{r.pipeline}: {r.error}[/red]")
+    for note in report.notes:
+        console.print(note)
+    console.print(f"wall time: {report.wall_time_s:.1f} s")
+
+
+def settings_line(report: Report) -> str:
+    c = report.config
+    in_force = c.get("in_force", {})
+    precision = str(c.get("precision", "fp32"))
+    if c.get("precision_emulated"):
+        precision += " (EMULATED: not native on this device)"
+    return (
+        f"settings: mode {c.get('mode', 'infer')}, precision {precision}, "
+        f"channels-last {c.get('channels_last', False)}, compile {c.get('compile', 'none')}, "
+        f"threads {in_force.get('num_threads')}, cudnn.benchmark "
+        f"{in_force.get('cudnn_benchmark')}, tf32 {in_force.get('tf32_matmul')}"
+    )
+
+
+def stopping_line(report: Report) -> str:
+    """How the timed loops ended: the stopping rule and how many stopped for each reason."""
+    c = report.config
+    reasons: dict[str, int] = {}
+    for r in report.results:
+        timings = [r.latency] if r.latency else []
+        timings += [b.timing for b in r.throughput + r.end_to_end]
+        timings += [t.timing for t in r.train]
+        ended = [t.stop_reason for t in timings] + [p.stop_reason for p in r.preprocess]
+        for reason in ended:
+            if reason:
+                reasons[reason] = reasons.get(reason, 0) + 1
+    counts = ", ".join(f"{n} by {reason}" for reason, n in sorted(reasons.items()))
+    quick = " (--quick)" if c.get("quick") else ""
+    return (
+        f"stopping rule{quick}: >= {c.get('min_iters')} samples, then stop when the median's 95% "
+        f"interval is within +-{c.get('target_ci', 0):.0%} or after {c.get('max_time_s')} s"
+        + (" (paired loops of both pipelines: twice that)" if report.paired else "")
+        + (f"; loops ended: {counts}" if counts else "")
+    )
+
+
+def render_maxbatch(report: Report, console: Console) -> None:
+    """Summary (max batch per pipeline and the ratio) and the probe trace of every search."""
+    results = report.maxbatch
+    table = Table(
+        title=f"largest batch, {report.config.get('mode')} mode, on {_machine_line(report)}",
+        caption=(
+            f"budget {fmt_value(report.config.get('budget_bytes'), 'bytes')}; safe = max less "
+            f"the {report.config.get('margin', 0):.0%} margin; ratio = direct48 / upscale224"
+        ),
+        caption_justify="left",
+    )
+    for col in ("pipeline", "method", "max batch", "safe batch", "peak memory at max"):
+        table.add_column(col, justify="left" if col in ("pipeline", "method") else "right")
+    table.add_column("bytes per extra image", justify="right")
+    table.add_column("note")
+    for r in results:
+        note = r.error or ("capped at --max-batch" if r.capped else "")
+        if r.fit_error is not None:
+            note = (note + "; " if note else "") + f"fit error {r.fit_error:+.1%}"
+        if r.reserved_bytes_at_max is not None:
+            note = (note + "; " if note else "") + (
+                f"reserved {fmt_value(r.reserved_bytes_at_max, 'bytes')}, outside allocator "
+                f"{fmt_value(r.non_allocator_bytes, 'bytes')}"
+            )
+        table.add_row(
+            r.pipeline,
+            r.method,
+            f"{r.max_batch:,}" + (" (capped)" if r.capped else ""),
+            f"{r.safe_batch:,}",
+            fmt_value(r.peak_bytes_at_max, "bytes"),
+            fmt_value(r.bytes_per_extra_image, "bytes"),
+            note,
+        )
+    console.print(table)
+    by_name = {r.pipeline: r for r in results}
+    if "upscale224" in by_name and "direct48" in by_name:
+        up, dn = by_name["upscale224"], by_name["direct48"]
+        ratio_text = fmt_ratio(dn.max_batch / up.max_batch if up.max_batch else None)
+        console.print(f"max batch ratio (direct48 / upscale224): {ratio_text}")
+    trace = Table(title="search trace (every probe)")
+    for col in ("pipeline", "batch", "outcome", "peak memory", "seconds", "note"):
+        trace.add_column(col, justify="right" if col in ("batch", "seconds") else "left")
+    for r in results:
+        for p in r.probes:
+            trace.add_row(
+                r.pipeline,
+                f"{p.batch_size:,}",
+                p.outcome,
+                fmt_value(p.peak_bytes, "bytes"),
+                f"{p.seconds:.2f}",
+                p.message or "",
+            )
+    console.print(trace)
+    console.print(f"wall time: {report.wall_time_s:.1f} s")
+
+
+# -- fine-tuning -------------------------------------------------------------------------------
+
+
+def finetune_table(report: Report) -> Table:
+    ft = report.finetune
+    table = Table(title=f"fine-tune on {report.config.get('resolved_device')}")
+    cols = (
+        "pipeline",
+        "seed",
+        "best epoch",
+        "test acc",
+        "macro-F1",
+        "latency b1",
+        "s/epoch (data / prep / step)",
+        "images/s",
+        "train peak",
+        "to target",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col == "pipeline" else "right")
+    for r in ft.runs if ft else []:
+        e = r.epochs
+        med = sorted(e, key=lambda x: x.train_s)[len(e) // 2]
+        peak = r.train_peak.tensor_peak_bytes if r.train_peak else None
+        target = (
+            ABSENT
+            if r.target_accuracy is None
+            else "not reached"
+            if r.time_to_target_s is None
+            else f"{r.time_to_target_s:.1f} s (epoch {r.epoch_to_target})"
+        )
+        table.add_row(
+            r.pipeline,
+            str(r.seed),
+            str(r.best_epoch),
+            f"{r.test.accuracy:.1%}",
+            f"{r.test.macro_f1:.3f}",
+            fmt_value(r.test.latency_b1_ms, "ms"),
+            f"{r.train_s_per_epoch:.2f} ({med.data_s:.2f} / {med.preprocess_s:.2f} / "
+            f"{med.step_s:.2f})",
+            f"{med.images_per_s:,.0f}",
+            fmt_value(peak, "bytes"),
+            target,
+        )
+    return table
+
+
+def render_finetune(report: Report, console: Console) -> None:
+    from emobench.results.finetune import verdict_sentence
+
+    ft = report.finetune
+    if ft is None:
+        return
+    data = ft.data
+    console.print(finetune_table(report))
+    console.print(
+        f"data: {data.get('path')} ({data.get('format')}, {len(data.get('class_names', []))} "
+        f"classes, split {data.get('split_method')}); best epoch chosen on "
+        f"{data.get('selection_split')}, scored on {data.get('score_split')}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for s in ft.spread:
+        if s.seeds > 1:
+            console.print(
+                f"{s.pipeline}: test accuracy {s.accuracy_mean:.1%} ± {s.accuracy_std:.1%}, "
+                f"macro-F1 {s.macro_f1_mean:.3f} ± {s.macro_f1_std:.3f} over {s.seeds} seeds",
+                markup=False,
+                highlight=False,
+            )
+    console.print(verdict_sentence(ft.paired), markup=False, highlight=False, soft_wrap=True)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)

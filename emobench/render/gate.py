@@ -1,0 +1,184 @@
+"""The regression gate on screen and in Markdown: verdict tables, the summary line, stored
+baselines and calibration thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from emobench import machine
+from emobench.gate.calibrate import Calibration
+from emobench.gate.store import Selection, StoredBaseline
+from emobench.gate.verdicts import OTHER_CLASS, PASS, SKIPPED, Verdict
+from emobench.render.format import ABSENT, cell, fmt_ratio
+
+
+def _verdict_cells(v: Verdict) -> list[str]:
+    return [
+        v.backbone,
+        v.pipeline,
+        f"{v.metric} ({v.unit})" if v.unit else v.metric,
+        v.kind,
+        cell(v.baseline),
+        cell(v.current),
+        ABSENT if v.delta is None else f"{v.delta:+.1%}",
+        ABSENT if v.threshold is None else f"{v.threshold:.1%}",
+        v.verdict + (f" ({v.note})" if v.note else ""),
+    ]
+
+
+VERDICT_COLUMNS = (
+    "backbone",
+    "pipeline",
+    "metric",
+    "kind",
+    "baseline",
+    "current",
+    "delta",
+    "threshold",
+    "verdict",
+)
+
+
+NOT_COMPARED = (SKIPPED, OTHER_CLASS)  # shown for reading, never a pass or a fail
+
+
+def check_summary(
+    verdicts: list[Verdict], selection: Selection | None, code: str = ""
+) -> list[str]:
+    """The lines under a verdict table: the count, and which machine classes were compared.
+
+    `code` wraps commands and paths (a backtick for Markdown).
+    """
+    failed = sum(v.failed for v in verdicts)
+    shown = sum(v.verdict in NOT_COMPARED for v in verdicts)
+    compared = len(verdicts) - shown
+    first = f"regression check: {compared - failed} of {compared} checks pass"
+    if shown:
+        first += f"; {shown} shown, not compared (different machine class)"
+    lines = [first]
+    if selection is None:
+        return lines
+    base = selection.baseline
+    if selection.same_class:
+        lines.append(
+            f"baseline {code}{base.path}{code}: machine class {base.machine_class}, "
+            "the same as this report's"
+        )
+        return lines
+    if selection.searched is not None:
+        lines.append(
+            f"no baseline of machine class {selection.current_class} in "
+            f"{code}{selection.searched}{code}: exact metrics and invariants gate, against "
+            f"{code}{base.path}{code} (the newest there); ratios shown beside it, "
+            "machine-bound figures skipped"
+        )
+    else:
+        lines.append(
+            f"baseline {code}{base.path}{code} is of another machine class: exact metrics "
+            "and invariants gate; ratios shown beside it, machine-bound figures skipped"
+        )
+    lines.append(f"baseline class {base.machine_class}: {selection.baseline_description}")
+    lines.append(f"this report's class {selection.current_class}: {selection.current_description}")
+    lines.append(
+        "what differs (baseline vs this report): " + "; ".join(selection.differences or ["?"])
+    )
+    if selection.candidate_withheld:
+        lines.append(
+            f"no candidate baseline written for {selection.current_class}: this report failed "
+            "a gating check; adopt a report that passes"
+        )
+    if selection.candidate is not None:
+        lines.append(
+            f"candidate baseline for {selection.current_class} written to "
+            f"{code}{selection.candidate}{code}; adopt it with: "
+            f"{code}{selection.adopt_command(selection.candidate)}{code}"
+        )
+    return lines
+
+
+def render_verdicts(
+    verdicts: list[Verdict], console: Console, selection: Selection | None = None
+) -> None:
+    table = Table(title="regression check")
+    for col in VERDICT_COLUMNS:
+        table.add_column(
+            col,
+            justify="right" if col in ("baseline", "current", "delta") else "left",
+            overflow="fold",  # metric names and notes wrap instead of being cut off
+        )
+    for v in verdicts:
+        style = "red" if v.failed else ("yellow" if v.verdict != PASS else None)
+        if v.verdict in NOT_COMPARED:
+            style = "dim"
+        table.add_row(*_verdict_cells(v), style=style)
+    console.print(table)
+    for line in check_summary(verdicts, selection):
+        # soft_wrap: a command stays on one line, ready to copy
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def verdicts_markdown(verdicts: list[Verdict], selection: Selection | None = None) -> str:
+    """The same table as Markdown, for a CI job summary."""
+    lines = [
+        "| " + " | ".join(VERDICT_COLUMNS) + " |",
+        "|" + "---|" * len(VERDICT_COLUMNS),
+    ]
+    for v in verdicts:
+        cells = [c.replace("|", "\\|") for c in _verdict_cells(v)]
+        if v.failed:
+            cells[-1] = f"**{cells[-1]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    summary = check_summary(verdicts, selection, code="`")
+    lines.append("")
+    lines.append(summary[0][0].upper() + summary[0][1:] + ".")
+    if summary[1:]:
+        lines += ["", *[f"* {line}" for line in summary[1:]]]
+    return "\n".join(lines) + "\n"
+
+
+def baselines_table(stored: list[StoredBaseline], directory: Path) -> Table:
+    table = Table(title=f"stored baselines in {directory}: NAME/<machine class>.json")
+    for col in ("name", "machine class", "created (UTC)", "backbones"):
+        table.add_column(col, overflow="fold")
+    for b in stored:
+        # a file whose name is not its class (the older NAME.json layout, or a renamed one)
+        odd = b.path.name != f"{b.machine_class}.json"
+        table.add_row(
+            b.name + (f"\n({b.path.name})" if odd else ""),
+            f"{b.machine_class}\n{machine.describe(b.report.environment)}",
+            b.report.created_utc,
+            ", ".join(b.report.backbones),
+        )
+    return table
+
+
+def calibration_table(calibrations: list[Calibration], alpha: float) -> Table:
+    """Per ratio: the runs' centre and spread, the gate's threshold and the detectable change."""
+    table = Table(
+        title=f"A/A calibration: run-to-run spread of the ratios (false-alarm rate {alpha:g} "
+        "for the whole gate)",
+        caption="mean: geometric mean of the runs' ratios; spread: largest / smallest - 1; "
+        "log sd: run-to-run standard deviation of log(ratio); threshold: the move that fails "
+        "a check (Student's t on the runs' log-ratio spread, Bonferroni over the ratios; a "
+        "check's repeated runs count as one, as they share the machine's state); detectable: "
+        "the change it catches 80% of the time",
+        caption_justify="left",
+    )
+    cols = ("backbone", "ratio", "runs", "mean", "spread", "log sd", "threshold", "detectable")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("backbone", "ratio") else "right")
+    for c in sorted(calibrations, key=lambda c: (c.backbone, c.key)):
+        table.add_row(
+            c.backbone,
+            c.key,
+            str(c.runs),
+            fmt_ratio(c.mean_ratio),
+            f"{c.spread:.1%}",
+            f"{c.log_sd:.1%}",
+            f"{c.threshold:.1%}",
+            f"{c.detectable:.1%}",
+        )
+    return table

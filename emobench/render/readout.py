@@ -1,0 +1,202 @@
+"""Reading several reports: merged tables, ratios per machine class, claims, the trade-off, the
+model catalogue and the environment."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from emobench import machine
+from emobench.readout.claims import ClaimVerdict
+from emobench.readout.merge import ClassRatios, MergedRow
+from emobench.readout.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
+from emobench.render.format import ABSENT, fmt_ratio, fmt_value
+from emobench.results import (
+    ModelInfo,
+)
+
+
+def _class_ratio_cells(ratios: ClassRatios) -> list[list[str]]:
+    return [
+        [
+            r.backbone,
+            f"{r.label} ({r.key})",
+            *[fmt_ratio(r.ratios.get(c.id)) for c in ratios.classes],
+            fmt_ratio(r.spread),
+        ]
+        for r in ratios.rows
+    ]
+
+
+def class_ratio_table(ratios: ClassRatios) -> Table:
+    """upscale224/direct48 ratios, one column per machine class: what 'portable' is worth."""
+    table = Table(
+        title="upscale224 / direct48 ratios by machine class (> 1: direct48 wins)",
+        caption="\n".join(
+            f"{c.id}: {c.description} ({', '.join(c.sources)})" for c in ratios.classes
+        )
+        + "\nspread = largest / smallest ratio across classes",
+        caption_justify="left",
+    )
+    table.add_column("backbone")
+    table.add_column("metric")
+    for c in ratios.classes:
+        table.add_column(c.id, justify="right", overflow="fold")
+    table.add_column("spread", justify="right")
+    for cells in _class_ratio_cells(ratios):
+        table.add_row(*cells)
+    return table
+
+
+def class_ratio_markdown(ratios: ClassRatios) -> str:
+    head = ["backbone", "metric", *[c.id for c in ratios.classes], "spread"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cells in _class_ratio_cells(ratios):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    lines += [f"* `{c.id}`: {c.description} ({', '.join(c.sources)})" for c in ratios.classes]
+    return "\n".join(lines) + "\n"
+
+
+def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> Table:
+    table = Table(title="reports side by side")
+    for col in ("backbone", "pipeline", "machine", "report"):
+        table.add_column(col)
+    for key, unit in columns:
+        table.add_column(f"{key} ({unit})", justify="right")
+    for r in rows:
+        table.add_row(
+            r.backbone,
+            r.pipeline,
+            r.machine,
+            f"{r.source}\n{r.created_utc}",
+            *[fmt_value(r.values.get(k), u) for k, u in columns],
+        )
+    return table
+
+
+def merged_markdown(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> str:
+    head = ["backbone", "pipeline", "machine", "report", *[f"{k} ({u})" for k, u in columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.backbone, r.pipeline, r.machine, f"{r.source} {r.created_utc}"]
+        cells += [fmt_value(r.values.get(k), u) for k, u in columns]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def claims_table(verdicts: list[ClaimVerdict]) -> Table:
+    table = Table(title="the write-up's claims against measurements")
+    for col in ("backbone", "claim", "claimed", "measured", "verdict", "why"):
+        table.add_column(col, justify="right" if col in ("claimed", "measured") else "left")
+    colour = {"holds": "green", "does not hold": "red", "not measured": "yellow"}
+    for v in verdicts:
+        table.add_row(
+            v.backbone,
+            v.claim,
+            fmt_ratio(v.claimed),
+            fmt_ratio(v.measured),
+            f"[{colour[v.verdict]}]{v.verdict}[/{colour[v.verdict]}]",
+            v.reason,
+        )
+    return table
+
+
+def claims_markdown(verdicts: list[ClaimVerdict]) -> str:
+    lines = [
+        "| backbone | claim | claimed | measured | verdict | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lines.append(
+            f"| {v.backbone} | {v.claim} | {fmt_ratio(v.claimed)} | {fmt_ratio(v.measured)} "
+            f"| {v.verdict} | {v.reason} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def models_table(infos: list[ModelInfo]) -> Table:
+    rules = {m.family: m.direct48_rule for m in infos if m.direct48_rule}
+    table = Table(
+        title="registered backbones (random weights; FLOPs at batch 1, 1 MAC = 2 FLOPs)",
+        caption="\n".join(f"direct48 {family}: {rule}" for family, rule in rules.items()),
+        caption_justify="left",
+    )
+    for col in ("backbone", "pipeline", "input", "parameters", "FLOPs per image", "final map"):
+        table.add_column(col, justify="left" if col in ("backbone", "pipeline") else "right")
+    for m in infos:
+        table.add_row(
+            m.backbone,
+            m.pipeline,
+            f"{m.input_size}x{m.input_size}",
+            fmt_value(m.params_total, "count"),
+            fmt_value(m.flops_per_image, "FLOP"),
+            "x".join(map(str, m.feature_map)),
+        )
+    return table
+
+
+def env_table(env: dict[str, object]) -> Table:
+    table = Table(title="environment fingerprint")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in env.items():
+        table.add_row(key, ABSENT if value is None else str(value))
+    return table
+
+
+def env_class_line(env: dict[str, object]) -> str:
+    """The machine class under the fingerprint: baselines and ratios are kept per class."""
+    return f"machine class {machine.class_id(env)}: {machine.describe(env)}"
+
+
+def _tradeoff_cells(row: TradeoffRow, front: set[tuple[str, str]]) -> list[str]:
+    cells = []
+    for key, _, unit in TRADEOFF_COLUMNS:
+        text = fmt_value(row.values.get(key), unit)
+        if key == "accuracy" and row.seeds > 1 and row.accuracy_std is not None:
+            text += f" ± {row.accuracy_std:.1%}"
+        cells.append(text)
+    star = "*" if (row.backbone, row.pipeline) in front else ""
+    return [row.backbone, row.pipeline + star, *cells]
+
+
+def _latency_front(tradeoff: Tradeoff) -> set[tuple[str, str]]:
+    from emobench.readout.tradeoff import pareto_front
+
+    rows = [
+        r
+        for r in tradeoff.rows
+        if r.values.get("accuracy") is not None and r.values.get("latency_b1_ms") is not None
+    ]
+    points = [(r.values["latency_b1_ms"] or 0.0, r.values["accuracy"] or 0.0) for r in rows]
+    return {
+        (r.backbone, r.pipeline) for r, on in zip(rows, pareto_front(points), strict=True) if on
+    }
+
+
+def tradeoff_table(tradeoff: Tradeoff) -> Table:
+    table = Table(title="speed against accuracy (* on the accuracy/latency Pareto front)")
+    table.add_column("backbone")
+    table.add_column("pipeline")
+    for _, header, _ in TRADEOFF_COLUMNS:
+        table.add_column(header, justify="right")
+    front = _latency_front(tradeoff)
+    for row in tradeoff.rows:
+        table.add_row(*_tradeoff_cells(row, front))
+    return table
+
+
+def tradeoff_lines(tradeoff: Tradeoff) -> list[str]:
+    return [f"{b}: {v}" for b, v in tradeoff.verdicts.items()] + tradeoff.notes
+
+
+def tradeoff_markdown(tradeoff: Tradeoff) -> str:
+    head = ["backbone", "pipeline", *[h for _, h, _ in TRADEOFF_COLUMNS]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    front = _latency_front(tradeoff)
+    for row in tradeoff.rows:
+        lines.append("| " + " | ".join(_tradeoff_cells(row, front)) + " |")
+    lines.append("")
+    lines.append("\\* on the accuracy/latency Pareto front")
+    lines += ["", *(f"- {line}" for line in tradeoff_lines(tradeoff))]
+    return "\n".join(lines) + "\n"
