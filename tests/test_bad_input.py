@@ -140,7 +140,7 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sigterm_guard: None
 ) -> None:
     from emobench import files
-    from emobench.cli import sigterm_raises
+    from emobench.cli.shell import sigterm_raises
     from emobench.errors import Terminated
 
     target = tmp_path / "r.json"
@@ -161,7 +161,7 @@ def test_sigterm_kills_the_maxbatch_child(
 
     import emobench.launchers.child as child_mod
     import emobench.scenarios.maxbatch as maxbatch_mod
-    from emobench.cli import sigterm_raises
+    from emobench.cli.shell import sigterm_raises
     from emobench.errors import Terminated
 
     pid_file = tmp_path / "child.pid"

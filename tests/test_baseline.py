@@ -382,10 +382,10 @@ def test_baseline_list(files: Path, classes: dict[str, str]) -> None:
 def test_ci_without_a_baseline_of_this_class_writes_the_candidate(
     files: Path, classes: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emobench.cli as cli
+    import emobench.cli.gate as cli
 
     measured = other_class(make_report())
-    monkeypatch.setattr(cli, "_measure_and_save", lambda *args, **kwargs: measured)
+    monkeypatch.setattr(cli, "measure_and_save", lambda *args, **kwargs: measured)
     suite = files / "vgg16.toml"  # the suite of the stored baselines (vgg16 only)
     suite.write_text(CI_SUITE.read_text().replace('"vgg16", "resnet18"', '"vgg16"'))
     args = ["ci", str(suite), "--baseline", "ci", "--candidate-out", "art/cand.json"]
@@ -397,7 +397,7 @@ def test_ci_without_a_baseline_of_this_class_writes_the_candidate(
         "emobench baseline save art/cand.json --name ci\n"
     ) in result.stdout
     monkeypatch.setattr(
-        cli, "_measure_and_save", lambda *a, **k: other_class(make_report(dn_latency=SLOW_DN))
+        cli, "measure_and_save", lambda *a, **k: other_class(make_report(dn_latency=SLOW_DN))
     )
     assert runner.invoke(app, args).exit_code == 1
 

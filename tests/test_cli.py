@@ -83,7 +83,7 @@ def _umask() -> int:
 def test_default_report_names_differ_within_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
     import datetime as dt
 
-    from emobench import cli
+    from emobench.cli import shell as cli
 
     class Frozen(dt.datetime):
         @classmethod

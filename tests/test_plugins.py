@@ -12,7 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from emobench.cli import app, backbone_names
+from emobench.cli import app
+from emobench.cli.options import backbone_names
 from emobench.errors import UsageError
 from emobench.models import BACKBONES, EmotionNet, build_model, get_backbone
 from emobench.models.plugin import entry_point_backbones

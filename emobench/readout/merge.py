@@ -13,8 +13,8 @@ from typing import Any
 from emobench import machine
 from emobench import results as R
 from emobench.errors import ReportError
+from emobench.results.schema import TIMING_KINDS
 
-TIMING_KINDS = ("compare", "run")
 ENV_COLUMNS = (
     "device",
     "device_name",

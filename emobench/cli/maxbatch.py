@@ -1,0 +1,137 @@
+"""`maxbatch`: the largest batch each pipeline really fits."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from emobench.cli.options import (
+    DEFAULT_BACKBONE,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    OutOpt,
+    check_model_refs,
+    file_label,
+)
+from emobench.cli.shell import (
+    check_report_out,
+    clean_errors,
+    default_report_path,
+    save_report,
+    stderr_console,
+    stdout_console,
+)
+from emobench.errors import UsageError
+from emobench.names import MODES, PIPELINE_NAMES
+
+
+@clean_errors
+def maxbatch(
+    backbone: Annotated[
+        str, typer.Option(help="Backbone (see `emobench models`) or module:function.")
+    ] = DEFAULT_BACKBONE,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Your own backbone as module:function (replaces --backbone); "
+            "function(pipeline, num_classes=7) returns the nn.Module.",
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    mode: Annotated[
+        str, typer.Option(help="infer (forward) or train (forward, backward, SGD step).")
+    ] = "infer",
+    pipeline: Annotated[str, typer.Option(help="upscale224, direct48 or both.")] = "both",
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory budget: 8GiB, 512MiB, or a fraction like 0.5 "
+            "(default: the whole GPU; on CPU half the available RAM)."
+        ),
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Largest batch to try.")] = 65536,
+    margin: Annotated[
+        float, typer.Option(help="Safety margin: safe batch = max batch x (1 - margin).")
+    ] = 0.05,
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+    force: ForceOpt = False,
+) -> None:
+    """Find the largest batch each pipeline really fits, for inference or training.
+
+    \b
+    Example:
+      emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
+    """
+    if model is not None:
+        backbone = check_model_refs([model])[0]
+    pipelines = PIPELINE_NAMES if pipeline == "both" else (pipeline,)
+    _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
+    check_report_out(out, force)
+
+    from emobench.device import resolve_device
+    from emobench.render.compare import render_maxbatch
+    from emobench.render.progress import progress_display
+    from emobench.scenarios.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
+
+    config = MaxBatchConfig(
+        backbone=backbone,
+        pipelines=pipelines,
+        mode=mode,
+        device=device,
+        budget=budget,
+        max_batch=max_batch,
+        margin=margin,
+    ).validate()
+    resolved = resolve_device(device)
+    resolve_budget(config, resolved)  # a bad budget fails before any model is built
+    path = out or default_report_path(
+        file_label((backbone,)), str(resolved), kind=f"maxbatch-{mode}"
+    )
+    with progress_display(stderr_console()) as progress:
+        result = run_maxbatch(config, progress=progress)
+    save_report(result, path)
+    from emobench import results as report_mod
+
+    if json_out:
+        sys.stdout.write(report_mod.to_json(result))
+    else:
+        render_maxbatch(result, stdout_console())
+    typer.echo(f"report written to {path}", err=True)
+    failed = [r for r in result.maxbatch if r.error]
+    if failed:
+        for r in failed:
+            typer.echo(f"error: {r.pipeline}: search stopped: {r.error}", err=True)
+        raise typer.Exit(1)
+
+
+def _check_maxbatch_options(
+    backbone: str,
+    device: str,
+    mode: str,
+    pipelines: tuple[str, ...],
+    budget: str | None,
+    max_batch: int,
+    margin: float,
+) -> None:
+    """The maxbatch options that can be checked without torch (MaxBatchConfig.validate and
+    resolve_budget check them again, with the device known)."""
+    from emobench.config import check_backbone, check_pipeline
+    from emobench.device import parse_device_spec
+    from emobench.measure import search as mb
+
+    check_backbone(backbone)
+    for p in pipelines:
+        check_pipeline(p)
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; choose infer or train")
+    if max_batch < 1:
+        raise UsageError(f"--max-batch must be >= 1, got {max_batch}")
+    mb.apply_margin(1, margin)  # [0, 1): nan and inf fail too
+    parse_device_spec(device)
+    if budget is not None:
+        mb.parse_budget(budget, 2**62, "any memory")  # its form only; its size needs the device
