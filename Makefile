@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check emobench tests
 	$(VENV)/bin/ruff format --check emobench tests
 	$(VENV)/bin/mypy emobench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

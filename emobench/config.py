@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emobench.device import check_cuda_only_options, parse_device_spec
+from emobench.device import check_cuda_only_options, cuda_total_bytes, parse_device_spec
 from emobench.errors import UsageError
 from emobench.names import (
     COMPILE_MODES,
@@ -197,10 +197,7 @@ def check_input_memory(config: RunConfig, device: torch.device | None = None) ->
 
         need, have, where = host, int(psutil.virtual_memory().available), "available RAM"
     else:
-        import torch
-
-        total = int(torch.cuda.get_device_properties(device).total_memory)
-        need, have, where = on_device, total, f"memory of {device}"
+        need, have, where = on_device, cuda_total_bytes(device), f"memory of {device}"
     if need > have:
         side = max(INPUT_SIZES[p] for p in config.pipelines)
         largest = max(config.batch_sizes)

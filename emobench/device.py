@@ -160,3 +160,10 @@ def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "usable_cores": usable_cores(),
     }
+
+
+def cuda_total_bytes(device: torch.device) -> int:
+    """The total memory of a CUDA device, in bytes."""
+    import torch
+
+    return int(torch.cuda.get_device_properties(device).total_memory)

@@ -22,3 +22,4 @@ BASELINE_DIR = RESULTS_DIR / "baselines"
 FINETUNE_DIR = RESULTS_DIR / "finetune"
 
 PLUGIN_GROUP = "emobench.backbones"  # the entry-point group of plugin backbones
+TIMING_KINDS = ("compare", "run")  # the report kinds that hold timings: compared, checked, merged

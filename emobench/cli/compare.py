@@ -26,9 +26,8 @@ from emobench.cli.shell import (
     clean_errors,
     default_report_path,
     save_report,
-    stderr_console,
-    stdout_console,
 )
+from emobench.render.console import stderr_console, stdout_console
 
 
 @clean_errors

@@ -20,11 +20,10 @@ from emobench.cli.shell import (
     default_report_path,
     fail,
     save_report,
-    stderr_console,
-    stdout_console,
 )
 from emobench.errors import UsageError
 from emobench.names import FINETUNE_DIR, PIPELINE_NAMES
+from emobench.render.console import stderr_console, stdout_console
 
 
 @clean_errors

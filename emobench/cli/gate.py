@@ -26,12 +26,11 @@ from emobench.cli.shell import (
     check_report_out,
     clean_errors,
     save_report,
-    stdout_console,
     write_text,
 )
 from emobench.errors import UsageError
-from emobench.names import BASELINE_DIR, RESULTS_DIR
-from emobench.results.schema import TIMING_KINDS
+from emobench.names import BASELINE_DIR, RESULTS_DIR, TIMING_KINDS
+from emobench.render.console import stdout_console
 
 
 def baseline_root() -> None:

@@ -21,11 +21,10 @@ from emobench.cli.shell import (
     clean_errors,
     default_report_path,
     save_report,
-    stderr_console,
-    stdout_console,
 )
 from emobench.errors import UsageError
 from emobench.names import MODES, PIPELINE_NAMES
+from emobench.render.console import stderr_console, stdout_console
 
 
 @clean_errors

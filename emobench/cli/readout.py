@@ -16,12 +16,12 @@ from emobench.cli.options import (
 )
 from emobench.cli.shell import (
     clean_errors,
-    stdout_console,
     write_text,
     written,
 )
 from emobench.errors import UsageError
-from emobench.results.schema import TIMING_KINDS
+from emobench.names import TIMING_KINDS
+from emobench.render.console import stdout_console
 
 
 @clean_errors

@@ -142,19 +142,6 @@ def clean_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def stdout_console() -> Any:
-    from rich.console import Console
-
-    # Wide enough for the tables when piped to a file or a CI log.
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
 def default_report_path(backbone: str, device: str, kind: str = "") -> Path:
     """results/<UTC time>-[kind-]<backbone>-<device>-<6 hex>.json: the random suffix keeps two
     runs started in the same second from writing the same file."""

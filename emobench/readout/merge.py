@@ -13,7 +13,7 @@ from typing import Any
 from emobench import machine
 from emobench import results as R
 from emobench.errors import ReportError
-from emobench.results.schema import TIMING_KINDS
+from emobench.names import TIMING_KINDS
 
 ENV_COLUMNS = (
     "device",

@@ -23,7 +23,7 @@ SCHEMA = "emobench.report"
 SCHEMA_VERSION = 1
 MIN_SCHEMA_VERSION = 1  # the oldest version this emobench reads
 KINDS = ("compare", "run", "maxbatch", "finetune")
-TIMING_KINDS = ("compare", "run")  # the kinds that hold timings: compared, checked, merged
+
 MAX_REPORT_BYTES = 256 * 2**20  # ours are a few MB; anything larger is refused unread
 
 
