@@ -105,6 +105,13 @@ class RunConfig:
     paired: bool = True  # headline timings in interleaved rounds of both pipelines
     name: str = field(default="compare")
 
+    @classmethod
+    def from_options(cls, quick: bool, **given: Any) -> RunConfig:
+        """A config from command-line options: the QUICK preset (with --quick) under what was
+        given; an option left unset (None) keeps the preset's or the default value."""
+        preset: dict[str, Any] = dict(QUICK) if quick else {}
+        return cls(quick=quick, **(preset | {k: v for k, v in given.items() if v is not None}))
+
     def validate(self) -> RunConfig:
         """Raise UsageError on the first invalid setting; return self for chaining.
 

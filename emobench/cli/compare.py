@@ -3,23 +3,45 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from emobench.cli.options import (
-    THREAD_ENV_VARS,
+    AllowEmulatedOpt,
+    BackbonesOpt,
+    BatchSizesOpt,
+    ChannelsLastOpt,
+    CompileOpt,
+    ConfigFileArg,
+    CudnnBenchmarkOpt,
     DeviceOpt,
     ForceOpt,
+    ImageSeedOpt,
+    ImagesOpt,
     JsonOpt,
+    LimitsTimeOpt,
+    MaxTimeOpt,
+    MinItersOpt,
+    MinTimeOpt,
     ModelOpt,
     OutOpt,
+    PrecisionOpt,
+    PreprocessImagesOpt,
+    PretrainedOpt,
+    QuickOpt,
     RepeatOpt,
+    RunModeOpt,
+    TargetCiOpt,
+    Tf32Opt,
+    ThreadsOpt,
+    TimeBudgetOpt,
+    WarmupOpt,
     backbone_names,
     file_label,
+    set_thread_env,
 )
 from emobench.cli.shell import (
     check_report_out,
@@ -32,111 +54,30 @@ from emobench.render.console import stderr_console, stdout_console
 
 @clean_errors
 def compare(
-    backbone: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Backbone (see `emobench models`), module:function, or all; repeat for several "
-            "(default vgg16)."
-        ),
-    ] = None,
+    backbone: BackbonesOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    batch_size: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--batch-size", help="Throughput batch size; repeat for several (default 16)."
-        ),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(help="FER2013-style CSV (pixels column) or a folder of 48x48 images."),
-    ] = None,
-    pretrained: Annotated[
-        bool,
-        typer.Option(help="Load ImageNet weights (from the torchvision cache under TORCH_HOME)."),
-    ] = False,
-    warmup: Annotated[
-        int | None, typer.Option(help="Untimed calls before each measurement (default 1).")
-    ] = None,
-    min_iters: Annotated[
-        int | None, typer.Option(help="Minimum timed calls per measurement (default 3).")
-    ] = None,
-    min_time: Annotated[
-        float | None, typer.Option(help="Minimum seconds of timed calls per measurement.")
-    ] = None,
-    max_time: Annotated[
-        float | None,
-        typer.Option(help="Cap on the seconds of one measurement's timed calls (default 2)."),
-    ] = None,
-    target_ci: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop a measurement once its median's 95% interval is within +-this fraction "
-            "(default 0.02)."
-        ),
-    ] = None,
-    limits_time: Annotated[
-        float | None,
-        typer.Option(
-            "--limits-time",
-            help="Seconds for the device-limit measurements (matmul rate, copy bandwidth; "
-            "default 2).",
-        ),
-    ] = None,
-    time_budget: Annotated[
-        float | None,
-        typer.Option(
-            "--time-budget",
-            help="Seconds for the whole run; the measurements left share what remains.",
-        ),
-    ] = None,
-    quick: Annotated[
-        bool,
-        typer.Option(
-            help="Fewer, shorter loops (min 1 sample, 0.5 s cap, +-5% target, 0.5 s of device "
-            "limits): about half the default's cost."
-        ),
-    ] = False,
-    preprocess_images: Annotated[
-        int | None, typer.Option(help="Images per timed preprocessing call (default 64).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic images.")] = 0,
-    mode: Annotated[
-        str, typer.Option(help="infer, train (one SGD step per batch) or both.")
-    ] = "infer",
-    precision: Annotated[
-        str, typer.Option(help="fp32, or fp16/bf16 under autocast (fp16 on CUDA only).")
-    ] = "fp32",
-    channels_last: Annotated[
-        bool, typer.Option(help="Model and inputs in channels-last memory format.")
-    ] = False,
-    compile_mode: Annotated[
-        str,
-        typer.Option(
-            "--compile",
-            help="torch.compile mode: none, default, reduce-overhead or max-autotune; "
-            "compile time is reported apart from steady-state timings.",
-        ),
-    ] = "none",
-    cudnn_benchmark: Annotated[
-        bool | None,
-        typer.Option(
-            "--cudnn-benchmark/--no-cudnn-benchmark", help="Set cudnn.benchmark (CUDA only)."
-        ),
-    ] = None,
-    tf32: Annotated[
-        bool | None, typer.Option("--tf32/--no-tf32", help="Allow TF32 matmul/conv (CUDA only).")
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(help="torch.set_num_threads (and OMP/MKL_NUM_THREADS) for CPU runs."),
-    ] = None,
-    allow_emulated: Annotated[
-        bool,
-        typer.Option(
-            help="Measure a precision the device only emulates (e.g. bf16 on an AVX2-only CPU)."
-        ),
-    ] = False,
+    batch_size: BatchSizesOpt = None,
+    data: ImagesOpt = None,
+    pretrained: PretrainedOpt = False,
+    warmup: WarmupOpt = None,
+    min_iters: MinItersOpt = None,
+    min_time: MinTimeOpt = None,
+    max_time: MaxTimeOpt = None,
+    target_ci: TargetCiOpt = None,
+    limits_time: LimitsTimeOpt = None,
+    time_budget: TimeBudgetOpt = None,
+    quick: QuickOpt = False,
+    preprocess_images: PreprocessImagesOpt = None,
+    seed: ImageSeedOpt = 0,
+    mode: RunModeOpt = "infer",
+    precision: PrecisionOpt = "fp32",
+    channels_last: ChannelsLastOpt = False,
+    compile_mode: CompileOpt = "none",
+    cudnn_benchmark: CudnnBenchmarkOpt = None,
+    tf32: Tf32Opt = None,
+    threads: ThreadsOpt = None,
+    allow_emulated: AllowEmulatedOpt = False,
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: ForceOpt = False,
@@ -148,25 +89,19 @@ def compare(
       emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
       emobench compare --backbone all --model mymodels:tiny --device cpu --quick
     """
-    if threads is not None and threads >= 1 and "torch" not in sys.modules:
-        # before torch is imported: its OpenMP/MKL pools read these once
-        for var in THREAD_ENV_VARS:
-            os.environ[var] = str(threads)
-    from emobench.config import QUICK, RunConfig
+    set_thread_env(threads)
+    from emobench.config import RunConfig
 
-    preset: dict[str, Any] = dict(QUICK) if quick else {}
-    given = {
-        "warmup_iters": warmup,
-        "min_iters": min_iters,
-        "min_time_s": min_time,
-        "max_time_s": max_time,
-        "target_ci": target_ci,
-        "preprocess_images": preprocess_images,
-        "limits_time_s": limits_time,
-    }
-    preset |= {k: v for k, v in given.items() if v is not None}
     backbones = backbone_names(backbone, model)
-    config = RunConfig(
+    config = RunConfig.from_options(
+        quick,
+        warmup_iters=warmup,
+        min_iters=min_iters,
+        min_time_s=min_time,
+        max_time_s=max_time,
+        target_ci=target_ci,
+        preprocess_images=preprocess_images,
+        limits_time_s=limits_time,
         backbones=backbones,
         device=device,
         batch_sizes=tuple(batch_size) if batch_size else (16,),
@@ -181,16 +116,14 @@ def compare(
         tf32=tf32,
         threads=threads,
         time_budget_s=time_budget,
-        quick=quick,
         allow_emulated=allow_emulated,
-        **preset,
     ).validate()
     run_and_write(config, out, json_out, kind="compare", label=file_label(backbones), force=force)
 
 
 @clean_errors
 def run_suite(
-    config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
+    config_file: ConfigFileArg,
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: ForceOpt = False,

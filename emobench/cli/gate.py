@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -13,14 +13,28 @@ from emobench import files as fileio
 from emobench.cli.compare import measure_and_save, measure_runs
 from emobench.cli.options import (
     DEFAULT_FAIL_ON,
+    AlphaOpt,
     BaselineDirOpt,
     BaselineOpt,
+    BaselineSaveForceOpt,
+    CalibrateConfigFileArg,
+    CalibrateOutOpt,
     CandidateOpt,
+    CheckForceOpt,
+    CheckJsonOpt,
+    CiForceOpt,
+    ConfigFileArg,
     FailOnOpt,
+    FromReportsOpt,
     MarkdownOpt,
+    NameOpt,
     OutOpt,
     RepeatOpt,
+    ReportFileArg,
+    ReportFilesArg,
     RuleOpt,
+    RunsOpt,
+    SaveBaselineOpt,
 )
 from emobench.cli.shell import (
     check_report_out,
@@ -44,14 +58,9 @@ def baseline_root() -> None:
 
 @clean_errors
 def baseline_save(
-    report_files: Annotated[
-        list[Path],
-        typer.Argument(help="A compare or run report, or several runs of one suite and class."),
-    ],
-    name: Annotated[
-        str, typer.Option(help="Baseline name: stored as results/baselines/NAME/<class>.json.")
-    ],
-    force: Annotated[bool, typer.Option(help="Overwrite an existing baseline.")] = False,
+    report_files: ReportFilesArg,
+    name: NameOpt,
+    force: BaselineSaveForceOpt = False,
     directory: BaselineDirOpt = BASELINE_DIR,
 ) -> None:
     """Store a report as the baseline of its machine class (refuses to overwrite without --force).
@@ -96,16 +105,14 @@ def baseline_list(directory: BaselineDirOpt = BASELINE_DIR) -> None:
 
 @clean_errors
 def check_cmd(
-    report_file: Annotated[Path, typer.Argument(help="The fresh report.")],
+    report_file: ReportFileArg,
     baseline: BaselineOpt,
     rule: RuleOpt = None,
     markdown: MarkdownOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
+    json_out: CheckJsonOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     candidate_out: CandidateOpt = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite a --candidate-out file that is not a report.")
-    ] = False,
+    force: CheckForceOpt = False,
 ) -> None:
     """Compare a report with a baseline: exit 0 if all pass, 1 on a regression, 2 on bad input.
 
@@ -128,19 +135,14 @@ def check_cmd(
 
 @clean_errors
 def ci_cmd(
-    config_file: Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")],
+    config_file: ConfigFileArg,
     baseline: BaselineOpt,
     rule: RuleOpt = None,
     markdown: MarkdownOpt = None,
     out: OutOpt = None,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     candidate_out: CandidateOpt = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Overwrite an --out or --candidate-out file that is not a report."
-        ),
-    ] = False,
+    force: CiForceOpt = False,
     repeat: RepeatOpt = 1,
 ) -> None:
     """Run a suite and check it against a baseline in one step, for CI jobs.
@@ -277,40 +279,14 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
 
 @clean_errors
 def calibrate_cmd(
-    config_file: Annotated[
-        Path | None, typer.Argument(help="Suite file, e.g. configs/ci.toml (or --from).")
-    ] = None,
-    runs: Annotated[
-        int, typer.Option(help="Back-to-back runs of the unchanged tree (at least 3).")
-    ] = 5,
-    from_reports: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--from",
-            help="Calibrate on runs already made (reports of one suite and machine class, "
-            "e.g. earlier CI runs or a baseline; a --repeat report gives each of its runs) "
-            "instead of running the suite; repeat for several.",
-        ),
-    ] = None,
-    alpha: Annotated[
-        float,
-        typer.Option(
-            help="False-alarm rate of the whole gate (split over the ratios, Bonferroni)."
-        ),
-    ] = 0.05,
-    save_baseline: Annotated[
-        str | None,
-        typer.Option(
-            "--save-baseline",
-            help="Store the runs as baseline NAME carrying these thresholds, so `check` and "
-            "`ci` need no --rule lines.",
-        ),
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing baseline.")] = False,
+    config_file: CalibrateConfigFileArg = None,
+    runs: RunsOpt = 5,
+    from_reports: FromReportsOpt = None,
+    alpha: AlphaOpt = 0.05,
+    save_baseline: SaveBaselineOpt = None,
+    force: BaselineSaveForceOpt = False,
     directory: BaselineDirOpt = BASELINE_DIR,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the calibration table as JSON.")
-    ] = None,
+    out: CalibrateOutOpt = None,
 ) -> None:
     """A/A calibration: run a suite N times unchanged; per ratio, the run-to-run spread and
     the smallest regression the gate can detect at the false-alarm rate.
@@ -320,29 +296,8 @@ def calibrate_cmd(
       emobench calibrate configs/ci.toml --runs 20 --save-baseline ci --force
       emobench calibrate --from results/ci-run.json --from old.json --save-baseline ci --force
     """
-    import math
-
-    if (config_file is None) == (not from_reports):
-        raise UsageError("give a suite file to run, or --from report files, not both")
-    if runs < 3:
-        raise UsageError(f"--runs must be >= 3 to estimate a spread, got {runs}")
-    if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise UsageError(f"--alpha must be a probability in (0, 1), got {alpha}")
-    if out is not None:
-        check_report_out(out, True)
-    if save_baseline is not None:
-        from emobench.gate.store import check_baseline_name
-
-        check_baseline_name(save_baseline)
-    if from_reports:
-        from emobench.gate.store import load_runs
-
-        reports = load_runs(from_reports)
-    else:
-        from emobench.config import load_suite
-
-        assert config_file is not None
-        reports, _device = measure_runs(load_suite(config_file), runs)
+    _check_calibrate_options(config_file, runs, from_reports, alpha, save_baseline, out)
+    reports = _calibration_runs(config_file, runs, from_reports)
     from emobench.gate.calibrate import calibrated_baseline
     from emobench.render.gate import calibration_table
 
@@ -357,13 +312,58 @@ def calibrate_cmd(
 
         write_text(out, json.dumps([dataclasses.asdict(c) for c in calibrations], indent=2))
     if save_baseline is not None:
-        import tempfile
-
-        from emobench import results as report_mod
-        from emobench.gate.store import save_baseline as store
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "calibrated.json"
-            report_mod.save(base, path)
-            target = store(path, save_baseline, force=force, directory=directory)
+        target = _store_calibrated(base, save_baseline, force, directory)
         typer.echo(f"baseline written to {target} with calibrated thresholds")
+
+
+def _check_calibrate_options(
+    config_file: Path | None,
+    runs: int,
+    from_reports: list[Path] | None,
+    alpha: float,
+    save_baseline: str | None,
+    out: Path | None,
+) -> None:
+    """Everything calibrate can refuse before it runs or loads anything."""
+    import math
+
+    if (config_file is None) == (not from_reports):
+        raise UsageError("give a suite file to run, or --from report files, not both")
+    if runs < 3:
+        raise UsageError(f"--runs must be >= 3 to estimate a spread, got {runs}")
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise UsageError(f"--alpha must be a probability in (0, 1), got {alpha}")
+    if out is not None:
+        check_report_out(out, True)
+    if save_baseline is not None:
+        from emobench.gate.store import check_baseline_name
+
+        check_baseline_name(save_baseline)
+
+
+def _calibration_runs(
+    config_file: Path | None, runs: int, from_reports: list[Path] | None
+) -> list[Any]:
+    """The A/A runs: loaded from --from reports, or measured by running the suite `runs` times."""
+    if from_reports:
+        from emobench.gate.store import load_runs
+
+        return load_runs(from_reports)
+    from emobench.config import load_suite
+
+    assert config_file is not None
+    reports, _device = measure_runs(load_suite(config_file), runs)
+    return reports
+
+
+def _store_calibrated(base: Any, name: str, force: bool, directory: Path) -> Path:
+    """Store the calibrated report as baseline NAME through the same path as `baseline save`."""
+    import tempfile
+
+    from emobench import results as report_mod
+    from emobench.gate.store import save_baseline as store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "calibrated.json"
+        report_mod.save(base, path)
+        return store(path, name, force=force, directory=directory)

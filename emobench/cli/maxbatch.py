@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Any
 
 import typer
 
 from emobench.cli.options import (
-    DEFAULT_BACKBONE,
+    BudgetOpt,
     DeviceOpt,
     ForceOpt,
     JsonOpt,
+    MarginOpt,
+    MaxBatchOpt,
+    OneBackboneOpt,
+    OneModelOpt,
     OutOpt,
+    PipelineOrBothOpt,
+    StepModeOpt,
     check_model_refs,
     file_label,
 )
@@ -22,6 +29,7 @@ from emobench.cli.shell import (
     default_report_path,
     save_report,
 )
+from emobench.config import DEFAULT_BACKBONE
 from emobench.errors import UsageError
 from emobench.names import MODES, PIPELINE_NAMES
 from emobench.render.console import stderr_console, stdout_console
@@ -29,33 +37,14 @@ from emobench.render.console import stderr_console, stdout_console
 
 @clean_errors
 def maxbatch(
-    backbone: Annotated[
-        str, typer.Option(help="Backbone (see `emobench models`) or module:function.")
-    ] = DEFAULT_BACKBONE,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Your own backbone as module:function (replaces --backbone); "
-            "function(pipeline, num_classes=7) returns the nn.Module.",
-        ),
-    ] = None,
+    backbone: OneBackboneOpt = DEFAULT_BACKBONE,
+    model: OneModelOpt = None,
     device: DeviceOpt = "auto",
-    mode: Annotated[
-        str, typer.Option(help="infer (forward) or train (forward, backward, SGD step).")
-    ] = "infer",
-    pipeline: Annotated[str, typer.Option(help="upscale224, direct48 or both.")] = "both",
-    budget: Annotated[
-        str | None,
-        typer.Option(
-            help="Memory budget: 8GiB, 512MiB, or a fraction like 0.5 "
-            "(default: the whole GPU; on CPU half the available RAM)."
-        ),
-    ] = None,
-    max_batch: Annotated[int, typer.Option(help="Largest batch to try.")] = 65536,
-    margin: Annotated[
-        float, typer.Option(help="Safety margin: safe batch = max batch x (1 - margin).")
-    ] = 0.05,
+    mode: StepModeOpt = "infer",
+    pipeline: PipelineOrBothOpt = "both",
+    budget: BudgetOpt = None,
+    max_batch: MaxBatchOpt = 65536,
+    margin: MarginOpt = 0.05,
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: ForceOpt = False,
@@ -72,10 +61,7 @@ def maxbatch(
     _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
     check_report_out(out, force)
 
-    from emobench.device import resolve_device
-    from emobench.render.compare import render_maxbatch
-    from emobench.render.progress import progress_display
-    from emobench.scenarios.maxbatch import MaxBatchConfig, resolve_budget, run_maxbatch
+    from emobench.scenarios.maxbatch import MaxBatchConfig
 
     config = MaxBatchConfig(
         backbone=backbone,
@@ -86,15 +72,31 @@ def maxbatch(
         max_batch=max_batch,
         margin=margin,
     ).validate()
-    resolved = resolve_device(device)
-    resolve_budget(config, resolved)  # a bad budget fails before any model is built
-    path = out or default_report_path(
-        file_label((backbone,)), str(resolved), kind=f"maxbatch-{mode}"
-    )
+    result, path = _search(config, out)
+    _show(result, path, json_out)
+
+
+def _search(config: Any, out: Path | None) -> tuple[Any, Path]:
+    """Resolve the device and budget (a bad budget fails before any model is built), run the
+    search with a progress display, write the report: (report, path)."""
+    from emobench.device import resolve_device
+    from emobench.render.progress import progress_display
+    from emobench.scenarios.maxbatch import resolve_budget, run_maxbatch
+
+    resolved = resolve_device(config.device)
+    resolve_budget(config, resolved)
+    label = file_label((config.backbone,))
+    path = out or default_report_path(label, str(resolved), kind=f"maxbatch-{config.mode}")
     with progress_display(stderr_console()) as progress:
         result = run_maxbatch(config, progress=progress)
     save_report(result, path)
+    return result, path
+
+
+def _show(result: Any, path: Path, json_out: bool) -> None:
+    """The table (or JSON), where the report went, and exit 1 when a search stopped early."""
     from emobench import results as report_mod
+    from emobench.render.compare import render_maxbatch
 
     if json_out:
         sys.stdout.write(report_mod.to_json(result))

@@ -1,14 +1,20 @@
-"""Every option that more than one command takes, declared once, and the option parsing
-they share (backbone names, --model references). Torch-free."""
+"""Every command-line option, declared once (a command's signature names them), and the option
+parsing commands share: backbone names, --model references, report file labels. Torch-free.
+
+An option whose meaning differs between commands (`--seed` of the synthetic images vs of a
+fine-tune) is two options here, each with its own help.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from emobench.config import BACKBONE_NAMES, DEFAULT_BACKBONE
 from emobench.errors import UsageError
 
 DeviceOpt = Annotated[
@@ -35,9 +41,6 @@ ForceOpt = Annotated[
     bool,
     typer.Option("--force", help="Overwrite an existing --out file that is not a report."),
 ]
-
-
-DEFAULT_BACKBONE = "vgg16"
 
 
 ModelOpt = Annotated[
@@ -83,11 +86,8 @@ def backbone_names(backbones: list[str] | None, models: list[str] | None) -> tup
     """--backbone (repeatable, `all` = every registered one) then --model; vgg16 if neither."""
     refs = check_model_refs(models)
     names = list(backbones or ([] if refs else [DEFAULT_BACKBONE]))
-    if "all" in names:
-        from emobench.models import expand_backbones
-
-        return expand_backbones([*names, *refs])
-    return tuple(dict.fromkeys([*names, *refs]))
+    expanded = [n for name in [*names, *refs] for n in (BACKBONE_NAMES if name == ALL else [name])]
+    return tuple(dict.fromkeys(expanded))
 
 
 def file_label(names: tuple[str, ...]) -> str:
@@ -169,3 +169,239 @@ DEFAULT_FAIL_ON = "exact,portable,machine,invariant"
 
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+ALL = "all"  # --backbone all: every registered backbone (emobench.models.ALL)
+
+# -- what is measured: compare (and a suite's keys) -------------------------------------------
+
+BackbonesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--backbone",
+        help="Backbone (see `emobench models`), module:function, or all; repeat for several "
+        "(default vgg16).",
+    ),
+]
+BatchSizesOpt = Annotated[
+    list[int] | None,
+    typer.Option("--batch-size", help="Throughput batch size; repeat for several (default 16)."),
+]
+ImagesOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="FER2013-style CSV (pixels column) or a folder of 48x48 images."),
+]
+PretrainedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pretrained/--no-pretrained",
+        help="Load ImageNet weights (from the torchvision cache under TORCH_HOME).",
+    ),
+]
+WarmupOpt = Annotated[
+    int | None,
+    typer.Option("--warmup", help="Untimed calls before each measurement (default 1)."),
+]
+MinItersOpt = Annotated[
+    int | None,
+    typer.Option("--min-iters", help="Minimum timed calls per measurement (default 3)."),
+]
+MinTimeOpt = Annotated[
+    float | None,
+    typer.Option("--min-time", help="Minimum seconds of timed calls per measurement."),
+]
+MaxTimeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-time", help="Cap on the seconds of one measurement's timed calls (default 2)."
+    ),
+]
+TargetCiOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-ci",
+        help="Stop a measurement once its median's 95% interval is within +-this fraction "
+        "(default 0.02).",
+    ),
+]
+LimitsTimeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--limits-time",
+        help="Seconds for the device-limit measurements (matmul rate, copy bandwidth; default 2).",
+    ),
+]
+TimeBudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--time-budget",
+        help="Seconds for the whole run; the measurements left share what remains.",
+    ),
+]
+QuickOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quick/--no-quick",
+        help="Fewer, shorter loops (min 1 sample, 0.5 s cap, +-5% target, 0.5 s of device "
+        "limits): about half the default's cost.",
+    ),
+]
+PreprocessImagesOpt = Annotated[
+    int | None,
+    typer.Option("--preprocess-images", help="Images per timed preprocessing call (default 64)."),
+]
+ImageSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic images.")]
+RunModeOpt = Annotated[
+    str, typer.Option("--mode", help="infer, train (one SGD step per batch) or both.")
+]
+CudnnBenchmarkOpt = Annotated[
+    bool | None,
+    typer.Option("--cudnn-benchmark/--no-cudnn-benchmark", help="Set cudnn.benchmark (CUDA only)."),
+]
+Tf32Opt = Annotated[
+    bool | None, typer.Option("--tf32/--no-tf32", help="Allow TF32 matmul/conv (CUDA only).")
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", help="torch.set_num_threads (and OMP/MKL_NUM_THREADS) for CPU runs."),
+]
+AllowEmulatedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-emulated/--no-allow-emulated",
+        help="Measure a precision the device only emulates (e.g. bf16 on an AVX2-only CPU).",
+    ),
+]
+
+# -- how the model runs: compare and finetune -------------------------------------------------
+
+PrecisionOpt = Annotated[
+    str,
+    typer.Option("--precision", help="fp32, or fp16/bf16 under autocast (fp16 on CUDA only)."),
+]
+ChannelsLastOpt = Annotated[
+    bool,
+    typer.Option(
+        "--channels-last/--no-channels-last",
+        help="Model and inputs in channels-last memory format.",
+    ),
+]
+CompileOpt = Annotated[
+    str,
+    typer.Option(
+        "--compile",
+        help="torch.compile mode: none, default, reduce-overhead or max-autotune; "
+        "compile time is reported apart from steady-state timings.",
+    ),
+]
+
+
+def set_thread_env(threads: int | None) -> None:
+    """--threads also sets OMP/MKL_NUM_THREADS, before torch is imported: its OpenMP and MKL
+    pools read them once."""
+    if threads is not None and threads >= 1 and "torch" not in sys.modules:
+        for var in THREAD_ENV_VARS:
+            os.environ[var] = str(threads)
+
+
+# -- maxbatch ---------------------------------------------------------------------------------
+
+OneBackboneOpt = Annotated[
+    str, typer.Option("--backbone", help="Backbone (see `emobench models`) or module:function.")
+]
+OneModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Your own backbone as module:function (replaces --backbone); "
+        "function(pipeline, num_classes=7) returns the nn.Module.",
+    ),
+]
+StepModeOpt = Annotated[
+    str, typer.Option("--mode", help="infer (forward) or train (forward, backward, SGD step).")
+]
+PipelineOrBothOpt = Annotated[str, typer.Option("--pipeline", help="upscale224, direct48 or both.")]
+BudgetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--budget",
+        help="Memory budget: 8GiB, 512MiB, or a fraction like 0.5 "
+        "(default: the whole GPU; on CPU half the available RAM).",
+    ),
+]
+MaxBatchOpt = Annotated[int, typer.Option("--max-batch", help="Largest batch to try.")]
+MarginOpt = Annotated[
+    float,
+    typer.Option("--margin", help="Safety margin: safe batch = max batch x (1 - margin)."),
+]
+
+
+# -- gate, readout ------------------------------------------------------------
+
+ReportFilesArg = Annotated[
+    list[Path],
+    typer.Argument(help="A compare or run report, or several runs of one suite and class."),
+]
+NameOpt = Annotated[
+    str, typer.Option(help="Baseline name: stored as results/baselines/NAME/<class>.json.")
+]
+BaselineSaveForceOpt = Annotated[bool, typer.Option(help="Overwrite an existing baseline.")]
+ReportFileArg = Annotated[Path, typer.Argument(help="The fresh report.")]
+CheckJsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")]
+CheckForceOpt = Annotated[
+    bool, typer.Option("--force", help="Overwrite a --candidate-out file that is not a report.")
+]
+ConfigFileArg = Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")]
+CiForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Overwrite an --out or --candidate-out file that is not a report."
+    ),
+]
+CalibrateConfigFileArg = Annotated[
+    Path | None, typer.Argument(help="Suite file, e.g. configs/ci.toml (or --from).")
+]
+RunsOpt = Annotated[int, typer.Option(help="Back-to-back runs of the unchanged tree (at least 3).")]
+FromReportsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--from",
+        help="Calibrate on runs already made (reports of one suite and machine class, "
+        "e.g. earlier CI runs or a baseline; a --repeat report gives each of its runs) "
+        "instead of running the suite; repeat for several.",
+    ),
+]
+AlphaOpt = Annotated[
+    float,
+    typer.Option(help="False-alarm rate of the whole gate (split over the ratios, Bonferroni)."),
+]
+SaveBaselineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--save-baseline",
+        help="Store the runs as baseline NAME carrying these thresholds, so `check` and "
+        "`ci` need no --rule lines.",
+    ),
+]
+CalibrateOutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Also write the calibration table as JSON.")
+]
+FilesArg = Annotated[
+    list[Path], typer.Argument(help="compare, run, maxbatch or finetune report files.")
+]
+ReportMarkdownOpt = Annotated[Path | None, typer.Option(help="Write the table as Markdown.")]
+CsvOpt = Annotated[
+    Path | None,
+    typer.Option("--csv", help="Write one row per measurement, environment as columns."),
+]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option(help="Draw latency/throughput curves and ratio bars to a PNG (matplotlib)."),
+]
+ClaimsReportFileArg = Annotated[Path, typer.Argument(help="A compare, run or finetune report.")]
+MaxbatchReportsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--maxbatch", help="maxbatch report(s) for the batch-size claim."),
+]
+ModelsJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+EnvJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for bug reports.")]

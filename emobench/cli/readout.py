@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
 
 from emobench import files as fileio
 from emobench.cli.options import (
+    ClaimsReportFileArg,
+    CsvOpt,
     DeviceOpt,
+    EnvJsonOpt,
+    FilesArg,
+    MaxbatchReportsOpt,
     ModelOpt,
+    ModelsJsonOpt,
+    PlotOpt,
+    ReportMarkdownOpt,
     check_model_refs,
 )
 from emobench.cli.shell import (
@@ -26,18 +34,10 @@ from emobench.render.console import stdout_console
 
 @clean_errors
 def report_cmd(
-    files: Annotated[
-        list[Path], typer.Argument(help="compare, run, maxbatch or finetune report files.")
-    ],
-    markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
-    csv_out: Annotated[
-        Path | None,
-        typer.Option("--csv", help="Write one row per measurement, environment as columns."),
-    ] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(help="Draw latency/throughput curves and ratio bars to a PNG (matplotlib)."),
-    ] = None,
+    files: FilesArg,
+    markdown: ReportMarkdownOpt = None,
+    csv_out: CsvOpt = None,
+    plot: PlotOpt = None,
 ) -> None:
     """Merge reports from several runs and machines into one side-by-side table.
 
@@ -67,7 +67,15 @@ def report_cmd(
     family = readout.check_reports(files)  # every header, before anything is written
     if plot is not None and family == "maxbatch":
         raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
-    loaded = readout.load_reports(files)
+    _merged_report(readout.load_reports(files), family, markdown, csv_out, plot)
+
+
+def _merged_report(
+    loaded: list[Any], family: str, markdown: Path | None, csv_out: Path | None, plot: Path | None
+) -> None:
+    """`emobench report` without a finetune report: the merged table (and the ratios per
+    machine class when there are two or more), Markdown, CSV, plot."""
+    from emobench.readout import merge as readout
     from emobench.render.readout import (
         class_ratio_markdown,
         class_ratio_table,
@@ -128,12 +136,9 @@ def _tradeoff_report(
 
 @clean_errors
 def claims_cmd(
-    report_file: Annotated[Path, typer.Argument(help="A compare, run or finetune report.")],
-    maxbatch_reports: Annotated[
-        list[Path] | None,
-        typer.Option("--maxbatch", help="maxbatch report(s) for the batch-size claim."),
-    ] = None,
-    markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
+    report_file: ClaimsReportFileArg,
+    maxbatch_reports: MaxbatchReportsOpt = None,
+    markdown: ReportMarkdownOpt = None,
 ) -> None:
     """Check the original write-up's claims (22x memory, 8.6x, 29x, 16x, 22x) against a report.
 
@@ -174,7 +179,7 @@ def claims_cmd(
 @clean_errors
 def models_cmd(
     model: ModelOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    json_out: ModelsJsonOpt = False,
 ) -> None:
     """List every backbone (registered, installed plugins, --model): parameters, FLOPs per image
     and final feature map of both pipelines, built on the meta device.
@@ -199,7 +204,7 @@ def models_cmd(
 @clean_errors
 def env_cmd(
     device: DeviceOpt = "auto",
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for bug reports.")] = False,
+    json_out: EnvJsonOpt = False,
 ) -> None:
     """Print the environment fingerprint that reports record (torch, CUDA, GPU, CPU, threads).
 
