@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-gpu gpu-check lint clean
+.PHONY: install run test test-gpu gpu-check lint docs clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check emobench tests
 	$(VENV)/bin/mypy emobench
 	$(VENV)/bin/lint-imports
+
+# Generated pages: the metric table in docs/metrics.md and the CLI reference docs/commands.md
+# (tests fail when either differs from the code).
+docs: $(STAMP)
+	$(PY) -m emobench.results docs/metrics.md
+	$(PY) -m emobench.cli.reference > docs/commands.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -157,12 +157,12 @@ def test_metric_table_in_docs_is_the_catalogue() -> None:
     from it."""
     from pathlib import Path
 
-    from emobench.results.metrics import CATALOGUE, README_BEGIN, README_END, markdown_table
+    from emobench.results.metrics import CATALOGUE, TABLE_BEGIN, TABLE_END, markdown_table
 
     docs = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
     page = docs.read_text(encoding="utf-8")
-    start, end = page.index(README_BEGIN), page.index(README_END) + len(README_END)
-    assert page[start:end] + "\n" == markdown_table(), "run: python -m emobench.results.metrics"
+    start, end = page.index(TABLE_BEGIN), page.index(TABLE_END) + len(TABLE_END)
+    assert page[start:end] + "\n" == markdown_table(), "run: make docs"
     keys = [m.key for m in CATALOGUE]
     assert len(keys) == len(set(keys))  # every metric defined once
     assert all(m.how and m.unit and m.kind in ("exact", "portable", "machine") for m in CATALOGUE)
