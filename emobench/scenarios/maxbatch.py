@@ -271,38 +271,9 @@ def _cpu_maxbatch(
             fit=fit,
         )
     child_base = base_probe.peak_bytes
-    target = fit.largest_batch_under(int(CPU_AIM * budget) - child_base, config.max_batch)
-    confirmed_peak: int | None = None
-    error: str | None = None
-    good = 0
-    for _attempt in range(CPU_CONFIRM_ATTEMPTS):
-        if target < 1 or target == good:
-            break
-        note(f"confirming batch {target} in a child process (one real step)")
-        probe = _child_probe(config, pipeline, target, budget)
-        probes.append(probe)
-        if probe.outcome == mb.OK and probe.peak_bytes is not None:
-            good, confirmed_peak = target, probe.peak_bytes
-            if budget - probe.peak_bytes < CPU_REFINE_HEADROOM * budget:
-                break
-            if target >= config.max_batch:
-                break
-            # Real headroom left: step up along the line through the fresh process's base and
-            # this measured point, which spans the real range better than the small-batch fit.
-            slope = (probe.peak_bytes - child_base) / target
-            if slope <= 0:
-                break
-            step_up = int((CPU_AIM * budget - probe.peak_bytes) / slope)
-            target = min(config.max_batch, target + max(step_up, 1))
-            continue
-        if probe.outcome == mb.ERROR:
-            error = probe.message
-            break
-        if good:  # the step up did not fit: keep the confirmed batch
-            break
-        # Over budget or killed: aim under the budget by the measured excess.
-        scale = CPU_BUDGET_SHRINK * budget / probe.peak_bytes if probe.peak_bytes else 0.5
-        target = min(target - 1, int(target * scale))
+    good, confirmed_peak, error = _confirm_in_children(
+        config, pipeline, budget, child_base, fit, probes, note
+    )
     predicted = child_base + fit.predict(good) if good else None
     return MaxBatchResult(
         **base,
@@ -323,6 +294,60 @@ def _cpu_maxbatch(
         else None,
         child_base_bytes=child_base,
     )
+
+
+def _confirm_in_children(
+    config: MaxBatchConfig,
+    pipeline: str,
+    budget: int,
+    child_base: int,
+    fit: mb.LinearFit,
+    probes: list[mb.Probe],
+    note: Callable[[str], None],
+) -> tuple[int, int | None, str | None]:
+    """Confirm the fitted batch with one real step in a fresh process, stepping up while real
+    headroom is left and down when it did not fit: (batch confirmed or 0, its peak, error)."""
+    target = fit.largest_batch_under(int(CPU_AIM * budget) - child_base, config.max_batch)
+    confirmed_peak: int | None = None
+    good = 0
+    for _attempt in range(CPU_CONFIRM_ATTEMPTS):
+        if target < 1 or target == good:
+            break
+        note(f"confirming batch {target} in a child process (one real step)")
+        probe = _child_probe(config, pipeline, target, budget)
+        probes.append(probe)
+        if probe.outcome == mb.OK and probe.peak_bytes is not None:
+            good, confirmed_peak = target, probe.peak_bytes
+            step_up = _step_up(config, budget, child_base, target, probe.peak_bytes)
+            if step_up is None:
+                break
+            target = step_up
+            continue
+        if probe.outcome == mb.ERROR:
+            return good, confirmed_peak, probe.message
+        if good:  # the step up did not fit: keep the confirmed batch
+            break
+        # Over budget or killed: aim under the budget by the measured excess.
+        scale = CPU_BUDGET_SHRINK * budget / probe.peak_bytes if probe.peak_bytes else 0.5
+        target = min(target - 1, int(target * scale))
+    return good, confirmed_peak, None
+
+
+def _step_up(
+    config: MaxBatchConfig, budget: int, child_base: int, batch: int, peak_bytes: int
+) -> int | None:
+    """The next batch to confirm after `batch` fitted at `peak_bytes`, or None to stop there."""
+    if budget - peak_bytes < CPU_REFINE_HEADROOM * budget:
+        return None
+    if batch >= config.max_batch:
+        return None
+    # Real headroom left: step up along the line through the fresh process's base and this
+    # measured point, which spans the real range better than the small-batch fit.
+    slope = (peak_bytes - child_base) / batch
+    if slope <= 0:
+        return None
+    step = int((CPU_AIM * budget - peak_bytes) / slope)
+    return min(config.max_batch, batch + max(step, 1))
 
 
 def fit_batches(max_batch: int) -> Iterator[int]:
