@@ -403,19 +403,19 @@ FT_ARGS = [
 
 @pytest.fixture
 def small_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    import emobench.scenarios.finetune as ft
+    import emobench.scenarios.finetune.run as ft_run
 
-    monkeypatch.setattr(ft, "build_model", small_cnn)
+    monkeypatch.setattr(ft_run, "build_model", small_cnn)
 
 
 @pytest.fixture(scope="module")
 def ft_report(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
-    import emobench.scenarios.finetune as ft
+    import emobench.scenarios.finetune.run as ft_run
 
     tmp = tmp_path_factory.mktemp("cli")
     out = tmp / "ft.json"
     mp = pytest.MonkeyPatch()
-    mp.setattr(ft, "build_model", small_cnn)
+    mp.setattr(ft_run, "build_model", small_cnn)  # run_finetune looks it up there, at call time
     try:
         result = cli.invoke(
             app,
