@@ -135,6 +135,16 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def cap_threads_to_usable_cores() -> None:
+    """Cap torch's threads at the cores this process may use (a container or `taskset` share),
+    so its OpenMP threads do not fight each other for fewer cores."""
+    import torch
+
+    cores = usable_cores()
+    if torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
+
+
 def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
     """Apply --threads, --cudnn-benchmark, --tf32; return the settings in force afterwards.
 

@@ -15,7 +15,6 @@ from emobench.cli.options import (
     BatchSizesOpt,
     ChannelsLastOpt,
     CompileOpt,
-    ConfigFileArg,
     CudnnBenchmarkOpt,
     DeviceOpt,
     ForceOpt,
@@ -34,6 +33,7 @@ from emobench.cli.options import (
     QuickOpt,
     RepeatOpt,
     RunModeOpt,
+    SuiteFileArg,
     TargetCiOpt,
     Tf32Opt,
     ThreadsOpt,
@@ -123,7 +123,7 @@ def compare(
 
 @clean_errors
 def run_suite(
-    config_file: ConfigFileArg,
+    config_file: SuiteFileArg,
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: ForceOpt = False,

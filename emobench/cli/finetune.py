@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
 
 from emobench import files as fileio
 from emobench.cli.options import (
+    ChannelsLastOpt,
+    CheckpointDirOpt,
+    CompileOpt,
     DeviceOpt,
+    EpochsOpt,
+    FreezeBackboneOpt,
     JsonOpt,
+    LabeledDataOpt,
+    LabelSmoothingOpt,
+    LrOpt,
+    OneBackboneOpt,
+    OptimizerOpt,
     OutOpt,
+    PipelinesOpt,
+    PrecisionOpt,
+    PretrainedOpt,
+    ResumeOpt,
+    ScheduleOpt,
+    SeedsOpt,
+    TargetAccOpt,
+    TestFractionOpt,
+    TrainBatchSizeOpt,
+    TrainSeedOpt,
+    ValFractionOpt,
+    WeightDecayOpt,
+    WorkersOpt,
 )
 from emobench.cli.shell import (
     clean_errors,
@@ -28,75 +50,30 @@ from emobench.render.console import stderr_console, stdout_console
 
 @clean_errors
 def finetune_cmd(
-    data: Annotated[
-        Path,
-        typer.Option(
-            help="FER2013 CSV (emotion, pixels, optional Usage) or a folder with one sub-folder "
-            "per class (optionally under train/, val/, test/)."
-        ),
-    ],
-    backbone: Annotated[str, typer.Option(help="Backbone: vgg16, vgg19 or resnet18.")] = "vgg16",
+    data: LabeledDataOpt,
+    backbone: OneBackboneOpt = "vgg16",
     device: DeviceOpt = "auto",
-    pipeline: Annotated[
-        list[str] | None,
-        typer.Option(help="upscale224 or direct48; repeat for both (default: both)."),
-    ] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs per pipeline.")] = 10,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 64,
-    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
-    lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate (default sgd 0.01, adamw 0.001).")
-    ] = None,
-    weight_decay: Annotated[
-        float | None, typer.Option(help="Weight decay (default sgd 5e-4, adamw 0.05).")
-    ] = None,
-    schedule: Annotated[
-        str, typer.Option(help="cosine (to 0 over the epochs) or step (/10 every third).")
-    ] = "cosine",
-    label_smoothing: Annotated[
-        float, typer.Option(help="Cross-entropy label smoothing, 0 to <1.")
-    ] = 0.0,
-    pretrained: Annotated[
-        bool,
-        typer.Option(
-            help="ImageNet weights from the torchvision cache; --no-pretrained: random init."
-        ),
-    ] = True,
-    freeze_backbone: Annotated[
-        bool, typer.Option(help="Linear probing: train only the head.")
-    ] = False,
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16 (autocast).")] = "fp32",
-    channels_last: Annotated[
-        bool, typer.Option(help="Run the model in channels-last memory format.")
-    ] = False,
-    compile_mode: Annotated[
-        str,
-        typer.Option(
-            "--compile", help="torch.compile mode: none, default, reduce-overhead, max-autotune."
-        ),
-    ] = "none",
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
-    seed: Annotated[int, typer.Option(help="First seed (weights, order, augmentation).")] = 0,
-    seeds: Annotated[
-        int, typer.Option(help="Repeat the whole fine-tune with this many seeds.")
-    ] = 1,
-    target_acc: Annotated[
-        float | None,
-        typer.Option(help="Report the training time until validation accuracy reaches this."),
-    ] = None,
-    val_fraction: Annotated[
-        float, typer.Option(help="Validation share when the data has no given splits.")
-    ] = 0.1,
-    test_fraction: Annotated[
-        float, typer.Option(help="Test share when the data has no given splits.")
-    ] = 0.1,
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option(help="Where best/last checkpoints go (default results/finetune/<run>)."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted run from its checkpoints.")
-    ] = False,
+    pipeline: PipelinesOpt = None,
+    epochs: EpochsOpt = 10,
+    batch_size: TrainBatchSizeOpt = 64,
+    optimizer: OptimizerOpt = "sgd",
+    lr: LrOpt = None,
+    weight_decay: WeightDecayOpt = None,
+    schedule: ScheduleOpt = "cosine",
+    label_smoothing: LabelSmoothingOpt = 0.0,
+    pretrained: PretrainedOpt = True,
+    freeze_backbone: FreezeBackboneOpt = False,
+    precision: PrecisionOpt = "fp32",
+    channels_last: ChannelsLastOpt = False,
+    compile_mode: CompileOpt = "none",
+    workers: WorkersOpt = 2,
+    seed: TrainSeedOpt = 0,
+    seeds: SeedsOpt = 1,
+    target_acc: TargetAccOpt = None,
+    val_fraction: ValFractionOpt = 0.1,
+    test_fraction: TestFractionOpt = 0.1,
+    checkpoint_dir: CheckpointDirOpt = None,
+    resume: ResumeOpt = False,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -104,15 +81,8 @@ def finetune_cmd(
 
     Example: emobench finetune --backbone vgg16 --data fer2013.csv --device cuda --epochs 10
     """
-    import torch
-
-    from emobench import results as report_mod
-    from emobench.data.labeled import load_labeled
-    from emobench.device import compile_unavailable, resolve_device
     from emobench.models import get_backbone
-    from emobench.render.compare import render_finetune
-    from emobench.render.progress import finetune_progress
-    from emobench.scenarios.finetune import FinetuneConfig, run_finetune
+    from emobench.scenarios.finetune import FinetuneConfig
 
     get_backbone(backbone)  # an unknown backbone fails here
     folder = checkpoint_dir or FINETUNE_DIR / f"{backbone}-{data.stem}"
@@ -142,15 +112,33 @@ def finetune_cmd(
         checkpoint_dir=str(folder),
         resume=resume,
     )
-    resolved = resolve_device(device)
-    if compile_mode != "none" and (why := compile_unavailable(resolved)):
-        raise UsageError(f"--compile {compile_mode}: {why}")
-    path = out or default_report_path(backbone, str(resolved), "finetune")
+    _finetune_and_show(config, data, folder, out, json_out)
+
+
+def _finetune_and_show(
+    config: Any, data: Path, folder: Path, out: Path | None, json_out: bool
+) -> None:
+    """Check the device and the output path, load the data, fine-tune with a progress display,
+    write the report and show it."""
+    from emobench import results as report_mod
+    from emobench.data.labeled import load_labeled
+    from emobench.device import cap_threads_to_usable_cores, compile_unavailable, resolve_device
+    from emobench.render.compare import render_finetune
+    from emobench.render.progress import finetune_progress
+    from emobench.scenarios.finetune import run_finetune
+
+    resolved = resolve_device(config.device)
+    if config.compile != "none" and (why := compile_unavailable(resolved)):
+        raise UsageError(f"--compile {config.compile}: {why}")
+    path = out or default_report_path(config.backbone, str(resolved), "finetune")
     fileio.check_output(path, "--out", report=True, force=False)
-    labeled = load_labeled(data, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if cores and torch.get_num_threads() > cores:
-        torch.set_num_threads(cores)
+    labeled = load_labeled(
+        data,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+    )
+    cap_threads_to_usable_cores()
     try:
         with finetune_progress(stderr_console()) as progress:
             result = run_finetune(config, labeled, resolved, progress=progress)

@@ -15,26 +15,26 @@ from emobench.cli.options import (
     DEFAULT_FAIL_ON,
     AlphaOpt,
     BaselineDirOpt,
+    BaselineNameOpt,
     BaselineOpt,
-    BaselineSaveForceOpt,
-    CalibrateConfigFileArg,
+    BaselineReportsArg,
     CalibrateOutOpt,
+    CalibrateSuiteArg,
     CandidateOpt,
-    CheckForceOpt,
     CheckJsonOpt,
-    CiForceOpt,
-    ConfigFileArg,
     FailOnOpt,
+    ForceBaselineOpt,
+    ForceCandidateOpt,
+    ForceOutOrCandidateOpt,
+    FreshReportArg,
     FromReportsOpt,
-    MarkdownOpt,
-    NameOpt,
     OutOpt,
     RepeatOpt,
-    ReportFileArg,
-    ReportFilesArg,
     RuleOpt,
     RunsOpt,
     SaveBaselineOpt,
+    SuiteFileArg,
+    VerdictMarkdownOpt,
 )
 from emobench.cli.shell import (
     check_report_out,
@@ -58,9 +58,9 @@ def baseline_root() -> None:
 
 @clean_errors
 def baseline_save(
-    report_files: ReportFilesArg,
-    name: NameOpt,
-    force: BaselineSaveForceOpt = False,
+    report_files: BaselineReportsArg,
+    name: BaselineNameOpt,
+    force: ForceBaselineOpt = False,
     directory: BaselineDirOpt = BASELINE_DIR,
 ) -> None:
     """Store a report as the baseline of its machine class (refuses to overwrite without --force).
@@ -105,14 +105,14 @@ def baseline_list(directory: BaselineDirOpt = BASELINE_DIR) -> None:
 
 @clean_errors
 def check_cmd(
-    report_file: ReportFileArg,
+    report_file: FreshReportArg,
     baseline: BaselineOpt,
     rule: RuleOpt = None,
-    markdown: MarkdownOpt = None,
+    markdown: VerdictMarkdownOpt = None,
     json_out: CheckJsonOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     candidate_out: CandidateOpt = None,
-    force: CheckForceOpt = False,
+    force: ForceCandidateOpt = False,
 ) -> None:
     """Compare a report with a baseline: exit 0 if all pass, 1 on a regression, 2 on bad input.
 
@@ -135,14 +135,14 @@ def check_cmd(
 
 @clean_errors
 def ci_cmd(
-    config_file: ConfigFileArg,
+    config_file: SuiteFileArg,
     baseline: BaselineOpt,
     rule: RuleOpt = None,
-    markdown: MarkdownOpt = None,
+    markdown: VerdictMarkdownOpt = None,
     out: OutOpt = None,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     candidate_out: CandidateOpt = None,
-    force: CiForceOpt = False,
+    force: ForceOutOrCandidateOpt = False,
     repeat: RepeatOpt = 1,
 ) -> None:
     """Run a suite and check it against a baseline in one step, for CI jobs.
@@ -279,12 +279,12 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
 
 @clean_errors
 def calibrate_cmd(
-    config_file: CalibrateConfigFileArg = None,
+    config_file: CalibrateSuiteArg = None,
     runs: RunsOpt = 5,
     from_reports: FromReportsOpt = None,
     alpha: AlphaOpt = 0.05,
     save_baseline: SaveBaselineOpt = None,
-    force: BaselineSaveForceOpt = False,
+    force: ForceBaselineOpt = False,
     directory: BaselineDirOpt = BASELINE_DIR,
     out: CalibrateOutOpt = None,
 ) -> None:

@@ -130,7 +130,7 @@ RuleOpt = Annotated[
 ]
 
 
-MarkdownOpt = Annotated[
+VerdictMarkdownOpt = Annotated[
     Path | None, typer.Option("--markdown", help="Also write the verdict table as Markdown.")
 ]
 
@@ -195,7 +195,8 @@ PretrainedOpt = Annotated[
     bool,
     typer.Option(
         "--pretrained/--no-pretrained",
-        help="Load ImageNet weights (from the torchvision cache under TORCH_HOME).",
+        help="ImageNet weights from the torchvision cache under TORCH_HOME; --no-pretrained: "
+        "random initialisation.",
     ),
 ]
 WarmupOpt = Annotated[
@@ -277,7 +278,9 @@ AllowEmulatedOpt = Annotated[
 
 PrecisionOpt = Annotated[
     str,
-    typer.Option("--precision", help="fp32, or fp16/bf16 under autocast (fp16 on CUDA only)."),
+    typer.Option(
+        "--precision", help="fp32, or fp16/bf16 under autocast (compare: fp16 on CUDA only)."
+    ),
 ]
 ChannelsLastOpt = Annotated[
     bool,
@@ -290,8 +293,8 @@ CompileOpt = Annotated[
     str,
     typer.Option(
         "--compile",
-        help="torch.compile mode: none, default, reduce-overhead or max-autotune; "
-        "compile time is reported apart from steady-state timings.",
+        help="torch.compile mode: none, default, reduce-overhead or max-autotune (compare "
+        "reports compile time apart from steady-state timings).",
     ),
 ]
 
@@ -338,30 +341,35 @@ MarginOpt = Annotated[
 
 # -- gate, readout ------------------------------------------------------------
 
-ReportFilesArg = Annotated[
+BaselineReportsArg = Annotated[
     list[Path],
     typer.Argument(help="A compare or run report, or several runs of one suite and class."),
 ]
-NameOpt = Annotated[
-    str, typer.Option(help="Baseline name: stored as results/baselines/NAME/<class>.json.")
+BaselineNameOpt = Annotated[
+    str,
+    typer.Option("--name", help="Baseline name: stored as results/baselines/NAME/<class>.json."),
 ]
-BaselineSaveForceOpt = Annotated[bool, typer.Option(help="Overwrite an existing baseline.")]
-ReportFileArg = Annotated[Path, typer.Argument(help="The fresh report.")]
+ForceBaselineOpt = Annotated[
+    bool, typer.Option("--force/--no-force", help="Overwrite an existing baseline.")
+]
+FreshReportArg = Annotated[Path, typer.Argument(help="The fresh report.")]
 CheckJsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")]
-CheckForceOpt = Annotated[
+ForceCandidateOpt = Annotated[
     bool, typer.Option("--force", help="Overwrite a --candidate-out file that is not a report.")
 ]
-ConfigFileArg = Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")]
-CiForceOpt = Annotated[
+SuiteFileArg = Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")]
+ForceOutOrCandidateOpt = Annotated[
     bool,
     typer.Option(
         "--force", help="Overwrite an --out or --candidate-out file that is not a report."
     ),
 ]
-CalibrateConfigFileArg = Annotated[
+CalibrateSuiteArg = Annotated[
     Path | None, typer.Argument(help="Suite file, e.g. configs/ci.toml (or --from).")
 ]
-RunsOpt = Annotated[int, typer.Option(help="Back-to-back runs of the unchanged tree (at least 3).")]
+RunsOpt = Annotated[
+    int, typer.Option("--runs", help="Back-to-back runs of the unchanged tree (at least 3).")
+]
 FromReportsOpt = Annotated[
     list[Path] | None,
     typer.Option(
@@ -373,7 +381,9 @@ FromReportsOpt = Annotated[
 ]
 AlphaOpt = Annotated[
     float,
-    typer.Option(help="False-alarm rate of the whole gate (split over the ratios, Bonferroni)."),
+    typer.Option(
+        "--alpha", help="False-alarm rate of the whole gate (split over the ratios, Bonferroni)."
+    ),
 ]
 SaveBaselineOpt = Annotated[
     str | None,
@@ -386,17 +396,21 @@ SaveBaselineOpt = Annotated[
 CalibrateOutOpt = Annotated[
     Path | None, typer.Option("--out", help="Also write the calibration table as JSON.")
 ]
-FilesArg = Annotated[
+ReportFilesToMergeArg = Annotated[
     list[Path], typer.Argument(help="compare, run, maxbatch or finetune report files.")
 ]
-ReportMarkdownOpt = Annotated[Path | None, typer.Option(help="Write the table as Markdown.")]
+TableMarkdownOpt = Annotated[
+    Path | None, typer.Option("--markdown", help="Write the table as Markdown.")
+]
 CsvOpt = Annotated[
     Path | None,
     typer.Option("--csv", help="Write one row per measurement, environment as columns."),
 ]
 PlotOpt = Annotated[
     Path | None,
-    typer.Option(help="Draw latency/throughput curves and ratio bars to a PNG (matplotlib)."),
+    typer.Option(
+        "--plot", help="Draw latency/throughput curves and ratio bars to a PNG (matplotlib)."
+    ),
 ]
 ClaimsReportFileArg = Annotated[Path, typer.Argument(help="A compare, run or finetune report.")]
 MaxbatchReportsOpt = Annotated[
@@ -405,3 +419,71 @@ MaxbatchReportsOpt = Annotated[
 ]
 ModelsJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 EnvJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for bug reports.")]
+
+
+# -- finetune ------------------------------------------------------------
+
+LabeledDataOpt = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="FER2013 CSV (emotion, pixels, optional Usage) or a folder with one sub-folder "
+        "per class (optionally under train/, val/, test/).",
+    ),
+]
+PipelinesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--pipeline", help="upscale224 or direct48; repeat for both (default: both)."),
+]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs per pipeline.")]
+TrainBatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd (momentum 0.9) or adamw.")]
+LrOpt = Annotated[
+    float | None, typer.Option("--lr", help="Peak learning rate (default sgd 0.01, adamw 0.001).")
+]
+WeightDecayOpt = Annotated[
+    float | None,
+    typer.Option("--weight-decay", help="Weight decay (default sgd 5e-4, adamw 0.05)."),
+]
+ScheduleOpt = Annotated[
+    str, typer.Option("--schedule", help="cosine (to 0 over the epochs) or step (/10 every third).")
+]
+LabelSmoothingOpt = Annotated[
+    float, typer.Option("--label-smoothing", help="Cross-entropy label smoothing, 0 to <1.")
+]
+FreezeBackboneOpt = Annotated[
+    bool,
+    typer.Option(
+        "--freeze-backbone/--no-freeze-backbone", help="Linear probing: train only the head."
+    ),
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")]
+TrainSeedOpt = Annotated[
+    int, typer.Option("--seed", help="First seed (weights, order, augmentation).")
+]
+SeedsOpt = Annotated[
+    int, typer.Option("--seeds", help="Repeat the whole fine-tune with this many seeds.")
+]
+TargetAccOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-acc", help="Report the training time until validation accuracy reaches this."
+    ),
+]
+ValFractionOpt = Annotated[
+    float,
+    typer.Option("--val-fraction", help="Validation share when the data has no given splits."),
+]
+TestFractionOpt = Annotated[
+    float, typer.Option("--test-fraction", help="Test share when the data has no given splits.")
+]
+CheckpointDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint-dir", help="Where best/last checkpoints go (default results/finetune/<run>)."
+    ),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option("--resume/--no-resume", help="Continue an interrupted run from its checkpoints."),
+]

@@ -14,12 +14,12 @@ from emobench.cli.options import (
     CsvOpt,
     DeviceOpt,
     EnvJsonOpt,
-    FilesArg,
     MaxbatchReportsOpt,
     ModelOpt,
     ModelsJsonOpt,
     PlotOpt,
-    ReportMarkdownOpt,
+    ReportFilesToMergeArg,
+    TableMarkdownOpt,
     check_model_refs,
 )
 from emobench.cli.shell import (
@@ -34,8 +34,8 @@ from emobench.render.console import stdout_console
 
 @clean_errors
 def report_cmd(
-    files: FilesArg,
-    markdown: ReportMarkdownOpt = None,
+    files: ReportFilesToMergeArg,
+    markdown: TableMarkdownOpt = None,
     csv_out: CsvOpt = None,
     plot: PlotOpt = None,
 ) -> None:
@@ -138,7 +138,7 @@ def _tradeoff_report(
 def claims_cmd(
     report_file: ClaimsReportFileArg,
     maxbatch_reports: MaxbatchReportsOpt = None,
-    markdown: ReportMarkdownOpt = None,
+    markdown: TableMarkdownOpt = None,
 ) -> None:
     """Check the original write-up's claims (22x memory, 8.6x, 29x, 16x, 22x) against a report.
 
