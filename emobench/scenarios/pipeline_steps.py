@@ -1,0 +1,158 @@
+"""One pipeline's own measuring steps: preprocessing, train steps, host-to-device transfers,
+torch.compile, and the eager forward that counting and peak memory need."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+from emobench.config import RunConfig
+from emobench.measure.memory import peak_memory
+from emobench.measure.timing import TimingResult
+from emobench.results import PreprocessResult, TrainResult, Transfer, TransferResult
+from emobench.runtimes.torch import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
+
+
+def _transfer_record(model: Any) -> Transfer:
+    """Which of the model's tensors are pretrained, as the report records it."""
+    t = model.transfer
+    assert t is not None
+    return Transfer(
+        source=t.source, copied=list(t.copied), derived=dict(t.derived), fresh=list(t.fresh)
+    )
+
+
+def _eager_forward(
+    model: torch.nn.Module, x: torch.Tensor, pipe: Pipeline | None = None
+) -> torch.Tensor:
+    """The uncompiled model (under the pipeline's autocast when given)."""
+    with torch.inference_mode(), pipe.autocast() if pipe is not None else nullcontext():
+        return model(x)
+
+
+def _compile(pipe: Pipeline, mode: str, x1: torch.Tensor) -> float:
+    """Compile, and time the first call (compilation happens there) on its own."""
+    pipe.compile(mode)
+    started = time.perf_counter()
+    pipe.infer(x1)
+    if pipe.device.type == "cuda":
+        torch.cuda.synchronize(pipe.device)
+    return time.perf_counter() - started
+
+
+def _preprocess(
+    pipe: Pipeline,
+    images: np.ndarray,
+    host: torch.Tensor,
+    config: RunConfig,
+    step: Callable[[str], None],
+    tag: str,
+    timed: Callable[..., TimingResult],
+) -> list[PreprocessResult]:
+    n = config.preprocess_images
+    step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
+    per_image = timed(partial(pipe.preprocess_per_image, images[:n]))
+    step(f"{tag}: preprocessing, batched tensor path ({n} images)")
+    batched = timed(partial(pipe.preprocess_batched, host[:n]), blocked=True)
+    return [
+        PreprocessResult(
+            PER_IMAGE_PATH, n, per_image.stats.scaled(1000.0 / n, "us/image"), per_image.stop_reason
+        ),
+        PreprocessResult(
+            BATCHED_PATH, n, batched.stats.scaled(1000.0 / n, "us/image"), batched.stop_reason
+        ),
+    ]
+
+
+def _train(
+    pipe: Pipeline,
+    config: RunConfig,
+    step: Callable[[str], None],
+    tag: str,
+    timed: Callable[..., TimingResult],
+) -> list[TrainResult]:
+    results = []
+    pipe.model.train()
+    optimizer = pipe.new_optimizer()
+    try:
+        for bs in config.batch_sizes:
+            step(f"{tag}: train step, batch {bs}")
+            x = pipe.example_input(bs, random=True)
+            labels = torch.randint(0, config.num_classes, (bs,), device=pipe.device)
+            one_step = partial(pipe.train_step, x, labels, optimizer)
+            peak = None
+            if "memory" in config.measurements:  # the measured step is also the warmup
+                held = [*pipe.model.parameters(), *pipe.model.buffers(), x, labels]
+                held += [t for st in optimizer.state.values() for t in st.values()]
+                peak = peak_memory(one_step, pipe.device, [t for t in held if torch.is_tensor(t)])
+            timing = timed(one_step, peak is not None, blocked=True)
+            results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
+    finally:
+        pipe.model.eval()
+    return results
+
+
+def _to_device(
+    pipe: Pipeline,
+    host: torch.Tensor,
+    config: RunConfig,
+    step: Callable[[str], None],
+    tag: str,
+    timed: Callable[..., TimingResult],
+) -> list[TransferResult]:
+    """Each way of getting this pipeline's input onto the GPU (pinned host memory)."""
+    out = []
+    cpu = torch.device("cpu")
+    for bs in config.batch_sizes:
+        step(f"{tag}: host-to-device transfer, batch {bs}")
+        u8 = host[:bs]
+        copy_u8 = timed(partial(u8.to, pipe.device, non_blocking=True))
+        if pipe.input_size == u8.shape[-1]:
+            out.append(
+                TransferResult(
+                    bs,
+                    "copy_uint8_48",
+                    u8.numel(),
+                    u8.is_pinned(),
+                    copy_u8.stats.median,
+                    timed(partial(pipe.preprocess_batched, u8)).stats.median,
+                )
+            )
+            continue
+        # upscale on the host, then copy the float 224x224 batch
+        f32 = pipe.preprocess_batched(u8, device=cpu).pin_memory()
+        copy_f32 = timed(partial(f32.to, pipe.device, non_blocking=True))
+        host_path = timed(partial(_host_upscale_then_copy, pipe, u8))
+        out.append(
+            TransferResult(
+                bs,
+                "host_upscale_then_copy_f32",
+                f32.numel() * f32.element_size(),
+                True,
+                copy_f32.stats.median,
+                host_path.stats.median,
+            )
+        )
+        out.append(
+            TransferResult(
+                bs,
+                "copy_uint8_then_device_upscale",
+                u8.numel(),
+                u8.is_pinned(),
+                copy_u8.stats.median,
+                timed(partial(pipe.preprocess_batched, u8)).stats.median,
+            )
+        )
+    return out
+
+
+def _host_upscale_then_copy(pipe: Pipeline, u8: torch.Tensor) -> torch.Tensor:
+    """Preprocess (upscale) on the host, then copy the float batch to the device."""
+    f32 = pipe.preprocess_batched(u8, device=torch.device("cpu")).pin_memory()
+    return f32.to(pipe.device, non_blocking=True)
