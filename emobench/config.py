@@ -121,7 +121,7 @@ class RunConfig:
         if not self.backbones:
             raise UsageError("at least one backbone is needed")
         for b in self.backbones:
-            check_backbone(b, num_classes=self.num_classes)  # registered, or a working plugin
+            check_backbone(b)  # registered, or a name a plugin may have (checked in preflight)
         if not self.pipelines:
             raise UsageError("at least one pipeline is needed")
         for p in self.pipelines:
@@ -230,20 +230,22 @@ def _finite_at_least(name: str, value: float, low: float, strict: bool = False) 
         raise UsageError(f"{name} must be a finite number {bound}, got {value}")
 
 
-def check_backbone(name: str, num_classes: int = DEFAULT_NUM_CLASSES) -> None:
-    """A registered name passes without torch; a plugin (`module:function` or an installed
-    entry point) is imported and its models checked; anything else is a UsageError."""
+def check_backbone(name: str) -> None:
+    """A registered name, `module:function` or an installed entry point's name passes, without
+    torch; anything else is a UsageError. A plugin's module and models are checked by
+    emobench.models.check_backbone, before any measurement (the scenarios' preflight)."""
     if name in BACKBONE_NAMES:
         return
     import importlib.metadata
 
-    # emobench.models (and so torch) is imported only for a name that may be a plugin
     installed = {ep.name for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
     if ":" not in name and name not in installed:
         raise UsageError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
-    from emobench.models import check_backbone as check_plugin_backbone
 
-    check_plugin_backbone(name, num_classes=num_classes)
+
+def is_plugin(name: str) -> bool:
+    """A backbone name that is not the registry's: a plugin's, checked before measuring."""
+    return name not in BACKBONE_NAMES
 
 
 def check_pipeline(name: str) -> None:

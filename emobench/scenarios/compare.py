@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emobench.config import RunConfig
+from emobench.config import RunConfig, is_plugin
 from emobench.data import images as data_mod
 from emobench.device import (
     apply_backend_settings,
@@ -39,7 +39,7 @@ from emobench.measure.timing import (
     time_loop,
     timer_for,
 )
-from emobench.models import EmotionNet, build_model
+from emobench.models import EmotionNet, build_model, check_backbone
 from emobench.results import (
     BatchTiming,
     MemoryResult,
@@ -146,8 +146,11 @@ def _no_progress(_desc: str, _done: int, _total: int) -> None:
 
 
 def preflight(config: RunConfig) -> torch.device:
-    """Validate the config against this machine before any model is built."""
+    """Validate the config against this machine before any model is built: the settings, a
+    plugin backbone's module and models (on the meta device), the device's capabilities."""
     config.validate()
+    for backbone in filter(is_plugin, config.backbones):
+        check_backbone(backbone, num_classes=config.num_classes)
     device = resolve_device(config.device)
     check_device_options(config, device)
     return device
