@@ -1,9 +1,10 @@
-"""Reports built in memory, for baseline and rendering tests."""
+"""Reports, suites and clocks built in memory, shared by tests of several wings."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from emobench import results as R
 from emobench.measure.flops import ParamCounts
 from emobench.measure.memory import PeakMemory
 from emobench.measure.timing import TimingResult
@@ -15,6 +16,7 @@ from emobench.results import (
     Report,
     Transfer,
 )
+from emobench.results.measurements import Probe
 from emobench.stats.summary import Stats
 
 TIGHT_UP = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.3]
@@ -100,3 +102,54 @@ def with_env(report: Report, **env: object) -> Report:
 def other_class(report: Report) -> Report:
     """The same report as if measured on an AVX2-only CPU: another machine class."""
     return with_env(report, cpu_isa="avx2", cpu_capability="AVX2")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def maxbatch_report(up: int, dn: int, capped: bool = False) -> R.Report:
+    def result(pipeline: str, n: int) -> R.MaxBatchResult:
+        return R.MaxBatchResult(
+            backbone="vgg16",
+            pipeline=pipeline,
+            mode="infer",
+            method="probed",
+            budget_bytes=8 * 2**30,
+            max_batch=n,
+            safe_batch=int(n * 0.95),
+            margin=0.05,
+            capped=capped and pipeline == "direct48",
+            confirmed=True,
+            peak_bytes_at_max=7 * 2**30,
+            bytes_per_extra_image=1e6,
+            probes=[Probe(1, "ok", 100, 0.1), Probe(n, "ok", 7 * 2**30, 0.5)],
+        )
+
+    return R.Report(
+        kind="maxbatch",
+        created_utc="2026-11-25T00:00:00Z",
+        wall_time_s=1.0,
+        config={"mode": "infer", "budget_bytes": 8 * 2**30},
+        environment={"device": "cuda:0", "gpu_name": "NVIDIA H100"},
+        results=[],
+        maxbatch=[result("upscale224", up), result("direct48", dn)],
+    )
+
+
+TINY_SUITE = """
+[suite]
+backbones = ["resnet18"]
+device = "cpu"
+batch_sizes = [2]
+warmup_iters = 0
+min_iters = 2
+min_time_s = 0
+max_time_s = 0.001
+limits_time_s = 0.01
+preprocess_images = 4
+"""

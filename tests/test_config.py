@@ -10,20 +10,8 @@ from emobench.cli import app
 from emobench.config import RunConfig, load_suite
 from emobench.device import parse_device_spec
 from emobench.errors import UsageError
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-TINY_SUITE = """
-[suite]
-backbones = ["resnet18"]
-device = "cpu"
-batch_sizes = [2]
-warmup_iters = 0
-min_iters = 2
-min_time_s = 0
-max_time_s = 0.001
-limits_time_s = 0.01
-preprocess_images = 4
-"""
+from tests.factories import TINY_SUITE
+from tests.paths import CONFIGS
 
 
 @pytest.mark.parametrize("name", ["default.toml", "ci.toml", "gpu.toml"])

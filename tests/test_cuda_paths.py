@@ -16,6 +16,7 @@ from emobench.measure import nvml as nvml_mod
 from emobench.measure import timing as timing_mod
 from emobench.scenarios import compare as runner_mod
 from tests.conftest import TINY
+from tests.paths import ROOT
 
 
 class FakeEvent:
@@ -181,9 +182,8 @@ def test_process_memory_in_a_container() -> None:
 def test_gpu_check_dry_run_lists_every_command_without_a_gpu() -> None:
     import subprocess
     import sys
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    script = ROOT / "benchmarks" / "gpu_check.py"
     done = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,

@@ -1,5 +1,5 @@
 """Reports written before the house moved (schema v1, recorded by emobench at 2516da7 and kept
-under tests/data/) still load, render, check and gate, and reading them imports no torch."""
+under tests/data/reports/) still load, render, check and gate, and reading them imports no torch."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ from emobench import results as R
 from emobench.cli import app
 from emobench.gate.store import machine_class, resolve_baseline
 from emobench.gate.verdicts import NOISY, PASS, check
+from tests.paths import REPORTS, ROOT
 
-DATA = Path(__file__).resolve().parent / "data"
-COMPARE = DATA / "compare-v1.json"
-FINETUNE = DATA / "finetune-v1.json"
-BASELINE = DATA / "baseline-ci-v1.json"
-ROOT = Path(__file__).resolve().parents[1]
+COMPARE = REPORTS / "compare-v1.json"
+FINETUNE = REPORTS / "finetune-v1.json"
+BASELINE = REPORTS / "baseline-ci-v1.json"
 runner = CliRunner()
 
 

@@ -13,41 +13,11 @@ from typer.testing import CliRunner
 from emobench import results as R
 from emobench.cli import app
 from emobench.machine import class_id, describe
-from emobench.measure.search import Probe
 from emobench.readout import merge as readout
 from emobench.readout.claims import FAILS, HOLDS, NOT_MEASURED, evaluate
-from tests.factories import TIGHT_UP, make_report, other_class, with_env
+from tests.factories import TIGHT_UP, make_report, maxbatch_report, other_class, with_env
 
 runner = CliRunner()
-
-
-def maxbatch_report(up: int, dn: int, capped: bool = False) -> R.Report:
-    def result(pipeline: str, n: int) -> R.MaxBatchResult:
-        return R.MaxBatchResult(
-            backbone="vgg16",
-            pipeline=pipeline,
-            mode="infer",
-            method="probed",
-            budget_bytes=8 * 2**30,
-            max_batch=n,
-            safe_batch=int(n * 0.95),
-            margin=0.05,
-            capped=capped and pipeline == "direct48",
-            confirmed=True,
-            peak_bytes_at_max=7 * 2**30,
-            bytes_per_extra_image=1e6,
-            probes=[Probe(1, "ok", 100, 0.1), Probe(n, "ok", 7 * 2**30, 0.5)],
-        )
-
-    return R.Report(
-        kind="maxbatch",
-        created_utc="2026-11-25T00:00:00Z",
-        wall_time_s=1.0,
-        config={"mode": "infer", "budget_bytes": 8 * 2**30},
-        environment={"device": "cuda:0", "gpu_name": "NVIDIA H100"},
-        results=[],
-        maxbatch=[result("upscale224", up), result("direct48", dn)],
-    )
 
 
 @pytest.fixture

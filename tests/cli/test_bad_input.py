@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from emobench.cli import app
 from tests.bad_inputs import CASES, Case, make_fixtures
+from tests.paths import ROOT
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from scipy.stats import norm, t
 
 from emobench.gate import verdicts as B
 from emobench.gate.calibrate import MIN_THRESHOLD, calibrate, calibrated_baseline
-from tests.factories import TIGHT_DN, TIGHT_UP, make_report
-from tests.test_config import TINY_SUITE
+from tests.factories import TIGHT_DN, TIGHT_UP, TINY_SUITE, make_report
 
 # five runs whose direct48 latency drifts run to run (the within-run samples stay tight)
 DRIFT = (1.00, 1.04, 0.97, 1.02, 0.99)

@@ -14,6 +14,7 @@ from emobench.config import RunConfig
 from emobench.errors import ReportError
 from emobench.scenarios.compare import run_benchmark
 from tests.conftest import TINY
+from tests.paths import DOCS
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +156,10 @@ def test_latency_cold_start_is_the_models_first_call(monkeypatch: pytest.MonkeyP
 def test_metric_table_in_docs_is_the_catalogue() -> None:
     """The metric table in docs/metrics.md is generated from results.metrics and cannot drift
     from it."""
-    from pathlib import Path
 
     from emobench.results.metrics import CATALOGUE, TABLE_BEGIN, TABLE_END, markdown_table
 
-    docs = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+    docs = DOCS / "metrics.md"
     page = docs.read_text(encoding="utf-8")
     start, end = page.index(TABLE_BEGIN), page.index(TABLE_END) + len(TABLE_END)
     assert page[start:end] + "\n" == markdown_table(), "run: make docs"

@@ -15,6 +15,7 @@ from emobench.gate import verdicts as B
 from emobench.machine import class_id
 from emobench.stats import gate as G
 from tests.factories import TIGHT_DN, TIGHT_UP, make_report, other_class
+from tests.paths import CONFIGS
 
 runner = CliRunner()
 
@@ -264,7 +265,7 @@ def test_ratio_interval_brackets_the_ratio_and_is_deterministic() -> None:
 # -- machine classes: one baseline per class, fallback, candidate ------------------------------
 
 SLOW_DN = [s * 20 for s in TIGHT_DN]  # direct48 twice as slow as upscale224
-CI_SUITE = Path(__file__).resolve().parents[1] / "configs" / "ci.toml"
+CI_SUITE = CONFIGS / "ci.toml"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import pytest
 
 from emobench.measure.timing import STOP_CI, STOP_TIME_CAP, LoopSettings, time_loop
 from emobench.stats.summary import Stats, median_ci, median_ci_ranks, percentile
+from tests.factories import FakeClock
 
 
 def test_percentile_interpolates_like_numpy() -> None:
@@ -24,14 +25,6 @@ def test_stats_summary_and_noise_flag() -> None:
     assert loose.samples == [10.0, 14.0, 8.0, 12.0, 9.0]
     scaled = tight.scaled(1000 / 4, "us/image")
     assert scaled.median == pytest.approx(2500.0) and scaled.unit == "us/image"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_time_loop_counts_cold_warmup_and_samples() -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from emobench.cli import app
 from emobench.cli.reference import markdown
+from tests.paths import DOCS
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "commands.md"
+PAGE = DOCS / "commands.md"
 
 
 def test_commands_page_is_the_generated_reference() -> None:

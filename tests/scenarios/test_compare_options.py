@@ -25,8 +25,7 @@ from emobench.runtimes.torch import Pipeline
 from emobench.scenarios.compare import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
 from emobench.stats.summary import Stats
 from tests.conftest import TINY, TINY_ARGS, tiny_model
-from tests.factories import timing
-from tests.test_stats import FakeClock
+from tests.factories import FakeClock, timing
 
 runner = CliRunner()
 

@@ -539,7 +539,7 @@ def test_freeze_backbone_trains_only_the_head(tmp_path: Path, fer_data) -> None:
 
 
 def test_tradeoff_takes_max_batch_from_a_maxbatch_report(ft_report: Path) -> None:
-    from tests.test_readout import maxbatch_report
+    from tests.factories import maxbatch_report
 
     mb = maxbatch_report(250, 6000)
     mb = dataclasses.replace(
