@@ -2,7 +2,7 @@
 
 Run by hand (not a test): `.venv/bin/python benchmarks/bad_input.py [--repeat 3] [--only TEXT]`.
 Each case of the bad-input matrix (tests/bad_inputs.py, also run in-process by
-tests/test_bad_input.py) runs as a fresh `emobench` process in a folder of crafted files; the
+tests/cli/test_bad_input.py) runs as a fresh `emobench` process in a folder of crafted files; the
 table gives the exit code, the first stderr line, the wall time (median of --repeat runs) and
 the child's peak RSS. Target: a usage error answered in under 0.5 s. Cases marked `torch` need
 the device or a rebuilt report and import torch (about 4 s and 800 MB) by design.

@@ -1,7 +1,7 @@
 """The bad-input matrix (issue #13): commands an adversarial user tried, each of which must end
 in one `error:` line and exit 2 before anything is measured or written.
 
-Shared by tests/test_bad_input.py (in-process, every case) and benchmarks/bad_input.py (one
+Shared by tests/cli/test_bad_input.py (in-process, every case) and benchmarks/bad_input.py (one
 real process per case, timed). `make_fixtures(folder)` creates the files the commands name;
 the commands are run with `folder` as the working directory.
 """

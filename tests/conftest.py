@@ -1,16 +1,25 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from emobench import results as R
 from emobench.config import RunConfig
+from emobench.data.labeled import (
+    synthetic_labeled,
+    write_fer_csv,
+)
 from emobench.models import PIPELINES, EmotionNet, TransferReport, get_backbone
 from emobench.models.build import cached_weights_path
+from emobench.scenarios.compare import run_benchmark
+from tests.factories import TIGHT_UP, make_report, other_class, with_env
 
 TINY = dict(
     warmup_iters=0,
@@ -183,3 +192,78 @@ def restore_threads() -> Iterator[None]:
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[np.ndarray, np.ndarray]:
+    return synthetic_labeled(280, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fer_csv(
+    tmp_path_factory: pytest.TempPathFactory, synthetic: tuple[np.ndarray, np.ndarray]
+) -> Path:
+    images, labels = synthetic
+    path = tmp_path_factory.mktemp("fer") / "fer.csv"
+    usage = ["Training"] * 196 + ["PublicTest"] * 42 + ["PrivateTest"] * 42
+    write_fer_csv(path, images, labels, usage)
+    return path
+
+
+def small_cnn(
+    backbone: str,
+    pipeline: str,
+    num_classes: int = 7,
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
+) -> EmotionNet:
+    """A pooled-pixels MLP with the real input size: learns the synthetic classes in seconds."""
+    size = PIPELINES[pipeline]
+    body = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=size // 12, padding=1),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 32),
+        nn.ReLU(),
+    )
+    return as_emotion_net(body, nn.Linear(32, num_classes), backbone, pipeline, freeze_backbone)
+
+
+@pytest.fixture(scope="session")
+def real_report() -> R.Report:
+    """A real (tiny) run of both pipelines, shared by every test that reads one."""
+    config = RunConfig(backbones=("resnet18",), device="cpu", **TINY)  # type: ignore[arg-type]
+    return run_benchmark(config)
+
+
+@pytest.fixture
+def sigterm_guard() -> Iterator[None]:
+    """A SIGTERM the code under test does not handle fails the test instead of killing pytest."""
+
+    def unhandled(_signum, _frame):
+        raise RuntimeError("SIGTERM was not handled")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture
+def two_machines(tmp_path: Path) -> list[Path]:
+    cpu = make_report(backbones=("vgg16", "resnet18"))
+    gpu = with_env(make_report(up_latency=[5.0] * 5, dn_latency=[0.5] * 5), gpu_name="NVIDIA H100")
+    paths = [tmp_path / "cpu.json", tmp_path / "gpu.json"]
+    R.save(cpu, paths[0])
+    R.save(gpu, paths[1])
+    return paths
+
+
+@pytest.fixture
+def two_classes(tmp_path: Path) -> list[Path]:
+    """An AVX-512 report (ratio 10x) and two AVX2-only ones (ratios 20x and 30x)."""
+    paths = [tmp_path / n for n in ("avx512.json", "avx2-a.json", "avx2-b.json")]
+    R.save(make_report(backbones=("vgg16", "resnet18")), paths[0])
+    for path, factor in zip(paths[1:], (2, 3), strict=True):
+        slow_up = [s * factor for s in TIGHT_UP]
+        R.save(other_class(make_report(up_latency=slow_up, backbones=("vgg16",))), path)
+    return paths

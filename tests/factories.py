@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from emobench import results as R
 from emobench.measure.flops import ParamCounts
@@ -153,3 +154,37 @@ max_time_s = 0.001
 limits_time_s = 0.01
 preprocess_images = 4
 """
+
+
+def csv_file(path: Path, rows: list[str], header: str = "emotion,pixels") -> Path:
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+PIX = " ".join(["7"] * 2304)
+
+
+# five runs whose direct48 latency drifts run to run (the within-run samples stay tight)
+DRIFT = (1.00, 1.04, 0.97, 1.02, 0.99)
+
+
+def drifting_runs() -> list:
+    return [make_report(dn_latency=[s * f for s in TIGHT_DN]) for f in DRIFT]
+
+
+def with_config(report: R.Report, **config: object) -> R.Report:
+    import dataclasses
+
+    return dataclasses.replace(report, config=report.config | config)
+
+
+# a quick real search: the cheapest model, one pipeline, a small budget
+SMALL_CPU_SEARCH = [
+    "maxbatch",
+    "--backbone",
+    "resnet18",
+    "--device",
+    "cpu",
+    "--pipeline",
+    "direct48",
+]

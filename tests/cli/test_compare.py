@@ -1,17 +1,23 @@
+"""`emobench compare` and `run`: reports written and shown, JSON on stdout, bad input exit 2 before
+any work, --out that is not a report kept, the quick preset, speed options."""
+
 from __future__ import annotations
 
 import json
 import os
-import re
-import stat
 from pathlib import Path
 
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
+from emobench import config as config_mod
+from emobench import device as device_mod
 from emobench.cli import app
+from emobench.scenarios import compare as runner_mod
 from tests.conftest import TINY_ARGS
+from tests.factories import TINY_SUITE
 
 runner = CliRunner()
 
@@ -65,37 +71,6 @@ def test_compare_json_to_stdout(tmp_path: Path) -> None:
     assert data == json.loads(out.read_text())
 
 
-def test_default_report_path_under_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["compare", *TINY_ARGS])
-    assert result.exit_code == 0
-    (written,) = (tmp_path / "results").iterdir()
-    assert re.fullmatch(r"\d{8}T\d{6}Z-resnet18-cpu-[0-9a-f]{6}\.json", written.name)
-    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def test_default_report_names_differ_within_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    import datetime as dt
-
-    from emobench.cli import shell as cli
-
-    class Frozen(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):  # type: ignore[override]
-            return dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=tz)
-
-    monkeypatch.setattr(cli, "datetime", Frozen)
-    names = {cli.default_report_path("vgg16", "cpu") for _ in range(20)}
-    assert len(names) == 20
-    assert all(n.name.startswith("20300102T030405Z-vgg16-cpu-") for n in names)
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -110,7 +85,6 @@ def test_default_report_names_differ_within_one_second(monkeypatch: pytest.Monke
 def test_bad_input_exits_2_with_one_line(
     args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.chdir(tmp_path)
@@ -161,20 +135,118 @@ def test_out_replaces_reports_but_not_other_files_without_force(tmp_path: Path) 
     assert again.exit_code == 0, again.output
 
 
-def test_rule_thresholds_up_to_1000_percent(tmp_path: Path) -> None:
-    from emobench.errors import UsageError
-    from emobench.gate.verdicts import parse_rules
+def test_allow_emulated_runs_and_says_so(tmp_path: Path, no_native_bf16: None) -> None:
+    out = tmp_path / "r.json"
+    args = ["compare", *TINY_ARGS, "--precision", "bf16", "--allow-emulated", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "precision bf16 (EMULATED" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["config"]["allow_emulated"] is True
+    assert data["config"]["precision_emulated"] is True
+    assert any("EMULATED" in note for note in data["notes"])
 
-    assert parse_rules(["portable:1000%", "exact:0.3", "machine:30%"], None) == {
-        "portable": 10.0,
-        "exact": 0.3,
-        "machine": 0.3,
-    }
-    for rule, message in [
-        ("portable:1001%", "from 0% to 1000%"),
-        ("portable:30", "so 30 would mean 3000%; write 30% (or 0.3)"),
-        ("portable:inf%", "finite"),
-        ("portable:-1%", "from 0% to 1000%"),
-    ]:
-        with pytest.raises(UsageError, match=re.escape(message)):
-            parse_rules([rule], None)
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_non_finite_or_negative_times_are_refused(tmp_path: Path, value: str) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--min-time", value, "--out", str(out)])
+    assert result.exit_code == 2 and "min_time_s must be a finite number" in result.stderr
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--time-budget", value])
+    assert result.exit_code == 2 and "time_budget_s must be a finite number" in result.stderr
+    assert not out.exists()
+
+
+def test_quick_preset_fills_what_was_not_given(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    config = json.loads(out.read_text())["config"]
+    assert config["quick"] is True
+    # TINY_ARGS win over the preset; the rest comes from it
+    assert config["max_time_s"] == 0.001 and config["preprocess_images"] == 4
+    assert config["target_ci"] == config_mod.QUICK["target_ci"]
+    assert "stopping rule (--quick)" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_unreadable_data_is_one_error_line_from_a_suite_or_the_flag(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One validation path for --data and a suite's `data` (a suite's gave a traceback)."""
+
+    data = tmp_path / "fer.csv"
+    data.write_text("pixels\n" + " ".join(["1"] * 2304) + "\n")
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_SUITE + f'data = "{data}"\n')
+    real_open = os.open
+
+    def denied(file, flags, *args, **kwargs):
+        if Path(file) == data:
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    monkeypatch.chdir(tmp_path)
+    args = ["run", str(suite)] if command == "run" else ["compare", "--data", str(data)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"error: --data {data}: cannot open (Permission denied)"]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--precision", "fp16"], "fp16 needs a CUDA device"),
+        (["--precision", "fp8"], "unknown precision 'fp8'"),
+        (["--threads", "0"], "--threads must be >= 1"),
+        (["--tf32"], "apply to CUDA devices only"),
+        (["--cudnn-benchmark"], "apply to CUDA devices only"),
+        (["--mode", "fly"], "unknown mode 'fly'"),
+        (["--compile", "turbo"], "unknown compile 'turbo'"),
+    ],
+)
+def test_incompatible_options_exit_2_before_building(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    built: list[str] = []
+    monkeypatch.setattr(runner_mod, "build_model", lambda *a, **k: built.append("x"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["compare", "--device", "cpu", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert built == [] and not (tmp_path / "results").exists()
+
+
+def test_compile_unavailable_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device_mod, "compile_unavailable", lambda device: "no C++ compiler")
+    result = runner.invoke(
+        app, ["compare", *TINY_ARGS, "--compile", "default", "--out", str(tmp_path / "r.json")]
+    )
+    assert result.exit_code == 2
+    assert "--compile default: no C++ compiler" in result.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_compare_cli_with_speed_options(tmp_path: Path, native_bf16: None) -> None:
+    out = tmp_path / "r.json"
+    args = [
+        "compare",
+        *TINY_ARGS,
+        "--mode",
+        "both",
+        "--precision",
+        "bf16",
+        "--channels-last",
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "train b2" in result.stdout and "matmul" in result.stdout
+    assert "not applicable (host only" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["config"]["precision"] == "bf16" and data["limits"]["matmul_dtype"] == "bf16"
+    assert data["results"][0]["train"][0]["batch_size"] == 2

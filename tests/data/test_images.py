@@ -1,3 +1,6 @@
+"""Input images: seeded synthetic batches, FER2013-style CSVs and image folders, and every bad file
+refused with one clear error before it is read whole."""
+
 from __future__ import annotations
 
 import os

@@ -1,3 +1,6 @@
+"""Both pipelines' models for every registered backbone: pinned parameter counts, shapes, feature
+maps, pretrained weights copied where shapes match, checkpoints refused unless they are safe."""
+
 from __future__ import annotations
 
 import urllib.error

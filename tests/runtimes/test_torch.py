@@ -1,3 +1,6 @@
+"""The torch Pipeline: both preprocessing paths agree, gray becomes three normalised channels,
+end to end gives logits."""
+
 from __future__ import annotations
 
 import pytest

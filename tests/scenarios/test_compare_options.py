@@ -1,76 +1,27 @@
-"""Speed options, train steps, device limits, efficiency and NVML monitoring (issue: speed)."""
+"""The compare scenario's speed options: torch.compile, threads and settings recorded, channels-last
+and autocast, train steps, efficiency against the device limits, the NVML monitor pass."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from emobench import config as config_mod
-from emobench import device as device_mod
-from emobench.cli import app
 from emobench.config import RunConfig
-from emobench.measure import limits as limits_mod
 from emobench.measure import nvml
-from emobench.measure.limits import measure_limits
 from emobench.models import build_model
 from emobench.results import BatchTiming, MemoryResult, PreprocessResult, metric_rows
 from emobench.runtimes.torch import Pipeline
 from emobench.scenarios.compare import HOST_ONLY_NOTE, _efficiency, _gpu_monitor, run_benchmark
 from emobench.stats.summary import Stats
-from tests.conftest import TINY, TINY_ARGS, tiny_model
-from tests.factories import FakeClock, timing
+from tests.conftest import TINY, tiny_model
+from tests.factories import timing
 
 runner = CliRunner()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--precision", "fp16"], "fp16 needs a CUDA device"),
-        (["--precision", "fp8"], "unknown precision 'fp8'"),
-        (["--threads", "0"], "--threads must be >= 1"),
-        (["--tf32"], "apply to CUDA devices only"),
-        (["--cudnn-benchmark"], "apply to CUDA devices only"),
-        (["--mode", "fly"], "unknown mode 'fly'"),
-        (["--compile", "turbo"], "unknown compile 'turbo'"),
-    ],
-)
-def test_incompatible_options_exit_2_before_building(
-    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import emobench.scenarios.compare as runner_mod
-
-    built: list[str] = []
-    monkeypatch.setattr(runner_mod, "build_model", lambda *a, **k: built.append("x"))
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["compare", "--device", "cpu", *args])
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-    assert built == [] and not (tmp_path / "results").exists()
-
-
-def test_compile_unavailable_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(device_mod, "compile_unavailable", lambda device: "no C++ compiler")
-    result = runner.invoke(
-        app, ["compare", *TINY_ARGS, "--compile", "default", "--out", str(tmp_path / "r.json")]
-    )
-    assert result.exit_code == 2
-    assert "--compile default: no C++ compiler" in result.stderr
-    assert not (tmp_path / "r.json").exists()
-
-
-def test_compile_unavailable_without_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert "C++ compiler" in (device_mod.compile_unavailable(torch.device("cpu")) or "")
 
 
 def test_compile_plumbing_and_separate_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,76 +164,6 @@ def test_efficiency_on_cuda_uses_host_and_bus_bandwidths() -> None:
     assert eff.preprocess_copy_fraction["batched_tensor"] == pytest.approx(bound / batched_s)
 
 
-def test_reference_matmul_uses_the_models_math_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On CUDA in fp32, cuDNN convolutions run TF32 by default; IEEE matmul would read 3-8x
-    too slow a reference and efficiency far over 100%."""
-    from emobench.measure.limits import _matmul_tf32, matmul_math
-
-    gpu = torch.device("cuda", 0)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    assert matmul_math(gpu, "fp32") == "tf32"
-    assert matmul_math(torch.device("cpu"), "fp32") == "ieee fp32"
-    assert matmul_math(gpu, "bf16") == "bf16"
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    assert matmul_math(gpu, "fp32") == "ieee fp32"
-    before = torch.backends.cuda.matmul.allow_tf32
-    with _matmul_tf32(not before):
-        assert torch.backends.cuda.matmul.allow_tf32 == (not before)
-    assert torch.backends.cuda.matmul.allow_tf32 == before
-
-
-class _FakeCall:
-    def __init__(self, cost_ms: float) -> None:
-        self.cost_ms = cost_ms
-
-    def __call__(self) -> None:
-        return None
-
-
-def _fake_device(monkeypatch: pytest.MonkeyPatch, matmul_ms, copy_ms) -> list[float]:
-    """A device whose calls cost what the functions say; returns the list of timed costs."""
-    timed: list[float] = []
-    monkeypatch.setattr(limits_mod, "matmul_call", lambda d, t, n: _FakeCall(matmul_ms(n)))
-    monkeypatch.setattr(limits_mod, "copy_call", lambda d, size: _FakeCall(copy_ms(size)))
-    return timed
-
-
-def test_limits_grow_the_problem_until_a_call_takes_a_few_ms(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    _fake_device(monkeypatch, lambda n: 5.0 * (n / 256) ** 3, lambda size: 5.0 * size / (4 << 20))
-    clock = FakeClock()
-
-    def timer(fn) -> float:
-        clock.now += fn.cost_ms / 1000
-        return fn.cost_ms
-
-    lim = measure_limits(torch.device("cpu"), "fp32", timer, time_s=2.0, clock=clock)
-    assert lim.matmul_n == 256 and lim.copy_bytes == 4 << 20  # the first size reaching 5 ms
-    assert lim.matmul_flops_per_s == pytest.approx(2 * 256**3 / 0.005)
-    assert lim.copy_bytes_per_s == pytest.approx(2 * (4 << 20) / 0.005)
-
-
-def test_limits_stay_within_their_time_cap_on_a_very_slow_device(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # emulated bf16: even the smallest matmul takes 400 ms a call
-    _fake_device(monkeypatch, lambda n: 400.0 * (n / 64) ** 3, lambda size: 400.0)
-    clock = FakeClock()
-    calls: list[float] = []
-
-    def timer(fn) -> float:
-        calls.append(fn.cost_ms)
-        clock.now += fn.cost_ms / 1000
-        return fn.cost_ms
-
-    lim = measure_limits(torch.device("cpu"), "bf16", timer, time_s=2.0, clock=clock)
-    assert lim.matmul_n == 64 and lim.matmul_dtype == "bf16"
-    # per limit: first touch, one sizing call past its deadline, two samples in what is left
-    assert len(calls) == 8
-    assert lim.elapsed_s is not None and lim.elapsed_s <= 2.0 + 4 * 0.4
-
-
 class FakeNVML(types.ModuleType):
     def __init__(self) -> None:
         super().__init__("pynvml")
@@ -335,45 +216,6 @@ def test_no_gpu_monitor_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     with _gpu_monitor(torch.device("cpu"), True) as mon:
         pass
     assert mon is None
-
-
-def test_suite_accepts_speed_options(tmp_path: Path) -> None:
-    path = tmp_path / "s.toml"
-    path.write_text(
-        '[suite]\nprecision = "bf16"\nchannels_last = true\nmode = "both"\nthreads = 2\n'
-    )
-    config = config_mod.load_suite(path)
-    assert (config.precision, config.channels_last, config.mode, config.threads) == (
-        "bf16",
-        True,
-        "both",
-        2,
-    )
-    path.write_text("[suite]\nthreads = 0\n")
-    with pytest.raises(config_mod.UsageError, match="--threads must be >= 1"):
-        config_mod.load_suite(path)
-
-
-def test_compare_cli_with_speed_options(tmp_path: Path, native_bf16: None) -> None:
-    out = tmp_path / "r.json"
-    args = [
-        "compare",
-        *TINY_ARGS,
-        "--mode",
-        "both",
-        "--precision",
-        "bf16",
-        "--channels-last",
-        "--out",
-        str(out),
-    ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "train b2" in result.stdout and "matmul" in result.stdout
-    assert "not applicable (host only" in result.stdout
-    data = json.loads(out.read_text())
-    assert data["config"]["precision"] == "bf16" and data["limits"]["matmul_dtype"] == "bf16"
-    assert data["results"][0]["train"][0]["batch_size"] == 2
 
 
 def test_placement_note_names_the_faster_upscale() -> None:

@@ -1,5 +1,5 @@
-"""Fine-tuning: labelled data and splits, the training loop, paired statistics, checkpoints,
-the `finetune` command and the trade-off report. Tiny models, a few hundred images."""
+"""The fine-tune scenario: the training loop learns, checkpoints load with weights_only, resume,
+seeds, paired comparison, bad recipes refused. Tiny models, a few hundred images."""
 
 from __future__ import annotations
 
@@ -9,133 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# -- data -------------------------------------------------------------------------------------
+# -- training -----------------------------------------------------------------------------------
+import torch
+
+from emobench import results as R
 from emobench.data.labeled import (
-    FER2013_CLASSES,
     load_labeled,
     synthetic_labeled,
-    write_fer_csv,
     write_image_folder,
 )
-from emobench.errors import DataError, UsageError
-
-
-@pytest.fixture(scope="module")
-def synthetic() -> tuple[np.ndarray, np.ndarray]:
-    return synthetic_labeled(280, seed=3)
-
-
-@pytest.fixture(scope="module")
-def fer_csv(
-    tmp_path_factory: pytest.TempPathFactory, synthetic: tuple[np.ndarray, np.ndarray]
-) -> Path:
-    images, labels = synthetic
-    path = tmp_path_factory.mktemp("fer") / "fer.csv"
-    usage = ["Training"] * 196 + ["PublicTest"] * 42 + ["PrivateTest"] * 42
-    write_fer_csv(path, images, labels, usage)
-    return path
-
-
-# -- data -------------------------------------------------------------------------------------
-
-
-def test_fer_csv_usage_names_the_splits(fer_csv: Path) -> None:
-    data = load_labeled(fer_csv)
-    assert data.class_names == list(FER2013_CLASSES)
-    assert (len(data.train.labels), len(data.val.labels), len(data.test.labels)) == (196, 42, 42)
-    assert data.val.source == "Usage=PublicTest" and data.test.source == "Usage=PrivateTest"
-    assert data.split_method == "given" and data.split_seed is None
-    _, labels = synthetic_labeled(280, seed=3)
-    assert data.test.labels.tolist() == labels[238:].tolist()
-
-
-def test_folder_without_splits_is_split_stratified_and_seeded(tmp_path: Path) -> None:
-    images, labels = synthetic_labeled(140, seed=4)  # 20 per class
-    names = ["a", "b", "c", "d", "e", "f", "g"]
-    write_image_folder(tmp_path, images, labels, names)
-    data = load_labeled(tmp_path, seed=5)
-    assert data.class_names == names and data.split_method == "stratified"
-    assert data.split_seed == 5
-    counts = data.summary()["counts"]
-    assert counts["test"] == counts["val"] == [2] * 7  # type: ignore[index]
-    assert counts["train"] == [16] * 7  # type: ignore[index]
-    again = load_labeled(tmp_path, seed=5)
-    assert np.array_equal(again.test.images, data.test.images)
-
-
-def test_folder_with_given_splits(tmp_path: Path, synthetic: tuple[np.ndarray, np.ndarray]) -> None:
-    images, labels = synthetic
-    names = list(FER2013_CLASSES)
-    for split, sl in (
-        ("train", slice(0, 140)),
-        ("val", slice(140, 210)),
-        ("test", slice(210, 280)),
-    ):
-        write_image_folder(tmp_path / split, images[sl], labels[sl], names)
-    data = load_labeled(tmp_path)
-    assert data.split_method == "given" and data.test.source == "test/"
-    assert len(data.test.labels) == 70
-    assert data.class_names == sorted(names)
-
-
-def _csv(path: Path, rows: list[str], header: str = "emotion,pixels") -> Path:
-    path.write_text(header + "\n" + "\n".join(rows) + "\n")
-    return path
-
-
-PIX = " ".join(["7"] * 2304)
-
-
-@pytest.mark.parametrize(
-    ("rows", "header", "needle"),
-    [
-        ([f"9,{PIX}"], "emotion,pixels", "line 2 has emotion '9'"),
-        ([f"x,{PIX}"], "emotion,pixels", "line 2 has emotion 'x'"),
-        ([f"0,{' '.join(['7'] * 100)}"], "emotion,pixels", "line 2 has 100 pixel values"),
-        ([f"0,{PIX},Training"], "emotion,pixels,Usage", "the val split (Usage=PublicTest)"),
-        ([f"0,{PIX},Bogus"], "emotion,pixels,Usage", "line 2 has Usage 'Bogus'"),
-        ([f"{i % 6},{PIX}" for i in range(60)], "emotion,pixels", "class 'neutral'"),
-        ([PIX], "pixels", "no 'emotion' column"),
-    ],
-)
-def test_bad_csv_is_one_data_error_naming_the_row(
-    tmp_path: Path, rows: list[str], header: str, needle: str
-) -> None:
-    with pytest.raises(DataError) as err:
-        load_labeled(_csv(tmp_path / "bad.csv", rows, header))
-    assert needle in str(err.value) and "bad.csv" in str(err.value)
-
-
-def test_wrong_size_image_and_empty_class_name_the_file(tmp_path: Path) -> None:
-    from PIL import Image
-
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        Image.new("L", (48, 48)).save(tmp_path / name / "ok.png")
-    Image.new("L", (64, 48)).save(tmp_path / "b" / "big.png")
-    with pytest.raises(DataError, match=r"big\.png: image is 64x48, expected 48x48"):
-        load_labeled(tmp_path)
-    (tmp_path / "b" / "big.png").unlink()
-    (tmp_path / "c").mkdir()
-    with pytest.raises(DataError, match="class 'c' has no images"):
-        load_labeled(tmp_path)
-
-
-# -- training -----------------------------------------------------------------------------------
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from emobench.models import PIPELINES, EmotionNet  # noqa: E402
-from emobench.results.finetune import verdict_sentence  # noqa: E402
-from emobench.scenarios.finetune import (  # noqa: E402
+from emobench.errors import UsageError
+from emobench.results.finetune import verdict_sentence
+from emobench.scenarios.finetune import (
     FinetuneConfig,
-    confusion_matrix,
-    macro_f1,
-    mcnemar_exact,
     paired_comparison,
     run_finetune,
 )
-from tests.conftest import as_emotion_net  # noqa: E402
+from tests.conftest import small_cnn
 
 CPU = torch.device("cpu")
 
@@ -147,25 +38,6 @@ def _one_thread() -> object:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def small_cnn(
-    backbone: str,
-    pipeline: str,
-    num_classes: int = 7,
-    pretrained: bool = False,
-    freeze_backbone: bool = False,
-) -> EmotionNet:
-    """A pooled-pixels MLP with the real input size: learns the synthetic classes in seconds."""
-    size = PIPELINES[pipeline]
-    body = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=size // 12, padding=1),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32, 32),
-        nn.ReLU(),
-    )
-    return as_emotion_net(body, nn.Linear(32, num_classes), backbone, pipeline, freeze_backbone)
 
 
 def _config(tmp_path: Path, **kw: object) -> FinetuneConfig:
@@ -246,7 +118,6 @@ def test_checkpoints_load_with_weights_only(trained) -> None:  # type: ignore[no
 
 
 def test_report_round_trips_through_json(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from emobench import results as R
 
     report, _ = trained
     path = tmp_path / "ft.json"
@@ -256,14 +127,6 @@ def test_report_round_trips_through_json(trained, tmp_path: Path) -> None:  # ty
 
 
 # -- statistics ---------------------------------------------------------------------------------
-
-
-def test_mcnemar_matches_a_hand_computed_case() -> None:
-    # 2 vs 8 discordant pairs: p = 2 * P(X <= 2 | n=10, 1/2) = 2 * (1 + 10 + 45) / 1024
-    assert mcnemar_exact(2, 8) == pytest.approx(112 / 1024)
-    assert mcnemar_exact(8, 2) == pytest.approx(112 / 1024)
-    assert mcnemar_exact(0, 0) == 1.0
-    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
 
 
 def test_paired_comparison_counts_discordant_pairs() -> None:
@@ -283,15 +146,6 @@ def test_paired_comparison_counts_discordant_pairs() -> None:
     p2 = paired_comparison(labels, up, dn, seed=0)
     assert p2.mcnemar_p == pytest.approx(2 * (1 + 18 + 153) / 2**18) and p2.significant
     assert verdict_sentence([p2]).startswith("direct48 is 70.0 points more accurate")
-
-
-def test_macro_f1_by_hand() -> None:
-    labels = np.array([0, 0, 1, 1])
-    pred = np.array([0, 1, 1, 1])
-    cm = confusion_matrix(labels, pred, 3)
-    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
-    # class 0: P=1, R=.5, F1=2/3; class 1: P=2/3, R=1, F1=.8; class 2 absent
-    assert macro_f1(cm) == pytest.approx((2 / 3 + 0.8) / 2)
 
 
 # -- checkpoints and resume ---------------------------------------------------------------------
@@ -387,143 +241,6 @@ def test_bad_options_are_usage_errors() -> None:
 
 # -- the command, the trade-off report, claims --------------------------------------------------
 
-from typer.testing import CliRunner  # noqa: E402
-
-from emobench import results as R  # noqa: E402
-from emobench.cli import app  # noqa: E402
-from emobench.readout.tradeoff import build_tradeoff, pareto_front, training_speedup  # noqa: E402
-from tests.factories import make_report  # noqa: E402
-
-cli = CliRunner()
-FT_ARGS = [
-    "--backbone", "resnet18", "--device", "cpu", "--epochs", "3", "--batch-size", "16",
-    "--workers", "0", "--optimizer", "adamw", "--lr", "0.01", "--no-pretrained",
-]  # fmt: skip
-
-
-@pytest.fixture
-def small_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    import emobench.scenarios.finetune.run as ft_run
-
-    monkeypatch.setattr(ft_run, "build_model", small_cnn)
-
-
-@pytest.fixture(scope="module")
-def ft_report(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
-    import emobench.scenarios.finetune.run as ft_run
-
-    tmp = tmp_path_factory.mktemp("cli")
-    out = tmp / "ft.json"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ft_run, "build_model", small_cnn)  # run_finetune looks it up there, at call time
-    try:
-        result = cli.invoke(
-            app,
-            [
-                "finetune",
-                "--data",
-                str(fer_csv),
-                *FT_ARGS,
-                "--target-acc",
-                "0.3",
-                "--checkpoint-dir",
-                str(tmp / "ck"),
-                "--out",
-                str(out),
-            ],
-        )
-    finally:
-        mp.undo()
-    assert result.exit_code == 0, result.output
-    assert "report written to" in result.output
-    assert "epoch 3/3: loss" in result.output  # plain progress lines: not a terminal
-    assert "fine-tune on cpu" in result.output
-    assert "Usage=PublicTest" in result.output and "Usage=PrivateTest" in result.output
-    return out
-
-
-def test_finetune_command_writes_a_finetune_report(ft_report: Path) -> None:
-    rep = R.load(ft_report)
-    assert rep.kind == "finetune" and rep.finetune is not None
-    assert rep.config["pretrained"] is False and rep.config["optimizer"] == "adamw"
-    assert rep.config["seeds_used"] == [0]
-    assert len(rep.finetune.runs) == 2 and len(rep.finetune.paired) == 1
-    assert all(r.test.accuracy > 2 / 7 for r in rep.finetune.runs)
-    assert all(Path(r.checkpoint_best).exists() for r in rep.finetune.runs)
-
-
-@pytest.mark.parametrize(
-    ("rows", "needle"),
-    [
-        ([f"9,{PIX}"], "line 2 has emotion '9'"),
-        ([f"0,{' '.join(['7'] * 10)}"], "line 2 has 10 pixel values"),
-    ],
-)
-def test_bad_data_is_one_error_line_exit_2_nothing_written(
-    tmp_path: Path, rows: list[str], needle: str, small_models: None
-) -> None:
-    bad = _csv(tmp_path / "bad.csv", rows)
-    out = tmp_path / "r.json"
-    result = cli.invoke(app, ["finetune", "--data", str(bad), *FT_ARGS, "--out", str(out)])
-    assert result.exit_code == 2
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
-    assert not out.exists() and not (tmp_path / "results").exists()
-
-
-def test_bad_option_fails_before_reading_data(tmp_path: Path) -> None:
-    result = cli.invoke(
-        app, ["finetune", "--data", str(tmp_path / "missing.csv"), "--optimizer", "rmsprop"]
-    )
-    assert result.exit_code == 2 and "error: --optimizer rmsprop" in result.output
-
-
-def test_report_prints_the_tradeoff_table(ft_report: Path, tmp_path: Path) -> None:
-    compare = tmp_path / "cmp.json"
-    R.save(make_report(backbones=("resnet18",)), compare)
-    md, csv_out, png = tmp_path / "t.md", tmp_path / "t.csv", tmp_path / "t.png"
-    args = ["report", str(ft_report), str(compare), "--markdown", str(md), "--csv", str(csv_out)]
-    result = cli.invoke(app, [*args, "--plot", str(png)])
-    assert result.exit_code == 0, result.output
-    assert "speed against accuracy" in result.output
-    assert "direct48" in result.output and "resnet18" in result.output
-    text = md.read_text()
-    assert "| resnet18 | direct48" in text and "Pareto" in text
-    assert png.stat().st_size > 10_000
-
-    loaded = [(ft_report, R.load(ft_report)), (compare, R.load(compare))]
-    rows = {r.pipeline: r for r in build_tradeoff(loaded).rows}
-    ft = loaded[0][1].finetune
-    assert ft is not None
-    assert rows["direct48"].values["accuracy"] == ft.runs_for("direct48")[0].test.accuracy
-    # latency comes from the compare report (median of TIGHT_DN), not the fine-tune's own
-    assert rows["direct48"].values["latency_b1_ms"] == pytest.approx(10.0, abs=0.05)
-    assert rows["direct48"].sources["latency_b1_ms"].startswith("cmp.json")
-    assert rows["upscale224"].values["params"] == 134_289_223
-    assert (
-        rows["direct48"].values["train_s_per_epoch"] == ft.runs_for("direct48")[0].train_s_per_epoch
-    )
-
-
-def test_pareto_front() -> None:
-    # (cost, accuracy): the second is dominated by the first; ties on both are both kept
-    points = [(1.0, 0.8), (2.0, 0.7), (3.0, 0.9), (3.0, 0.9), (0.5, 0.5)]
-    assert pareto_front(points) == [True, False, True, True, True]
-
-
-def test_claims_checks_training_speed_from_a_finetune_report(ft_report: Path) -> None:
-    rep = R.load(ft_report)
-    speed = training_speedup(rep)["resnet18"]
-    ft = rep.finetune
-    assert ft is not None
-    up, dn = (ft.runs_for(p)[0].train_s_per_epoch for p in ("upscale224", "direct48"))
-    assert speed == pytest.approx(up / dn)
-    result = cli.invoke(app, ["claims", str(ft_report)])
-    assert result.exit_code == 0, result.output
-    assert "training 5-10x faster per epoch" in result.output
-    expected = "holds" if speed >= 4.5 else "does not hold"
-    assert expected in result.output
-
 
 def test_freeze_backbone_trains_only_the_head(tmp_path: Path, fer_data) -> None:  # type: ignore[no-untyped-def]
     config = _config(tmp_path, epochs=1, pipelines=("direct48",), freeze_backbone=True)
@@ -536,26 +253,6 @@ def test_freeze_backbone_trains_only_the_head(tmp_path: Path, fer_data) -> None:
     last = torch.load(run.checkpoint_last, weights_only=True)
     assert torch.equal(last["backbone.0.weight"], first.state_dict()["backbone.0.weight"])
     assert not torch.equal(last["head.weight"], first.state_dict()["head.weight"])
-
-
-def test_tradeoff_takes_max_batch_from_a_maxbatch_report(ft_report: Path) -> None:
-    from tests.factories import maxbatch_report
-
-    mb = maxbatch_report(250, 6000)
-    mb = dataclasses.replace(
-        mb, maxbatch=[dataclasses.replace(m, backbone="resnet18") for m in mb.maxbatch]
-    )
-    loaded = [(Path("mb.json"), mb), (ft_report, R.load(ft_report))]
-    rows = {r.pipeline: r for r in build_tradeoff(loaded).rows}
-    assert rows["upscale224"].values["max_batch"] == 250
-    assert rows["direct48"].values["max_batch"] == 6000
-    assert rows["direct48"].sources["max_batch"] == "mb.json (infer)"
-    # without a compare report, latency and parameters are the fine-tune's own
-    ft = R.load(ft_report).finetune
-    assert ft is not None
-    run = ft.runs_for("direct48")[0]
-    assert rows["direct48"].values["latency_b1_ms"] == run.test.latency_b1_ms
-    assert rows["direct48"].values["params"] == run.params_total
 
 
 def test_image_folder_fine_tune_learns(tmp_path: Path) -> None:

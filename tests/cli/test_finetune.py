@@ -1,0 +1,179 @@
+"""`emobench finetune` and the reading of its report: the command, bad input, the trade-off,
+claims."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from emobench import results as R
+from emobench.cli import app
+from emobench.readout.tradeoff import build_tradeoff, pareto_front, training_speedup
+from tests.conftest import small_cnn
+from tests.factories import PIX, csv_file, make_report
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> object:
+    """One intra-op thread: on a shared 2-core machine more only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+cli = CliRunner()
+
+
+FT_ARGS = [
+    "--backbone", "resnet18", "--device", "cpu", "--epochs", "3", "--batch-size", "16",
+    "--workers", "0", "--optimizer", "adamw", "--lr", "0.01", "--no-pretrained",
+]  # fmt: skip
+
+
+@pytest.fixture
+def small_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    import emobench.scenarios.finetune.run as ft_run
+
+    monkeypatch.setattr(ft_run, "build_model", small_cnn)
+
+
+@pytest.fixture(scope="module")
+def ft_report(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
+    import emobench.scenarios.finetune.run as ft_run
+
+    tmp = tmp_path_factory.mktemp("cli")
+    out = tmp / "ft.json"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ft_run, "build_model", small_cnn)  # run_finetune looks it up there, at call time
+    try:
+        result = cli.invoke(
+            app,
+            [
+                "finetune",
+                "--data",
+                str(fer_csv),
+                *FT_ARGS,
+                "--target-acc",
+                "0.3",
+                "--checkpoint-dir",
+                str(tmp / "ck"),
+                "--out",
+                str(out),
+            ],
+        )
+    finally:
+        mp.undo()
+    assert result.exit_code == 0, result.output
+    assert "report written to" in result.output
+    assert "epoch 3/3: loss" in result.output  # plain progress lines: not a terminal
+    assert "fine-tune on cpu" in result.output
+    assert "Usage=PublicTest" in result.output and "Usage=PrivateTest" in result.output
+    return out
+
+
+def test_finetune_command_writes_a_finetune_report(ft_report: Path) -> None:
+    rep = R.load(ft_report)
+    assert rep.kind == "finetune" and rep.finetune is not None
+    assert rep.config["pretrained"] is False and rep.config["optimizer"] == "adamw"
+    assert rep.config["seeds_used"] == [0]
+    assert len(rep.finetune.runs) == 2 and len(rep.finetune.paired) == 1
+    assert all(r.test.accuracy > 2 / 7 for r in rep.finetune.runs)
+    assert all(Path(r.checkpoint_best).exists() for r in rep.finetune.runs)
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ([f"9,{PIX}"], "line 2 has emotion '9'"),
+        ([f"0,{' '.join(['7'] * 10)}"], "line 2 has 10 pixel values"),
+    ],
+)
+def test_bad_data_is_one_error_line_exit_2_nothing_written(
+    tmp_path: Path, rows: list[str], needle: str, small_models: None
+) -> None:
+    bad = csv_file(tmp_path / "bad.csv", rows)
+    out = tmp_path / "r.json"
+    result = cli.invoke(app, ["finetune", "--data", str(bad), *FT_ARGS, "--out", str(out)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    assert not out.exists() and not (tmp_path / "results").exists()
+
+
+def test_bad_option_fails_before_reading_data(tmp_path: Path) -> None:
+    result = cli.invoke(
+        app, ["finetune", "--data", str(tmp_path / "missing.csv"), "--optimizer", "rmsprop"]
+    )
+    assert result.exit_code == 2 and "error: --optimizer rmsprop" in result.output
+
+
+def test_report_prints_the_tradeoff_table(ft_report: Path, tmp_path: Path) -> None:
+    compare = tmp_path / "cmp.json"
+    R.save(make_report(backbones=("resnet18",)), compare)
+    md, csv_out, png = tmp_path / "t.md", tmp_path / "t.csv", tmp_path / "t.png"
+    args = ["report", str(ft_report), str(compare), "--markdown", str(md), "--csv", str(csv_out)]
+    result = cli.invoke(app, [*args, "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "speed against accuracy" in result.output
+    assert "direct48" in result.output and "resnet18" in result.output
+    text = md.read_text()
+    assert "| resnet18 | direct48" in text and "Pareto" in text
+    assert png.stat().st_size > 10_000
+
+    loaded = [(ft_report, R.load(ft_report)), (compare, R.load(compare))]
+    rows = {r.pipeline: r for r in build_tradeoff(loaded).rows}
+    ft = loaded[0][1].finetune
+    assert ft is not None
+    assert rows["direct48"].values["accuracy"] == ft.runs_for("direct48")[0].test.accuracy
+    # latency comes from the compare report (median of TIGHT_DN), not the fine-tune's own
+    assert rows["direct48"].values["latency_b1_ms"] == pytest.approx(10.0, abs=0.05)
+    assert rows["direct48"].sources["latency_b1_ms"].startswith("cmp.json")
+    assert rows["upscale224"].values["params"] == 134_289_223
+    assert (
+        rows["direct48"].values["train_s_per_epoch"] == ft.runs_for("direct48")[0].train_s_per_epoch
+    )
+
+
+def test_pareto_front() -> None:
+    # (cost, accuracy): the second is dominated by the first; ties on both are both kept
+    points = [(1.0, 0.8), (2.0, 0.7), (3.0, 0.9), (3.0, 0.9), (0.5, 0.5)]
+    assert pareto_front(points) == [True, False, True, True, True]
+
+
+def test_claims_checks_training_speed_from_a_finetune_report(ft_report: Path) -> None:
+    rep = R.load(ft_report)
+    speed = training_speedup(rep)["resnet18"]
+    ft = rep.finetune
+    assert ft is not None
+    up, dn = (ft.runs_for(p)[0].train_s_per_epoch for p in ("upscale224", "direct48"))
+    assert speed == pytest.approx(up / dn)
+    result = cli.invoke(app, ["claims", str(ft_report)])
+    assert result.exit_code == 0, result.output
+    assert "training 5-10x faster per epoch" in result.output
+    expected = "holds" if speed >= 4.5 else "does not hold"
+    assert expected in result.output
+
+
+def test_tradeoff_takes_max_batch_from_a_maxbatch_report(ft_report: Path) -> None:
+    from tests.factories import maxbatch_report
+
+    mb = maxbatch_report(250, 6000)
+    mb = dataclasses.replace(
+        mb, maxbatch=[dataclasses.replace(m, backbone="resnet18") for m in mb.maxbatch]
+    )
+    loaded = [(Path("mb.json"), mb), (ft_report, R.load(ft_report))]
+    rows = {r.pipeline: r for r in build_tradeoff(loaded).rows}
+    assert rows["upscale224"].values["max_batch"] == 250
+    assert rows["direct48"].values["max_batch"] == 6000
+    assert rows["direct48"].sources["max_batch"] == "mb.json (infer)"
+    # without a compare report, latency and parameters are the fine-tune's own
+    ft = R.load(ft_report).finetune
+    assert ft is not None
+    run = ft.runs_for("direct48")[0]
+    assert rows["direct48"].values["latency_b1_ms"] == run.test.latency_b1_ms
+    assert rows["direct48"].values["params"] == run.params_total
