@@ -71,12 +71,6 @@ def test_threads_default_to_the_cores_this_process_may_use(
     assert in_force["usable_cores"] == 1
 
 
-# -- a busy machine noticed --------------------------------------------------------------------
-
-
-# -- progress off a terminal -------------------------------------------------------------------
-
-
 def test_device_specs() -> None:
     assert parse_device_spec("cuda:1") == ("cuda", 1)
     assert parse_device_spec("auto") == ("auto", None)

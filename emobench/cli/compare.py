@@ -40,6 +40,7 @@ from emobench.cli.options import (
     TimeBudgetOpt,
     WarmupOpt,
     backbone_names,
+    checked_plugins,
     file_label,
     set_thread_env,
 )
@@ -118,6 +119,7 @@ def compare(
         time_budget_s=time_budget,
         allow_emulated=allow_emulated,
     ).validate()
+    checked_plugins(config)
     run_and_write(config, out, json_out, kind="compare", label=file_label(backbones), force=force)
 
 
@@ -137,7 +139,7 @@ def run_suite(
     """
     from emobench.config import load_suite
 
-    config = load_suite(config_file)
+    config = checked_plugins(load_suite(config_file))
     run_and_write(config, out, json_out, kind="run", label=config.name, force=force, repeat=repeat)
 
 

@@ -35,6 +35,7 @@ from emobench.cli.options import (
     SaveBaselineOpt,
     SuiteFileArg,
     VerdictMarkdownOpt,
+    checked_plugins,
 )
 from emobench.cli.shell import (
     check_report_out,
@@ -156,7 +157,7 @@ def ci_cmd(
     """
     from emobench.config import load_suite
 
-    config = load_suite(config_file)
+    config = checked_plugins(load_suite(config_file))
     # bad options, output paths, a missing baseline or one of another suite fail here, before
     # the suite runs and before anything is written
     gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force)
@@ -352,7 +353,7 @@ def _calibration_runs(
     from emobench.config import load_suite
 
     assert config_file is not None
-    reports, _device = measure_runs(load_suite(config_file), runs)
+    reports, _device = measure_runs(checked_plugins(load_suite(config_file)), runs)
     return reports
 
 

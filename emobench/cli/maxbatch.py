@@ -121,11 +121,15 @@ def _check_maxbatch_options(
 ) -> None:
     """The maxbatch options that can be checked without torch (MaxBatchConfig.validate and
     resolve_budget check them again, with the device known)."""
-    from emobench.config import check_backbone, check_pipeline
+    from emobench.config import check_backbone, check_pipeline, is_plugin
     from emobench.device import parse_device_spec
     from emobench.measure import search as mb
 
     check_backbone(backbone)
+    if is_plugin(backbone):
+        from emobench.models import check_backbone as check_plugin
+
+        check_plugin(backbone)  # its module and models, before any output path is looked at
     for p in pipelines:
         check_pipeline(p)
     if mode not in MODES:

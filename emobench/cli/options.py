@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from emobench.config import BACKBONE_NAMES, DEFAULT_BACKBONE
+from emobench.config import BACKBONE_NAMES, DEFAULT_BACKBONE, RunConfig, is_plugin
 from emobench.errors import UsageError
 
 DeviceOpt = Annotated[
@@ -487,3 +487,14 @@ ResumeOpt = Annotated[
     bool,
     typer.Option("--resume/--no-resume", help="Continue an interrupted run from its checkpoints."),
 ]
+
+
+def checked_plugins(config: RunConfig) -> RunConfig:
+    """The config, once every plugin backbone in it imports and maps N x 3 x S x S to
+    (N, num_classes) (checked on the meta device): right after the settings, before any output
+    path, input file or device is looked at. Registered backbones need no torch here."""
+    for backbone in filter(is_plugin, config.backbones):
+        from emobench.models import check_backbone
+
+        check_backbone(backbone, num_classes=config.num_classes)
+    return config

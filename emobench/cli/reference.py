@@ -15,9 +15,10 @@ from emobench.cli.app import app
 HELP_WIDTH = 100  # the app's max_content_width: the width every --help is laid out at
 HEADER = """# Command reference
 
-Generated from the command line itself by `python -m emobench.cli.reference` (`make docs`); a
-test fails when this page and `emobench <command> --help` differ. How each figure is measured:
-[metrics.md](metrics.md); the landing page: [README](../README.md).
+Every command's `emobench <command> --help`, as a terminal 100 or more columns wide shows it,
+generated from the command line itself by `python -m emobench.cli.reference` (`make docs`); a
+test fails when the two differ. How each figure is measured: [metrics.md](metrics.md); the
+landing page: [README](../README.md).
 """
 
 
@@ -33,9 +34,12 @@ def _commands(group: Any, path: list[str]) -> list[tuple[list[str], Any]]:
 
 
 def _help(command: Any, path: list[str]) -> str:
-    import click
+    try:  # the click the app's commands are built on: typer vendors it from 0.20 on
+        from typer._click import Context
+    except ImportError:  # pragma: no cover - older typer with click installed
+        from click import Context  # type: ignore[assignment]
 
-    ctx = click.Context(command, info_name=" ".join(path), terminal_width=HELP_WIDTH)
+    ctx = Context(command, info_name=" ".join(path), terminal_width=HELP_WIDTH)
     ctx.max_content_width = HELP_WIDTH
     return command.get_help(ctx)
 

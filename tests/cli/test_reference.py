@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from emobench.cli import app
-from emobench.cli.reference import markdown
+from emobench.cli.reference import HELP_WIDTH, markdown
 from tests.paths import DOCS
 
 PAGE = DOCS / "commands.md"
@@ -34,3 +34,19 @@ def test_every_command_and_option_is_documented() -> None:
                 groups.append(([*path, name], command))
             seen += 1
     assert seen >= 14  # 12 commands, the baseline group's two
+
+
+def test_the_page_is_what_help_prints() -> None:
+    """The generated sections equal `emobench <command> --help` at the app's 100 columns."""
+    from typer.testing import CliRunner
+
+    page = PAGE.read_text(encoding="utf-8")
+    runner = CliRunner()
+    for command in (["compare"], ["finetune"], ["baseline", "save"], []):
+        result = runner.invoke(
+            app, [*command, "--help"], prog_name="emobench", terminal_width=HELP_WIDTH
+        )
+        assert result.exit_code == 0, result.output
+        title = " ".join(["emobench", *command])
+        section = page.split(f"## {title}\n\n```text\n", 1)[1].split("\n```\n", 1)[0]
+        assert result.stdout.rstrip("\n") == section.rstrip("\n"), title

@@ -111,6 +111,28 @@ def test_compare_plugin_errors_exit_2_with_one_line(
     assert not Path("results").exists()
 
 
+@pytest.mark.parametrize("command", ["compare", "maxbatch", "run"])
+def test_a_broken_plugin_is_refused_before_the_outputs_and_inputs(
+    plugin: str, command: str, tmp_path: Path
+) -> None:
+    """The plugin's models are checked with the settings, first: a broken one is the error,
+    not the foreign --out file or the missing --data that come after it."""
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine\n")
+    ref = f"{plugin}:wrong_output"
+    if command == "run":
+        suite = tmp_path / "suite.toml"
+        suite.write_text(f'[suite]\nbackbones = ["{ref}"]\ndevice = "cpu"\ndata = "nope.csv"\n')
+        args = ["run", str(suite), "--out", str(foreign)]
+    else:
+        args = [command, "--model", ref, "--device", "cpu", "--out", str(foreign)]
+        args += ["--data", "nope.csv"] if command == "compare" else []
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "expected (N, num_classes)" in result.stderr, result.stderr
+    assert foreign.read_text() == "mine\n"
+
+
 def test_model_ref_syntax_is_checked_before_torch(plugin: str) -> None:
     result = runner.invoke(app, ["compare", "--model", "not a ref"])
     assert result.exit_code == 2
