@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from emobench.device import usable_cores as _usable_cores  # a module name tests patch
 from emobench.results.measurements import Contention, StepShare
 
 OTHER_CPU_BUSY = 0.10  # others using more than 10% of the usable cores marks the run as busy
@@ -41,13 +42,6 @@ def _freq_mhz() -> float | None:
     except (OSError, NotImplementedError, AttributeError):
         return None
     return float(freq.current) if freq is not None and freq.current else None
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class ContentionMonitor:

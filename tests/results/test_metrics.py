@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,32 @@ def test_catalogue_expands_per_batch_blocks_in_report_order() -> None:
     ]
     j = keys.index("train_b1_images_per_s")
     assert keys[j + 5] == "train_b8_images_per_s"  # five train metrics per batch size
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing.md", "no such docs page"),
+        ("plain.md", "no metric table markers"),
+        ("/dev/zero", "expected a regular file"),
+    ],
+)
+def test_splicing_the_table_refuses_what_is_not_a_docs_page(
+    target: str, message: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "plain.md").write_text("# no table here\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "emobench.results", target],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "plain.md").read_text() == "# no table here\n"
