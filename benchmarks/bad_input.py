@@ -87,18 +87,31 @@ def main() -> int:
         shown = shown.replace("|", "\\|")
         print(f"| `{command}` | {code} | {shown} | {seconds:.2f} | {rss:.0f} | {flags.strip()} |")
 
+    print()
+    print("| surface | tried | refused in < 0.5 s | refused, needing torch | failed |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for group in dict.fromkeys(r[0].group for r in rows):
+        mine = [r for r in rows if r[0].group == group]
+        fast = sum(1 for r in mine if r[5] and r[3] < TARGET_S)
+        torch_ok = sum(1 for r in mine if r[5] and r[0].needs_torch)
+        failed = sum(1 for r in mine if not r[5] or (not r[0].needs_torch and r[3] >= TARGET_S))
+        print(f"| {group} | {len(mine)} | {fast} | {torch_ok} | {failed} |")
+
     usage = [r for r in rows if not r[0].needs_torch]
     device = [r for r in rows if r[0].needs_torch]
     slow = [r for r in usage if r[3] >= TARGET_S]
+    slowest = max(usage, key=lambda r: r[3])
     print()
     print(
         f"{len(rows)} cases; without torch: {len(usage)}, median "
-        f"{statistics.median(r[3] for r in usage):.2f} s, max {max(r[3] for r in usage):.2f} s, "
-        f"peak RSS max {max(r[4] for r in usage):.0f} MiB, {len(slow)} at or over {TARGET_S} s"
+        f"{statistics.median(r[3] for r in usage):.2f} s, max {slowest[3]:.2f} s "
+        f"(`{slowest[0].command}`), peak RSS max {max(r[4] for r in usage):.0f} MiB, "
+        f"{len(slow)} at or over {TARGET_S} s"
     )
     if device:
         print(
             f"needing torch: {len(device)}, median {statistics.median(r[3] for r in device):.2f} s"
+            f", max {max(r[3] for r in device):.2f} s"
         )
     mismatched = [r for r in rows if not r[5]]
     for case, code, line, *_rest in mismatched:

@@ -11,6 +11,8 @@ import os
 import secrets
 import stat
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -89,13 +91,69 @@ def is_report_file(path: Path) -> bool:
         return False
 
 
-def check_output(path: Path, option: str, *, report: bool = False, force: bool = False) -> None:
+# What makes an existing file "one of ours" of each kind (found in its first SNIFF_BYTES):
+# replacing it needs no --force. Writers put the marker there (see `marker`).
+ARTEFACT_MARKERS: dict[str, tuple[bytes, ...]] = {
+    "report": (REPORT_MARKER.encode(),),
+    "markdown": (b"<!-- written by emobench",),
+    "html": (b'<meta name="generator" content="emobench',),
+    "plot": (b"emobench",),  # PNG tEXt / SVG / PDF metadata: Software or Creator = emobench
+    "calibration": (b'"schema": "emobench.calibration"',),
+    # a CSV has no room for a marker: ours start with a header naming these columns
+    "csv": (b"backbone", b"pipeline"),
+}
+SNIFF_BYTES = 1 << 20
+
+
+def marker(kind: str) -> str:
+    """The line a text artefact of `kind` carries so a later run may replace it (markdown)."""
+    if kind == "markdown":
+        return "<!-- written by emobench: a later run may replace this file -->\n"
+    raise ValueError(f"no marker line for {kind!r}")
+
+
+def is_artefact(path: Path, kind: str) -> bool:
+    """Whether the regular file at `path` is an emobench artefact of `kind` (see
+    ARTEFACT_MARKERS); reports are sniffed whole (up to REPORT_SNIFF_BYTES)."""
+    if kind == "report":
+        return is_report_file(path)
+    needles = ARTEFACT_MARKERS[kind]
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    if kind == "csv":
+        first = head.split(b"\n", 1)[0].split(b",")
+        return all(n in first for n in needles)
+    return any(n in head for n in needles)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links followed); False when either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(
+    path: Path,
+    option: str,
+    *,
+    report: bool = False,
+    kind: str | None = None,
+    force: bool = False,
+    inputs: Sequence[Path] = (),
+) -> None:
     """Fail before any work when `path` could not, or should not, be written.
 
-    Refused: a folder, a special file (device, FIFO, socket: a rename would replace it), a
-    folder we cannot create a file in, and, for reports, an existing file that is not an
-    emobench report (unless `force`).
+    The one output policy: refused are a folder, a special file (device, FIFO, socket: a
+    rename would replace it), a folder we cannot create a file in, any of the command's own
+    `inputs` (even with --force), and an existing file that is not an emobench artefact of
+    `kind` (unless `force`). `report=True` is `kind="report"`.
     """
+    kind = "report" if report else kind
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -110,9 +168,15 @@ def check_output(path: Path, option: str, *, report: bool = False, force: bool =
                 f"{option} {path}: is a {file_kind(st.st_mode)}; only regular files are written "
                 "(they are replaced atomically)"
             )
-        if report and not force and not is_report_file(path):
+        for source in inputs:
+            if same_file(path, source):
+                raise UsageError(
+                    f"{option} {path}: is one of this command's inputs; write somewhere else"
+                )
+        if kind is not None and not force and not is_artefact(path, kind):
+            noun = "an emobench report" if kind == "report" else f"an emobench {kind} file"
             raise UsageError(
-                f"{option} {path}: exists and is not an emobench report; choose another path "
+                f"{option} {path}: exists and is not {noun}; choose another path "
                 "or pass --force to overwrite it"
             )
     check_folder(path.parent, f"{option} {path}")
@@ -168,6 +232,28 @@ def write_atomic(path: Path, text: str) -> None:
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that wants a file name (savefig,
+    torch.save): renamed over `path` when the block ends cleanly, removed when it does not
+    (an exception, Ctrl-C, SIGTERM raised as an exception), so no `.tmp` is ever left."""
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~current_umask()
+        yield tmp
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def unique_suffix() -> str:

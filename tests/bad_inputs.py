@@ -10,25 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Case:
-    args: tuple[str, ...]
-    message: str  # a part of the one stderr line
-    needs_torch: bool = False  # the check needs the device or a rebuilt report
-
-    @property
-    def command(self) -> str:
-        return " ".join(a if a else "''" for a in self.args)
-
-
-def _c(command: str, message: str, needs_torch: bool = False) -> Case:
-    return Case(tuple(command.split()), message, needs_torch)
+from tests.bad_input_base import Case, _c, png_header
 
 
 CASES: tuple[Case, ...] = (
@@ -118,7 +102,7 @@ CASES: tuple[Case, ...] = (
     _c("env --device tpu", "unknown device 'tpu'"),
 )
 # "--fail-on " splits into a trailing empty string: the empty --fail-on ''
-CASES = tuple(
+CORE_CASES = tuple(
     Case((*c.args, ""), c.message, c.needs_torch) if c.args[-1] == "--fail-on" else c for c in CASES
 )
 
@@ -130,7 +114,7 @@ batch_sizes = [2]
 """
 
 
-def make_fixtures(folder: Path) -> None:
+def make_core_fixtures(folder: Path) -> None:
     """Every file the cases name, under `folder` (which then is the working directory)."""
     from emobench import results as R
     from tests.factories import make_report
@@ -168,13 +152,16 @@ def make_fixtures(folder: Path) -> None:
     (folder / "notjson.json").write_text("{not json")
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares its size and holds no pixels: enough for the size check, which
-    must come before any decoding."""
+# The newer surfaces (issue #26), one module each; imported here so every user of the matrix
+# (the in-process test, the benchmark) sees all of them.
+from tests import bad_inputs_finetune, bad_inputs_outputs, bad_inputs_plugins  # noqa: E402
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+SURFACES = (bad_inputs_finetune, bad_inputs_outputs, bad_inputs_plugins)
+CASES = CORE_CASES + tuple(c for module in SURFACES for c in module.CASES)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+def make_fixtures(folder: Path) -> None:
+    """Every file the cases name, under `folder` (which then is the working directory)."""
+    make_core_fixtures(folder)
+    for module in SURFACES:
+        module.make_fixtures(folder)
