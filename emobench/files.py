@@ -103,6 +103,13 @@ ARTEFACT_MARKERS: dict[str, tuple[bytes, ...]] = {
     "csv": (b"backbone", b"pipeline"),
 }
 SNIFF_BYTES = 1 << 20
+# Markdown emobench wrote before it had a marker line starts with one of its table headers.
+LEGACY_MARKDOWN_HEADERS = (
+    b"| backbone | pipeline | metric | kind | baseline | current |",  # check, ci
+    b"| backbone | pipeline | machine | report |",  # report
+    b"| backbone | claim | claimed | measured | verdict | why |",  # claims
+    b"| backbone | pipeline | test accuracy |",  # report with a finetune report
+)
 
 
 def marker(kind: str) -> str:
@@ -126,6 +133,8 @@ def is_artefact(path: Path, kind: str) -> bool:
     if kind == "csv":
         first = head.split(b"\n", 1)[0].split(b",")
         return all(n in first for n in needles)
+    if kind == "markdown" and head.startswith(LEGACY_MARKDOWN_HEADERS):
+        return True
     return any(n in head for n in needles)
 
 
@@ -180,6 +189,27 @@ def check_output(
                 "or pass --force to overwrite it"
             )
     check_folder(path.parent, f"{option} {path}")
+
+
+def check_outputs(
+    outputs: Sequence[tuple[Path | None, str, str]],
+    *,
+    force: bool = False,
+    inputs: Sequence[Path] = (),
+) -> None:
+    """`check_output` for every (path, option, kind) given (path not None), and no two options
+    naming one file (the second write would replace the first)."""
+    seen: dict[str, str] = {}
+    for path, option, kind in outputs:
+        if path is None:
+            continue
+        check_output(path, option, kind=kind, force=force, inputs=inputs)
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(
+                f"{option} {path}: {seen[key]} names the same file; give each output its own"
+            )
+        seen[key] = option
 
 
 def check_folder(folder: Path, label: str) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tests.bad_input_base import Case, _c, png_header
 
-
 CASES: tuple[Case, ...] = (
     # click's own parsing (item 14)
     _c("compare --batch-size abc", "Invalid value for '--batch-size'"),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from emobench import results as R
+from tests.factories import make_report
 
 
 def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path) -> None:
@@ -69,3 +70,45 @@ def test_check_output_refuses_special_and_foreign_files(tmp_path: Path) -> None:
     check_output(notes, "--markdown")  # only reports are protected this way
     with pytest.raises(UsageError, match=r"--markdown .*: is a folder"):
         check_output(tmp_path, "--markdown")
+
+
+def test_check_outputs_refuses_inputs_and_two_options_naming_one_file(tmp_path: Path) -> None:
+    from emobench.errors import UsageError
+    from emobench.files import check_outputs
+
+    report = tmp_path / "r.json"
+    R.save(make_report(), report)
+    with pytest.raises(UsageError, match=r"--csv .*r\.json: is one of this command's inputs"):
+        check_outputs([(report, "--csv", "csv")], force=True, inputs=[report])
+    out = tmp_path / "out.md"
+    with pytest.raises(UsageError, match=r"--csv .*out\.md: --markdown names the same file"):
+        check_outputs(
+            [(out, "--markdown", "markdown"), (tmp_path / "." / "out.md", "--csv", "csv")]
+        )
+    check_outputs([(None, "--markdown", "markdown"), (out, "--csv", "csv")], inputs=[report])
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "ours"),
+    [
+        (
+            "markdown",
+            "<!-- written by emobench: a later run may replace this file -->\n| a |",
+            True,
+        ),
+        ("markdown", "| backbone | pipeline | machine | report | x |\n", True),  # before markers
+        ("markdown", "# my notes\n| backbone | pipeline | machine | report |\n", False),
+        ("csv", "file,kind,created_utc,backbone,pipeline,metric\n", True),
+        ("csv", "name,value\n", False),
+        ("calibration", '{\n  "schema": "emobench.calibration",\n  "alpha": 0.05\n}', True),
+        ("calibration", "[]", False),
+    ],
+)
+def test_artefacts_are_recognised_by_their_marker(
+    tmp_path: Path, kind: str, text: str, ours: bool
+) -> None:
+    from emobench.files import is_artefact
+
+    path = tmp_path / "f"
+    path.write_text(text)
+    assert is_artefact(path, kind) is ours

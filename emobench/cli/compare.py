@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,26 @@ from emobench.cli.shell import (
     default_report_path,
     save_report,
 )
+from emobench.errors import PluginError
 from emobench.render.console import stderr_console, stdout_console
+
+
+@contextmanager
+def plugins_named(by_option: dict[str, str], default: str | None = None) -> Iterator[None]:
+    """A PluginError names its plugin the way the user gave it: `by_option` maps a name to the
+    option (or suite entry) it came from; `default` is for the others (else `plugin NAME`)."""
+    try:
+        yield
+    except PluginError as exc:
+        option = by_option.get(exc.name, default)
+        if option is not None:
+            exc.named_by(option)
+        raise
+
+
+def option_of_each(backbone: list[str] | None, model: list[str] | None) -> dict[str, str]:
+    """Which option each backbone name came from: --model, else --backbone."""
+    return {name: "--backbone" for name in backbone or []} | {ref: "--model" for ref in model or []}
 
 
 @clean_errors
@@ -91,36 +112,39 @@ def compare(
       emobench compare --backbone all --model mymodels:tiny --device cpu --quick
     """
     set_thread_env(threads)
-    from emobench.config import RunConfig
+    with plugins_named(option_of_each(backbone, model)):
+        from emobench.config import RunConfig
 
-    backbones = backbone_names(backbone, model)
-    config = RunConfig.from_options(
-        quick,
-        warmup_iters=warmup,
-        min_iters=min_iters,
-        min_time_s=min_time,
-        max_time_s=max_time,
-        target_ci=target_ci,
-        preprocess_images=preprocess_images,
-        limits_time_s=limits_time,
-        backbones=backbones,
-        device=device,
-        batch_sizes=tuple(batch_size) if batch_size else (16,),
-        pretrained=pretrained,
-        data=str(data) if data is not None else None,
-        seed=seed,
-        mode=mode,
-        precision=precision,
-        channels_last=channels_last,
-        compile=compile_mode,
-        cudnn_benchmark=cudnn_benchmark,
-        tf32=tf32,
-        threads=threads,
-        time_budget_s=time_budget,
-        allow_emulated=allow_emulated,
-    ).validate()
-    checked_plugins(config)
-    run_and_write(config, out, json_out, kind="compare", label=file_label(backbones), force=force)
+        backbones = backbone_names(backbone, model)
+        config = RunConfig.from_options(
+            quick,
+            warmup_iters=warmup,
+            min_iters=min_iters,
+            min_time_s=min_time,
+            max_time_s=max_time,
+            target_ci=target_ci,
+            preprocess_images=preprocess_images,
+            limits_time_s=limits_time,
+            backbones=backbones,
+            device=device,
+            batch_sizes=tuple(batch_size) if batch_size else (16,),
+            pretrained=pretrained,
+            data=str(data) if data is not None else None,
+            seed=seed,
+            mode=mode,
+            precision=precision,
+            channels_last=channels_last,
+            compile=compile_mode,
+            cudnn_benchmark=cudnn_benchmark,
+            tf32=tf32,
+            threads=threads,
+            time_budget_s=time_budget,
+            allow_emulated=allow_emulated,
+        ).validate()
+        checked_plugins(config)
+        run_and_write(
+            config, out, json_out, kind="compare", label=file_label(backbones), force=force
+        )
 
 
 @clean_errors
@@ -139,8 +163,11 @@ def run_suite(
     """
     from emobench.config import load_suite
 
-    config = checked_plugins(load_suite(config_file))
-    run_and_write(config, out, json_out, kind="run", label=config.name, force=force, repeat=repeat)
+    with plugins_named({}, default=f"{config_file}: backbone"):
+        config = checked_plugins(load_suite(config_file))
+        run_and_write(
+            config, out, json_out, kind="run", label=config.name, force=force, repeat=repeat
+        )
 
 
 def measure_and_save(

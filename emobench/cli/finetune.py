@@ -1,4 +1,9 @@
-"""`finetune`: both pipelines fine-tuned with one recipe and scored on the same images."""
+"""`finetune`: both pipelines fine-tuned with one recipe and scored on the same images.
+
+Every option, --data (its kind, then its contents), --out and the checkpoint folder are
+checked before torch is imported, so a refusal is answered at once; then the device, a
+plugin's models and, with --resume, every checkpoint, before anything trains.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,19 @@ import typer
 
 from emobench import files as fileio
 from emobench.cli.options import (
+    AllowEmulatedOpt,
     ChannelsLastOpt,
     CheckpointDirOpt,
     CompileOpt,
     DeviceOpt,
     EpochsOpt,
+    FinetuneBackboneOpt,
+    FinetuneForceOpt,
     FreezeBackboneOpt,
     JsonOpt,
     LabeledDataOpt,
     LabelSmoothingOpt,
     LrOpt,
-    OneBackboneOpt,
     OptimizerOpt,
     OutOpt,
     PipelinesOpt,
@@ -36,22 +43,19 @@ from emobench.cli.options import (
     ValFractionOpt,
     WeightDecayOpt,
     WorkersOpt,
+    check_model_refs,
+    file_label,
 )
-from emobench.cli.shell import (
-    clean_errors,
-    default_report_path,
-    fail,
-    save_report,
-)
-from emobench.errors import UsageError
-from emobench.names import FINETUNE_DIR, PIPELINE_NAMES
+from emobench.cli.shell import clean_errors, default_report_path, fail, save_report
+from emobench.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, UsageError
+from emobench.names import PIPELINE_NAMES, RESULTS_DIR
 from emobench.render.console import stderr_console, stdout_console
 
 
 @clean_errors
 def finetune_cmd(
     data: LabeledDataOpt,
-    backbone: OneBackboneOpt = "vgg16",
+    backbone: FinetuneBackboneOpt = "vgg16",
     device: DeviceOpt = "auto",
     pipeline: PipelinesOpt = None,
     epochs: EpochsOpt = 10,
@@ -64,6 +68,7 @@ def finetune_cmd(
     pretrained: PretrainedOpt = True,
     freeze_backbone: FreezeBackboneOpt = False,
     precision: PrecisionOpt = "fp32",
+    allow_emulated: AllowEmulatedOpt = False,
     channels_last: ChannelsLastOpt = False,
     compile_mode: CompileOpt = "none",
     workers: WorkersOpt = 2,
@@ -76,16 +81,19 @@ def finetune_cmd(
     resume: ResumeOpt = False,
     out: OutOpt = None,
     json_out: JsonOpt = False,
+    force: FinetuneForceOpt = False,
 ) -> None:
     """Fine-tune upscale224 and direct48 with one recipe; score both on the same test images.
 
     Example: emobench finetune --backbone vgg16 --data fer2013.csv --device cuda --epochs 10
     """
-    from emobench.models import get_backbone
-    from emobench.scenarios.finetune import FinetuneConfig
+    from emobench.scenarios.finetune.settings import CHECKPOINT_DIR, FinetuneConfig
 
-    get_backbone(backbone)  # an unknown backbone fails here
-    folder = checkpoint_dir or FINETUNE_DIR / f"{backbone}-{data.stem}"
+    if ":" in backbone:  # module:function syntax, a findable module; no torch yet
+        try:
+            check_model_refs([backbone])
+        except UsageError as exc:
+            raise UsageError(str(exc).replace("--model ", "--backbone ", 1)) from None
     config = FinetuneConfig(
         backbone=backbone,
         data=str(data),
@@ -109,45 +117,97 @@ def finetune_cmd(
         target_acc=target_acc,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        checkpoint_dir=str(folder),
+        checkpoint_dir=str(checkpoint_dir or CHECKPOINT_DIR),
         resume=resume,
     )
-    _finetune_and_show(config, data, folder, out, json_out)
+    config, labeled, data_hash = _checked_inputs(config, data, checkpoint_dir, out, force)
+    _finetune_and_show(config, labeled, data_hash, out, json_out, allow_emulated)
+
+
+def _checked_inputs(
+    config: Any, data: Path, checkpoint_dir: Path | None, out: Path | None, force: bool
+) -> tuple[Any, Any, str]:
+    """Without torch: --data's kind, --out (never --data; an existing file replaced only when
+    it is a report, or with --force), the checkpoint folder, then --data's contents, and
+    whether the folder's checkpoints fit --resume. The config with its checkpoint folder
+    (keyed by the data and the recipe by default), the data and its sha256."""
+    import dataclasses
+
+    from emobench.data.labeled import check_source, load_labeled
+    from emobench.scenarios.finetune import settings
+
+    is_folder = check_source(data)
+    if out is not None:
+        inputs = [data]
+        if is_folder and _one_of_its_images(out, data):
+            inputs.append(out)
+        fileio.check_output(out, "--out", report=True, force=force, inputs=inputs)
+    else:
+        fileio.check_folder(RESULTS_DIR, "--out (default results/)")
+    if checkpoint_dir is not None:
+        settings.check_checkpoint_folder(checkpoint_dir, f"--checkpoint-dir {checkpoint_dir}")
+    labeled = load_labeled(
+        data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction
+    )
+    data_hash = labeled.content_sha256()
+    folder = checkpoint_dir
+    if folder is None:
+        folder = settings.default_checkpoint_dir(config, data, data_hash)
+        settings.check_checkpoint_folder(folder, f"checkpoint folder {folder}")
+    settings.check_checkpoint_state(config, folder, force, default_folder=checkpoint_dir is None)
+    return dataclasses.replace(config, checkpoint_dir=str(folder)), labeled, data_hash
+
+
+def _one_of_its_images(path: Path, folder: Path) -> bool:
+    """Whether path is an existing image file somewhere under the --data folder."""
+    from emobench.data.images import IMAGE_SUFFIXES
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        return False
+    return folder.resolve() in path.resolve().parents
 
 
 def _finetune_and_show(
-    config: Any, data: Path, folder: Path, out: Path | None, json_out: bool
+    config: Any, labeled: Any, data_hash: str, out: Path | None, json_out: bool, emulate: bool
 ) -> None:
-    """Check the device and the output path, load the data, fine-tune with a progress display,
-    write the report and show it."""
+    """Check the device (torch is imported here) and a plugin's models, fine-tune with a
+    progress display, write the report and show it."""
     from emobench import results as report_mod
-    from emobench.data.labeled import load_labeled
-    from emobench.device import cap_threads_to_usable_cores, compile_unavailable, resolve_device
+    from emobench.config import RunConfig, is_plugin
+    from emobench.device import cap_threads_to_usable_cores, check_device_options, resolve_device
     from emobench.render.compare import render_finetune
     from emobench.render.progress import finetune_progress
-    from emobench.scenarios.finetune import run_finetune
+    from emobench.scenarios.finetune import run_finetune, settings
 
     resolved = resolve_device(config.device)
-    if config.compile != "none" and (why := compile_unavailable(resolved)):
-        raise UsageError(f"--compile {config.compile}: {why}")
-    path = out or default_report_path(config.backbone, str(resolved), "finetune")
-    fileio.check_output(path, "--out", report=True, force=False)
-    labeled = load_labeled(
-        data,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-    )
+    # the checks compare makes: fp16 needs CUDA, an emulated precision needs --allow-emulated,
+    # --compile needs its compiler
+    speed = RunConfig(precision=config.precision, compile=config.compile, allow_emulated=emulate)
+    check_device_options(speed, resolved)
+    if is_plugin(config.backbone):
+        from emobench.models import check_backbone
+
+        check_backbone(config.backbone, config.pipelines, num_classes=len(labeled.class_names))
+    label = file_label((config.backbone,))
+    path = out or default_report_path(label, str(resolved), "finetune")
+    folder = Path(config.checkpoint_dir)
     cap_threads_to_usable_cores()
     try:
         with finetune_progress(stderr_console()) as progress:
-            result = run_finetune(config, labeled, resolved, progress=progress)
-    except KeyboardInterrupt:
-        raise fail(
-            f"interrupted; checkpoints are in {folder}: rerun with --resume to continue", 130
-        ) from None
+            result = run_finetune(config, labeled, resolved, progress=progress, data_hash=data_hash)
+    except (KeyboardInterrupt, Terminated) as exc:
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        code = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        if settings.run_checkpoints(config, folder):
+            where = f"checkpoints are in {folder}: rerun with --resume to continue"
+        else:
+            where = "no checkpoint was written yet"
+        raise fail(f"{what}; {where}", code) from None
     save_report(result, path)
     typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
+    for note in result.notes:
+        if "not finite" in note:
+            typer.echo(f"warning: {note}", err=True)
     if json_out:
         sys.stdout.write(report_mod.to_json(result))
     else:

@@ -24,6 +24,7 @@ from emobench.cli.options import (
     CheckJsonOpt,
     FailOnOpt,
     ForceBaselineOpt,
+    ForceCalibrateOpt,
     ForceCandidateOpt,
     ForceOutOrCandidateOpt,
     FreshReportArg,
@@ -117,20 +118,25 @@ def check_cmd(
 ) -> None:
     """Compare a report with a baseline: exit 0 if all pass, 1 on a regression, 2 on bad input.
 
+    A metric that cannot be compared (a value missing, or not a finite number) is a `not
+    comparable` row and fails like a regression of its kind; it never passes.
+
     \b
     Example:
       emobench check results/ci.json --baseline ci --rule portable:30%
     """
     from emobench import results as report_mod
+    from emobench.gate.store import baseline_files
 
-    gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force)
+    inputs = [report_file, *baseline_files(baseline)]
+    gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force, inputs)
     kind, _data = report_mod.load_header(report_file)
     if kind not in TIMING_KINDS:
         raise UsageError(
             f"{report_file}: a {kind} report; check compares a compare or run report with a "
             "baseline"
         )
-    prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out)
+    prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out, force, inputs)
     _check_and_exit(report_mod.load(report_file), prepared, json_out)
 
 
@@ -156,13 +162,15 @@ def ci_cmd(
       emobench ci configs/ci.toml --baseline ci --markdown summary.md
     """
     from emobench.config import load_suite
+    from emobench.gate.store import baseline_files
 
     config = checked_plugins(load_suite(config_file))
     # bad options, output paths, a missing baseline or one of another suite fail here, before
     # the suite runs and before anything is written
-    gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force)
+    inputs = [config_file, *baseline_files(baseline)]
+    gating = _check_gate_options(rule or [], fail_on, markdown, candidate_out, force, inputs, out)
     check_report_out(out, force)
-    prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out)
+    prepared = _prepare_check(baseline, rule or [], gating, markdown, candidate_out, force, inputs)
     _check_same_suite(prepared.source, config, config_file)
     current = measure_and_save(
         config, out, kind="run", label=f"ci-{config.name}", force=force, repeat=repeat
@@ -189,18 +197,23 @@ def _check_gate_options(
     markdown: Path | None,
     candidate_out: Path | None,
     force: bool,
+    inputs: list[Path],
+    out: Path | None = None,
 ) -> set[str]:
     """What check and ci can check before loading anything: --fail-on, the form of each --rule
-    (their metric names need the baseline) and the output paths. Returns the gating kinds."""
+    (their metric names need the baseline) and the output paths (never an input, an existing
+    file only when it is ours or with --force, no two alike). Returns the gating kinds."""
     from emobench.gate.verdicts import KINDS, parse_rules
 
     gating = _parse_fail_on(fail_on, KINDS)
     parse_rules(rules, None)
-    if markdown is not None:
-        fileio.check_output(markdown, "--markdown")
-    if candidate_out is not None:
-        fileio.check_output(candidate_out, "--candidate-out", report=True, force=force)
-    else:
+    outputs = [
+        (markdown, "--markdown", "markdown"),
+        (candidate_out, "--candidate-out", "report"),
+        (out, "--out", "report"),
+    ]
+    fileio.check_outputs(outputs, force=force, inputs=inputs)
+    if candidate_out is None:
         fileio.check_folder(RESULTS_DIR, "--candidate-out (default results/)")
     return gating
 
@@ -212,6 +225,8 @@ class _PreparedCheck:
     gating: set[str]
     markdown: Path | None
     candidate_out: Path | None
+    force: bool = False
+    inputs: tuple[Path, ...] = ()  # the files read: never written over
 
 
 def _prepare_check(
@@ -220,6 +235,8 @@ def _prepare_check(
     gating: set[str],
     markdown: Path | None,
     candidate_out: Path | None,
+    force: bool = False,
+    inputs: list[Path] | None = None,
 ) -> _PreparedCheck:
     """Find and load the baseline(s) and check the --rule metric names against them, once."""
     from emobench.gate.store import resolve_baseline
@@ -227,7 +244,8 @@ def _prepare_check(
 
     source = resolve_baseline(baseline)
     parsed = parse_rules(rules, source.metric_keys)
-    return _PreparedCheck(source, parsed, gating, markdown, candidate_out)
+    read = (*(inputs or []), *(b.path for b in source.stored))
+    return _PreparedCheck(source, parsed, gating, markdown, candidate_out, force, read)
 
 
 def _check_same_suite(source: Any, config: Any, config_file: Path) -> None:
@@ -258,24 +276,39 @@ def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> N
     from emobench.render.gate import check_summary, render_verdicts, verdicts_markdown
 
     selection = prepared.source.select(current)
+    candidate = prepared.candidate_out or candidate_path(current)
+    # the default candidate path is known now; the report checked may already be that file
+    already_there = any(fileio.same_file(candidate, p) for p in prepared.inputs)
+    if not selection.same_class and prepared.candidate_out is None and not already_there:
+        fileio.check_output(
+            candidate, "--candidate-out", report=True, force=prepared.force, inputs=prepared.inputs
+        )
     verdicts = check(current, selection.baseline.report, prepared.rules)
     failed = any(v.failed and v.kind in prepared.gating for v in verdicts)
     if not selection.same_class and failed:
         selection = dataclasses.replace(selection, candidate_withheld=True)
     elif not selection.same_class:
-        candidate = prepared.candidate_out or candidate_path(current)
-        save_report(current, candidate)
+        if not already_there:
+            save_report(current, candidate)
         selection = dataclasses.replace(selection, candidate=candidate)
     if prepared.markdown is not None:
         write_text(prepared.markdown, verdicts_markdown(verdicts, selection))
     if json_out:
-        sys.stdout.write(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2) + "\n")
+        rows = [_finite_or_none(dataclasses.asdict(v)) for v in verdicts]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         for line in check_summary(verdicts, selection):
             typer.echo(line, err=True)
     else:
         render_verdicts(verdicts, stdout_console(), selection)
     if failed:
         raise typer.Exit(1)
+
+
+def _finite_or_none(row: dict[str, Any]) -> dict[str, Any]:
+    """A verdict for --json: a value that is not a finite number is null (JSON has no NaN)."""
+    import math
+
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 @clean_errors
@@ -285,36 +318,67 @@ def calibrate_cmd(
     from_reports: FromReportsOpt = None,
     alpha: AlphaOpt = 0.05,
     save_baseline: SaveBaselineOpt = None,
-    force: ForceBaselineOpt = False,
+    force: ForceCalibrateOpt = False,
     directory: BaselineDirOpt = BASELINE_DIR,
     out: CalibrateOutOpt = None,
 ) -> None:
     """A/A calibration: run a suite N times unchanged; per ratio, the run-to-run spread and
     the smallest regression the gate can detect at the false-alarm rate.
 
+    With --from, a run given twice (the same file, or two files of one run) counts once, and
+    at least 3 distinct runs are needed.
+
     \b
     Example:
       emobench calibrate configs/ci.toml --runs 20 --save-baseline ci --force
       emobench calibrate --from results/ci-run.json --from old.json --save-baseline ci --force
     """
-    _check_calibrate_options(config_file, runs, from_reports, alpha, save_baseline, out)
-    reports = _calibration_runs(config_file, runs, from_reports)
+    _check_calibrate_options(
+        config_file, runs, from_reports, alpha, save_baseline, out, force, directory
+    )
+
+    def check_target(report: Any) -> None:
+        """An existing --save-baseline file (this report's class) is refused before the work
+        that would be lost: before calibrating --from reports, after a suite's first run."""
+        if save_baseline is not None:
+            from emobench.gate.store import baseline_target, check_baseline_target
+
+            check_baseline_target(baseline_target(report, save_baseline, directory), force)
+
+    reports = _calibration_runs(config_file, runs, from_reports, check_target)
     from emobench.gate.calibrate import calibrated_baseline
     from emobench.render.gate import calibration_table
 
-    base, calibrations = calibrated_baseline(reports, alpha)
+    try:
+        base, calibrations = calibrated_baseline(reports, alpha)
+    except ValueError as exc:  # e.g. no portable ratio with 3 runs
+        raise UsageError(f"cannot calibrate: {exc}") from None
     stdout_console().print(calibration_table(calibrations, alpha))
     busy = sum(bool(r.contention and r.contention.busy) for r in reports)
     if busy:
         typer.echo(f"warning: {busy} of {len(reports)} reports shared a busy machine", err=True)
     if out is not None:
-        import dataclasses
-        import json
-
-        write_text(out, json.dumps([dataclasses.asdict(c) for c in calibrations], indent=2))
+        write_text(out, _calibration_json(calibrations, alpha))
     if save_baseline is not None:
         target = _store_calibrated(base, save_baseline, force, directory)
         typer.echo(f"baseline written to {target} with calibrated thresholds")
+
+
+CALIBRATION_SCHEMA = "emobench.calibration"  # files.ARTEFACT_MARKERS recognises it
+
+
+def _calibration_json(calibrations: list[Any], alpha: float) -> str:
+    """calibrate --out: one JSON object, so a later run knows the file as its own."""
+    import dataclasses
+    import json
+
+    data = {
+        "schema": CALIBRATION_SCHEMA,
+        "schema_version": 1,
+        "alpha": alpha,
+        "calibrations": [dataclasses.asdict(c) for c in calibrations],
+    }
+    return json.dumps(data, indent=2) + "\n"
 
 
 def _check_calibrate_options(
@@ -324,6 +388,8 @@ def _check_calibrate_options(
     alpha: float,
     save_baseline: str | None,
     out: Path | None,
+    force: bool,
+    directory: Path,
 ) -> None:
     """Everything calibrate can refuse before it runs or loads anything."""
     import math
@@ -334,27 +400,71 @@ def _check_calibrate_options(
         raise UsageError(f"--runs must be >= 3 to estimate a spread, got {runs}")
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise UsageError(f"--alpha must be a probability in (0, 1), got {alpha}")
-    if out is not None:
-        check_report_out(out, True)
+    inputs = [*(from_reports or []), *([config_file] if config_file else [])]
+    fileio.check_outputs([(out, "--out", "calibration")], force=force, inputs=inputs)
     if save_baseline is not None:
         from emobench.gate.store import check_baseline_name
 
         check_baseline_name(save_baseline)
+        fileio.check_folder(directory / save_baseline, f"--save-baseline {save_baseline}")
 
 
 def _calibration_runs(
-    config_file: Path | None, runs: int, from_reports: list[Path] | None
+    config_file: Path | None,
+    runs: int,
+    from_reports: list[Path] | None,
+    check_target: Any,
 ) -> list[Any]:
-    """The A/A runs: loaded from --from reports, or measured by running the suite `runs` times."""
+    """The A/A runs: loaded from --from reports (each run once, at least 3), or measured by
+    running the suite `runs` times. `check_target(report)` runs as soon as a report of this
+    machine class is at hand."""
     if from_reports:
-        from emobench.gate.store import load_runs
-
-        return load_runs(from_reports)
+        loaded = _distinct_from_runs(from_reports)
+        check_target(loaded[-1])
+        return loaded
     from emobench.config import load_suite
 
     assert config_file is not None
-    reports, _device = measure_runs(checked_plugins(load_suite(config_file)), runs)
+    config = checked_plugins(load_suite(config_file))
+    reports: list[Any] = []
+    for i in range(runs):
+        typer.echo(f"run {i + 1} of {runs}", err=True)
+        measured, _device = measure_runs(config, 1)
+        reports += measured
+        if i == 0:  # the machine class is known only now: one run spent, not all of them
+            check_target(measured[0])
     return reports
+
+
+def _distinct_from_runs(paths: list[Path]) -> list[Any]:
+    """The --from reports, each run counted once (gate.calibrate.run_identity); UsageError,
+    before any calibration, when fewer than MIN_RUNS distinct runs remain."""
+    from emobench.gate.calibrate import MIN_RUNS, distinct_runs, runs_held
+    from emobench.gate.store import load_runs
+
+    unique: list[Path] = []
+    notes = []
+    for path in paths:
+        if any(path == seen or fileio.same_file(path, seen) for seen in unique):
+            continue
+        unique.append(path)
+    for path in unique:
+        times = sum(p == path or fileio.same_file(p, path) for p in paths)
+        if times > 1:
+            notes.append(f"{path} given {times} times")
+    named = list(zip(map(str, unique), load_runs(unique), strict=True))
+    kept, same_run = distinct_runs(named)
+    notes += same_run
+    total = sum(runs_held(report) for _, report in kept)
+    counted = f" ({'; '.join(notes)}: counted once)" if notes else ""
+    if total < MIN_RUNS:
+        raise UsageError(
+            f"--from: {total} distinct run{'' if total == 1 else 's'}{counted}; calibration "
+            f"needs at least {MIN_RUNS} (a --repeat report counts each of its runs)"
+        )
+    for note in notes:
+        typer.echo(f"note: {note}: counted once", err=True)
+    return [report for _, report in kept]
 
 
 def _store_calibrated(base: Any, name: str, force: bool, directory: Path) -> Path:

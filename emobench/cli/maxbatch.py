@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from emobench.cli.compare import plugins_named
 from emobench.cli.options import (
     BudgetOpt,
     DeviceOpt,
@@ -58,21 +59,22 @@ def maxbatch(
     if model is not None:
         backbone = check_model_refs([model])[0]
     pipelines = PIPELINE_NAMES if pipeline == "both" else (pipeline,)
-    _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
-    check_report_out(out, force)
+    with plugins_named({backbone: "--model" if model is not None else "--backbone"}):
+        _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
+        check_report_out(out, force)
 
-    from emobench.scenarios.maxbatch import MaxBatchConfig
+        from emobench.scenarios.maxbatch import MaxBatchConfig
 
-    config = MaxBatchConfig(
-        backbone=backbone,
-        pipelines=pipelines,
-        mode=mode,
-        device=device,
-        budget=budget,
-        max_batch=max_batch,
-        margin=margin,
-    ).validate()
-    result, path = _search(config, out)
+        config = MaxBatchConfig(
+            backbone=backbone,
+            pipelines=pipelines,
+            mode=mode,
+            device=device,
+            budget=budget,
+            max_batch=max_batch,
+            margin=margin,
+        ).validate()
+        result, path = _search(config, out)
     _show(result, path, json_out)
 
 

@@ -70,7 +70,9 @@ def check_model_refs(refs: list[str] | None) -> list[str]:
         if str(Path.cwd()) not in sys.path and "" not in sys.path:
             sys.path.append(str(Path.cwd()))
         try:
-            found = importlib.util.find_spec(module)
+            # only the top-level package: find_spec("pkg.mod") imports pkg, and a package that
+            # exits or raises at import must meet the fenced import in models.plugin instead
+            found = importlib.util.find_spec(module.partition(".")[0])
         except ImportError as exc:
             raise UsageError(f"--model {ref}: {exc}") from None
         if found is None:
@@ -131,7 +133,12 @@ RuleOpt = Annotated[
 
 
 VerdictMarkdownOpt = Annotated[
-    Path | None, typer.Option("--markdown", help="Also write the verdict table as Markdown.")
+    Path | None,
+    typer.Option(
+        "--markdown",
+        help="Also write the verdict table as Markdown (an existing file is replaced only when "
+        "emobench wrote it, or with --force; never one of the command's inputs).",
+    ),
 ]
 
 
@@ -355,13 +362,20 @@ ForceBaselineOpt = Annotated[
 FreshReportArg = Annotated[Path, typer.Argument(help="The fresh report.")]
 CheckJsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")]
 ForceCandidateOpt = Annotated[
-    bool, typer.Option("--force", help="Overwrite a --candidate-out file that is not a report.")
+    bool,
+    typer.Option(
+        "--force",
+        help="Overwrite a --candidate-out file that is not a report, or a --markdown file "
+        "emobench did not write (never one of the command's inputs).",
+    ),
 ]
 SuiteFileArg = Annotated[Path, typer.Argument(help="Suite file, e.g. configs/ci.toml.")]
 ForceOutOrCandidateOpt = Annotated[
     bool,
     typer.Option(
-        "--force", help="Overwrite an --out or --candidate-out file that is not a report."
+        "--force",
+        help="Overwrite an --out or --candidate-out file that is not a report, or a --markdown "
+        "file emobench did not write (never one of the command's inputs).",
     ),
 ]
 CalibrateSuiteArg = Annotated[
@@ -394,7 +408,20 @@ SaveBaselineOpt = Annotated[
     ),
 ]
 CalibrateOutOpt = Annotated[
-    Path | None, typer.Option("--out", help="Also write the calibration table as JSON.")
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Also write the calibration table as JSON (schema emobench.calibration); an "
+        "existing file is replaced only when it is one, or with --force.",
+    ),
+]
+ForceCalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force/--no-force",
+        help="Overwrite an existing baseline, and an --out file that is not a calibration "
+        "table (never a --from report).",
+    ),
 ]
 ReportFilesToMergeArg = Annotated[
     list[Path], typer.Argument(help="compare, run, maxbatch or finetune report files.")
@@ -409,7 +436,17 @@ CsvOpt = Annotated[
 PlotOpt = Annotated[
     Path | None,
     typer.Option(
-        "--plot", help="Draw latency/throughput curves and ratio bars to a PNG (matplotlib)."
+        "--plot",
+        help="Draw latency/throughput curves and ratio bars (matplotlib) to a .png, .svg or "
+        ".pdf file.",
+    ),
+]
+ForceOutputsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Overwrite an existing output file that emobench did not write (an output is "
+        "never one of the command's input reports).",
     ),
 ]
 ClaimsReportFileArg = Annotated[Path, typer.Argument(help="A compare, run or finetune report.")]
@@ -439,11 +476,12 @@ EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs per pi
 TrainBatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd (momentum 0.9) or adamw.")]
 LrOpt = Annotated[
-    float | None, typer.Option("--lr", help="Peak learning rate (default sgd 0.01, adamw 0.001).")
+    float | None,
+    typer.Option("--lr", help="Peak learning rate, in (0, 10] (default sgd 0.01, adamw 0.001)."),
 ]
 WeightDecayOpt = Annotated[
     float | None,
-    typer.Option("--weight-decay", help="Weight decay (default sgd 5e-4, adamw 0.05)."),
+    typer.Option("--weight-decay", help="Weight decay, 0 to 10 (default sgd 5e-4, adamw 0.05)."),
 ]
 ScheduleOpt = Annotated[
     str, typer.Option("--schedule", help="cosine (to 0 over the epochs) or step (/10 every third).")
@@ -457,12 +495,17 @@ FreezeBackboneOpt = Annotated[
         "--freeze-backbone/--no-freeze-backbone", help="Linear probing: train only the head."
     ),
 ]
-WorkersOpt = Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", help="DataLoader worker processes, 0 to 256.")
+]
 TrainSeedOpt = Annotated[
-    int, typer.Option("--seed", help="First seed (weights, order, augmentation).")
+    int,
+    typer.Option(
+        "--seed", help="First seed, 0 to 4294967295 (weights, order, augmentation, split)."
+    ),
 ]
 SeedsOpt = Annotated[
-    int, typer.Option("--seeds", help="Repeat the whole fine-tune with this many seeds.")
+    int, typer.Option("--seeds", help="Repeat the whole fine-tune with this many seeds (1-1000).")
 ]
 TargetAccOpt = Annotated[
     float | None,
@@ -480,12 +523,35 @@ TestFractionOpt = Annotated[
 CheckpointDirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--checkpoint-dir", help="Where best/last checkpoints go (default results/finetune/<run>)."
+        "--checkpoint-dir",
+        help="Where the checkpoints go (default results/finetune/<backbone>-<data name>-<12 "
+        "hex of the data and the recipe>). A folder holding this run's checkpoints is "
+        "continued with --resume or started over with --force.",
     ),
 ]
 ResumeOpt = Annotated[
     bool,
-    typer.Option("--resume/--no-resume", help="Continue an interrupted run from its checkpoints."),
+    typer.Option(
+        "--resume/--no-resume",
+        help="Continue an interrupted run from its checkpoints (refused when there are none, "
+        "or when they belong to another backbone, pipeline, recipe, data set or seed).",
+    ),
+]
+FinetuneBackboneOpt = Annotated[
+    str,
+    typer.Option(
+        "--backbone",
+        help="Any backbone of `emobench models`, plugins included (an installed plugin's name, "
+        "or module:function).",
+    ),
+]
+FinetuneForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Overwrite an existing --out file that is not a report, and start over in a "
+        "checkpoint folder that holds this run's checkpoints.",
+    ),
 ]
 
 

@@ -14,6 +14,7 @@ from emobench.cli.options import (
     CsvOpt,
     DeviceOpt,
     EnvJsonOpt,
+    ForceOutputsOpt,
     MaxbatchReportsOpt,
     ModelOpt,
     ModelsJsonOpt,
@@ -38,6 +39,7 @@ def report_cmd(
     markdown: TableMarkdownOpt = None,
     csv_out: CsvOpt = None,
     plot: PlotOpt = None,
+    force: ForceOutputsOpt = False,
 ) -> None:
     """Merge reports from several runs and machines into one side-by-side table.
 
@@ -48,19 +50,26 @@ def report_cmd(
     (accuracy from the fine-tune; latency, throughput, memory, max batch from the others) and
     --plot draws accuracy against latency and time per epoch with the Pareto front.
 
+    An output replaces an existing file only when emobench wrote it (or with --force), and is
+    never one of the reports read.
+
     \b
     Example:
       emobench report results/*.json --csv all.csv --plot curves.png
     """
     from emobench.readout import merge as readout
 
-    for target, option in ((markdown, "--markdown"), (csv_out, "--csv"), (plot, "--plot")):
-        if target is not None:
-            fileio.check_output(target, option)
     if plot is not None:
-        from emobench.render.plot import require_matplotlib
+        from emobench.render.plot import check_plot_path, require_matplotlib
 
+        check_plot_path(plot)
         require_matplotlib()
+    outputs = (
+        (markdown, "--markdown", "markdown"),
+        (csv_out, "--csv", "csv"),
+        (plot, "--plot", "plot"),
+    )
+    fileio.check_outputs(outputs, force=force, inputs=files)
     if readout.has_finetune(files):  # the speed/accuracy trade-off table
         _tradeoff_report(files, markdown, csv_out, plot)
         return
@@ -113,7 +122,6 @@ def _tradeoff_report(
     from emobench.readout import merge as readout
     from emobench.readout.tradeoff import build_tradeoff
     from emobench.render.readout import tradeoff_lines, tradeoff_markdown, tradeoff_table
-    from emobench.results import write_atomic
 
     loaded = readout.load_any_reports(files)
     tradeoff = build_tradeoff(loaded)
@@ -122,15 +130,16 @@ def _tradeoff_report(
     for line in tradeoff_lines(tradeoff):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if markdown is not None:
-        write_atomic(markdown, tradeoff_markdown(tradeoff))
+        write_text(markdown, tradeoff_markdown(tradeoff))
         typer.echo(f"markdown written to {markdown}", err=True)
     if csv_out is not None:
-        write_atomic(csv_out, readout.to_csv(readout.tradeoff_csv_rows(tradeoff)))
+        write_text(csv_out, readout.to_csv(readout.tradeoff_csv_rows(tradeoff)))
         typer.echo(f"csv written to {csv_out}", err=True)
     if plot is not None:
         from emobench.render.plot import plot_tradeoff
 
         plot_tradeoff(tradeoff, plot)
+        written.append(plot)
         typer.echo(f"plot written to {plot}", err=True)
 
 
@@ -139,6 +148,7 @@ def claims_cmd(
     report_file: ClaimsReportFileArg,
     maxbatch_reports: MaxbatchReportsOpt = None,
     markdown: TableMarkdownOpt = None,
+    force: ForceOutputsOpt = False,
 ) -> None:
     """Check the original write-up's claims (22x memory, 8.6x, 29x, 16x, 22x) against a report.
 
@@ -148,8 +158,8 @@ def claims_cmd(
     """
     from emobench import results as report_mod
 
-    if markdown is not None:
-        fileio.check_output(markdown, "--markdown")
+    inputs = [report_file, *(maxbatch_reports or [])]
+    fileio.check_outputs([(markdown, "--markdown", "markdown")], force=force, inputs=inputs)
     kind, _data = report_mod.load_header(report_file)
     if kind not in (*TIMING_KINDS, "finetune"):
         raise UsageError(

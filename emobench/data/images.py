@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import stat
 import warnings
 from collections.abc import Iterator
@@ -125,6 +126,9 @@ def _bounded_lines(fh: io.TextIOWrapper, path: Path, rows: int) -> Iterator[str]
         yield line
 
 
+_ASCII_INT = re.compile(r"[-+]?[0-9]+")
+
+
 def _parse_pixels(path: Path, line_no: int, text: str) -> np.ndarray:
     parts = text.split()
     if len(parts) != PIXELS_PER_IMAGE:
@@ -132,10 +136,10 @@ def _parse_pixels(path: Path, line_no: int, text: str) -> np.ndarray:
             f"--data {path}: line {line_no} has {len(parts)} pixel values, "
             f"expected {PIXELS_PER_IMAGE} (48x48)"
         )
-    try:
-        values = np.array([int(p) for p in parts], dtype=np.int64)
-    except ValueError as exc:
-        raise DataError(f"--data {path}: line {line_no} has a non-integer pixel value") from exc
+    # int() reads digits of every script ('٣' is 3) and underscores ('2_5'): only ASCII 0-9 count
+    if not all(_ASCII_INT.fullmatch(p) for p in parts):
+        raise DataError(f"--data {path}: line {line_no} has a non-integer pixel value")
+    values = np.array([int(p) for p in parts], dtype=np.int64)
     if values.min() < 0 or values.max() > 255:
         raise DataError(f"--data {path}: line {line_no} has pixel values outside 0..255")
     return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)

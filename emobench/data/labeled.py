@@ -7,13 +7,23 @@ Pixel parsing reuses `emobench.data.images`; this module adds labels, class name
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emobench.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, _parse_pixels
+from emobench.data.images import (
+    IMAGE_SIZE,
+    IMAGE_SUFFIXES,
+    _bounded_lines,
+    _parse_pixels,
+    _read_image,
+)
 from emobench.errors import DataError
+from emobench.files import file_kind, open_regular
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER2013_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
@@ -21,6 +31,7 @@ SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
+MAX_LABELED_IMAGES = 1_000_000  # 2.3 GB of 48x48 pixels; FER2013 has 35,887
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,19 @@ class LabeledData:
     test: Split  # the held-out final score
     split_method: str  # "given" (Usage column / train,val,test folders) or "stratified"
     split_seed: int | None  # the stratified split's seed; None when the splits were given
+
+    def content_sha256(self) -> str:
+        """The sha256 of what a fine-tune learns from: the class names and each split's
+        pixels and labels (not the file's bytes or name: a copy or a re-encoding of the same
+        images is the same data; another split seed is not)."""
+        digest = hashlib.sha256()
+        digest.update(repr(list(self.class_names)).encode())
+        for split in (self.train, self.val, self.test):
+            images = np.ascontiguousarray(split.images, dtype=np.uint8)
+            digest.update(f"|{split.name}|{images.shape}|".encode())
+            digest.update(images.tobytes())
+            digest.update(np.ascontiguousarray(split.labels, dtype="<i8").tobytes())
+        return digest.hexdigest()
 
     def summary(self) -> dict[str, object]:
         """What a report records about the data: no pixels."""
@@ -66,12 +90,39 @@ def load_labeled(
     test_fraction: float = TEST_FRACTION,
 ) -> LabeledData:
     """Read a FER2013 CSV (`emotion`, `pixels`, optional `Usage`) or a folder of class folders
-    (optionally under train/, val/, test/); without given splits, split stratified by `seed`."""
-    if not path.exists():
-        raise DataError(f"--data {path}: no such file or folder")
-    if path.is_dir():
+    (optionally under train/, val/, test/); without given splits, split stratified by `seed`.
+
+    The same guards as `compare`'s loader (emobench.data.images): regular files and folders
+    only, wherever they sit (a device, FIFO or socket is refused, never opened for a blocking
+    read), CSV lines bounded, image headers checked before any pixel is decoded, 16-bit gray
+    scaled and float images refused; at most MAX_LABELED_IMAGES images."""
+    if check_source(path):
         return _load_tree(path, seed, val_fraction, test_fraction)
     return _load_fer_csv(path, seed, val_fraction, test_fraction)
+
+
+def check_source(path: Path) -> bool:
+    """DataError unless --data is a folder or a regular (non-image) file; whether it is a
+    folder. Reads nothing, so a special file is refused before anything blocks on it."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"--data {path}: no such file or folder") from None
+    except OSError as exc:
+        raise DataError(f"--data {path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(
+            f"--data {path}: is a {file_kind(st.st_mode)}; give a FER2013 CSV file or a folder "
+            "of class folders"
+        )
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DataError(
+            f"--data {path}: is a single image; --data takes a FER2013 CSV or a folder with one "
+            "sub-folder of 48x48 images per class"
+        )
+    return False
 
 
 def _load_fer_csv(path: Path, seed: int, val_fraction: float, test_fraction: float) -> LabeledData:
@@ -79,16 +130,25 @@ def _load_fer_csv(path: Path, seed: int, val_fraction: float, test_fraction: flo
     labels: list[int] = []
     usages: list[str] = []
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        with (
+            open_regular(path, DataError, f"--data {path}") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh,
+        ):
+            reader = csv.DictReader(_bounded_lines(fh, path, MAX_LABELED_IMAGES))
             fields = reader.fieldnames or []
             for column in ("emotion", "pixels"):
                 if column not in fields:
                     raise DataError(f"--data {path}: CSV has no '{column}' column")
             has_usage = "Usage" in fields
             for line_no, row in enumerate(reader, start=2):
+                if len(images) >= MAX_LABELED_IMAGES:
+                    raise DataError(
+                        f"--data {path}: more than {MAX_LABELED_IMAGES:,} images; "
+                        "fine-tune on a subset"
+                    )
                 text = (row["emotion"] or "").strip()
-                if not text.isdigit() or int(text) >= len(FER2013_CLASSES):
+                # ASCII digits only: int() also reads other scripts' digits ('\u0663' is 3)
+                if not (text.isascii() and text.isdigit()) or int(text) >= len(FER2013_CLASSES):
                     raise DataError(
                         f"--data {path}: line {line_no} has emotion {text!r}, expected an "
                         f"integer 0..{len(FER2013_CLASSES) - 1}"
@@ -104,9 +164,11 @@ def _load_fer_csv(path: Path, seed: int, val_fraction: float, test_fraction: flo
                 images.append(_parse_pixels(path, line_no, row["pixels"] or ""))
                 labels.append(int(text))
     except UnicodeDecodeError as exc:
-        raise DataError(f"--data {path}: not a UTF-8 text CSV ({exc.reason})") from exc
+        raise DataError(f"--data {path}: not a UTF-8 text CSV ({exc.reason})") from None
     except csv.Error as exc:
-        raise DataError(f"--data {path}: malformed CSV ({exc})") from exc
+        raise DataError(f"--data {path}: malformed CSV ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"--data {path}: cannot read ({exc.strerror or exc})") from None
     if not images:
         raise DataError(f"--data {path}: no images found")
     x = np.stack(images)
@@ -125,30 +187,41 @@ def _load_fer_csv(path: Path, seed: int, val_fraction: float, test_fraction: flo
     return data
 
 
+def _subfolders(folder: Path) -> list[str]:
+    """The names of folder's sub-folders, sorted."""
+    try:
+        return sorted(d.name for d in folder.iterdir() if d.is_dir())
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise DataError(f"--data {folder}: cannot list the folder ({why})") from None
+
+
 def _load_tree(path: Path, seed: int, val_fraction: float, test_fraction: float) -> LabeledData:
     given = [path / s for s in SPLITS]
     if any(d.is_dir() for d in given):
         missing = [d for d in given if not d.is_dir()]
         if missing:
             raise DataError(f"--data {path}: has {SPLITS} folders but not {missing[0].name}/")
-        names = sorted(d.name for d in given[0].iterdir() if d.is_dir())
+        names = _subfolders(given[0])
         if not names:
             raise DataError(f"--data {given[0]}: no class folders")
         splits = []
+        budget = MAX_LABELED_IMAGES
         for d in given:
-            extra = sorted(c.name for c in d.iterdir() if c.is_dir() and c.name not in names)
+            extra = [c for c in _subfolders(d) if c not in names]
             if extra:
                 raise DataError(f"--data {d / extra[0]}: class not in {given[0]}")
-            x, y = _read_classes(d, names)
+            x, y = _read_classes(d, names, budget)
+            budget -= len(y)
             splits.append(Split(d.name, f"{d.name}/", x, y))
         data = LabeledData(
             str(path), "image_folder", names, splits[0], splits[1], splits[2], "given", None
         )
     else:
-        names = sorted(d.name for d in path.iterdir() if d.is_dir())
+        names = _subfolders(path)
         if not names:
             raise DataError(f"--data {path}: no class folders (one sub-folder per class)")
-        x, y = _read_classes(path, names)
+        x, y = _read_classes(path, names, MAX_LABELED_IMAGES)
         data = _stratified(
             str(path), "image_folder", names, x, y, seed, val_fraction, test_fraction
         )
@@ -156,29 +229,29 @@ def _load_tree(path: Path, seed: int, val_fraction: float, test_fraction: float)
     return data
 
 
-def _read_classes(folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
-
+def _read_classes(folder: Path, names: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of each class folder, read as compare reads a folder (images._read_image):
+    a FIFO or device named like an image is refused, a header is checked before decoding."""
     images: list[np.ndarray] = []
     labels: list[int] = []
     for label, name in enumerate(names):
         class_dir = folder / name
         if not class_dir.is_dir():
             raise DataError(f"--data {class_dir}: class folder missing")
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:
+            raise DataError(
+                f"--data {class_dir}: cannot list the folder ({exc.strerror or exc})"
+            ) from None
         if not files:
             raise DataError(f"--data {class_dir}: class {name!r} has no images")
+        if len(images) + len(files) > limit:
+            raise DataError(
+                f"--data {folder}: more than {MAX_LABELED_IMAGES:,} images; fine-tune on a subset"
+            )
         for file in files:
-            try:
-                with Image.open(file) as img:
-                    gray = img.convert("L")
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"--data {file}: not a readable image ({exc})") from exc
-            if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
-                raise DataError(
-                    f"--data {file}: image is {gray.size[0]}x{gray.size[1]}, expected 48x48"
-                )
-            images.append(np.asarray(gray, dtype=np.uint8))
+            images.append(_read_image(file))
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 

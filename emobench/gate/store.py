@@ -128,13 +128,29 @@ def _file_source(path: Path) -> BaselineSource:
     return BaselineSource(name, directory, [StoredBaseline(name, path, loaded.report)], None)
 
 
+def baseline_files(text: str, directory: Path = BASELINE_DIR) -> list[Path]:
+    """The files --baseline TEXT names, found without reading them (what a command must never
+    write over): the file, the *.json of a folder or of NAME's folder, or NAME.json."""
+    path = Path(text)
+    if path.is_dir():
+        return sorted(path.glob("*.json"))
+    if path.exists():
+        return [path]
+    if _plain_name(text) and not text.endswith(".json"):
+        if (directory / text).is_dir():
+            return sorted((directory / text).glob("*.json"))
+        if (directory / f"{text}.json").is_file():
+            return [directory / f"{text}.json"]
+    return []
+
+
 def resolve_baseline(text: str, directory: Path = BASELINE_DIR) -> BaselineSource:
     """--baseline as a file, a folder of per-class files, or a NAME under `directory`."""
     path = Path(text)
-    if path.is_file():
-        return _file_source(path)
     if path.is_dir():
         return _folder_source(path)
+    if path.exists():  # a regular file, or something that is not: R.load says what it is
+        return _file_source(path)
     if _plain_name(text) and not text.endswith(".json"):
         if (directory / text).is_dir():
             return _folder_source(directory / text)
@@ -165,6 +181,17 @@ def list_baselines(directory: Path = BASELINE_DIR) -> list[StoredBaseline]:
 def candidate_path(report: R.Report, directory: Path = BASELINE_DIR) -> Path:
     """Default artifact path of a report offered as its class's first baseline."""
     return directory.parent / CANDIDATE_NAME.format(machine_class=machine_class(report))
+
+
+def baseline_target(report: R.Report, name: str, directory: Path = BASELINE_DIR) -> Path:
+    """Where baseline NAME of this report's machine class is stored."""
+    return directory / name / f"{machine_class(report)}.json"
+
+
+def check_baseline_target(target: Path, force: bool) -> None:
+    """A stored baseline is replaced only with force."""
+    if target.exists() and not force:
+        raise UsageError(f"baseline {target} already exists; pass --force to overwrite it")
 
 
 def check_baseline_name(name: str) -> None:
@@ -198,8 +225,7 @@ def save_baseline(
     check_baseline_name(name)
     paths = report_path if isinstance(report_path, list) else [report_path]
     report = combine_runs(load_runs(paths, name))
-    target = directory / name / f"{machine_class(report)}.json"
-    if target.exists() and not force:
-        raise UsageError(f"baseline {target} already exists; pass --force to overwrite it")
+    target = baseline_target(report, name, directory)
+    check_baseline_target(target, force)
     R.save(report, target)
     return target

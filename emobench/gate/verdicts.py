@@ -12,6 +12,13 @@ Three kinds of metric, each on its own terms:
 Against a baseline of another class a fourth kind, invariant, checks directions that hold on
 any machine (direct48 needs fewer FLOPs and input bytes; on VGG it is also faster).
 
+A metric the check cannot compare (a value missing on one side, not a finite number, a ratio
+that is not positive, a baseline of 0 that the report exceeds) is never a pass: its row is
+`not comparable` and counts as a failure of its kind, so it gates wherever that kind is in
+--fail-on (all kinds by default). The exceptions are shown, never gated: tail percentiles that
+one report has too few samples for (`not estimated`), figures of another machine class, and
+figures measured under different settings (`incomparable`).
+
 Baselines live one file per machine class: results/baselines/NAME/<class id>.json.
 """
 
@@ -21,6 +28,7 @@ import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from emobench import results as R
 from emobench.errors import UsageError
@@ -45,6 +53,12 @@ SKIPPED = "skipped (different machine class)"
 OTHER_CLASS = "different machine class"  # a ratio shown beside another class's; never gates
 UNRELIABLE = "unreliable (machine busy)"  # a timing from a contended run; never gates
 INCOMPARABLE = "incomparable"  # measured under different settings; never gates
+NOT_COMPARABLE = "not comparable"  # a value missing or not a number: fails, never passes
+NOT_ESTIMATED = "not estimated (too few samples)"  # a tail percentile one report lacks; shown
+# A tail percentile exists only from 64 (p90) or 662 (p99) samples, a count the stopping rule
+# decides: one report having it and the other not is no defect.
+SAMPLE_DEPENDENT_KEYS = ("latency_b1_p90_ms", "latency_b1_p99_ms")
+UNGATED_KEYS = ("cold_start_ms",)  # a single sample: shown in reports, too noisy to gate on
 # Settings that change speed, and which metrics each one affects (see _affected).
 MODEL_SETTINGS = ("precision", "compile", "channels_last", "data", "mode")
 IN_FORCE_SETTINGS = ("num_threads", "cudnn_benchmark", "tf32_matmul", "tf32_cudnn")
@@ -70,7 +84,8 @@ class Verdict:
 
     @property
     def failed(self) -> bool:
-        return self.verdict == FAIL
+        """A regression, or a metric that could not be compared: both gate."""
+        return self.verdict in (FAIL, NOT_COMPARABLE)
 
 
 def parse_rules(rules: list[str], known: set[str] | None) -> dict[str, float]:
@@ -122,6 +137,30 @@ def _delta(base: float, cur: float) -> float | None:
     return None if base == 0 else (cur - base) / base
 
 
+def _number(value: Any) -> bool:
+    """A value the check can compute with: a finite int or float (not a bool, str or None)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _why_not(base: Any, cur: Any) -> str | None:
+    """Why a baseline/report pair of values cannot be compared; None when it can."""
+    for side, value in (("baseline", base), ("report", cur)):
+        if value is None:
+            return f"the {side} has no value"
+        if not _number(value):
+            return f"the {side}'s value {value!r} is not a finite number"
+    return None
+
+
+def _absent(row: R.MetricRow) -> R.MetricRow:
+    """The row of a metric the report does not have at all: every value None."""
+    return dataclasses.replace(row, upscale224=None, direct48=None, ratio=None, noisy=False)
+
+
+def _device_type(report: R.Report) -> str:
+    return str(report.environment.get("device") or "cpu").split(":")[0]
+
+
 def check(
     current: R.Report,
     baseline: R.Report,
@@ -141,21 +180,21 @@ def check(
             f"(missing from report: {missing or 'none'}; not in baseline: {extra or 'none'})"
         )
     machine_ok = same_class(current, baseline)
+    same_device = _device_type(current) == _device_type(baseline)
     cur_rows = {(r.backbone, r.key): r for r in R.metric_rows(current)}
     base_rows = {(r.backbone, r.key): r for r in R.metric_rows(baseline)}
     verdicts: list[Verdict] = []
     for (backbone, key), base in base_rows.items():
-        cur = cur_rows.get((backbone, key))
-        if cur is None:
-            continue
+        # a metric the report lacks is compared as all-None: not comparable where it gates
+        cur = cur_rows.get((backbone, key)) or _absent(base)
         if base.kind == R.EXACT:
-            verdicts += _exact(backbone, base, cur)
+            verdicts += _exact(backbone, base, cur, same_device)
             continue
-        if base.kind == R.PORTABLE and base.ratio is not None and cur.ratio is not None:
-            if machine_ok:
+        if base.kind == R.PORTABLE and machine_ok:
+            if base.ratio is not None or cur.ratio is not None:
                 verdicts.append(_portable(current, baseline, backbone, base, cur, rules))
-            else:
-                verdicts.append(_other_class_ratio(backbone, base, cur))
+        elif base.kind == R.PORTABLE and base.ratio is not None and cur.ratio is not None:
+            verdicts.append(_other_class_ratio(backbone, base, cur))
         verdicts += _machine(current, baseline, backbone, base, cur, rules, machine_ok)
     verdicts += _copied_layers(current, baseline)
     if not machine_ok:
@@ -240,7 +279,7 @@ def _mark_contended(
     }
     return [
         dataclasses.replace(v, verdict=UNRELIABLE, note="; ".join(notes))
-        if v.metric in timing_keys and v.verdict != SKIPPED
+        if v.metric in timing_keys and v.verdict not in (SKIPPED, NOT_COMPARABLE)
         else v
         for v in verdicts
     ]
@@ -279,30 +318,34 @@ def invariants(report: R.Report) -> list[Verdict]:
     timing advantage is small enough to flip on some CPUs, so it is not an invariant.
     """
     out = []
-    for row in R.metric_rows(report):
+    rows = R.metric_rows(report)
+    for row in rows:
         if not _invariant_key(row.backbone, row.key):
             continue
-        holds = row.ratio is not None and row.ratio > 1
-        note = ""
+        outcome, note = PASS, ""
         if row.ratio is None:
-            note = "not measured for both pipelines"
-        elif not holds:
-            note = "direct48 no longer beats upscale224"
+            outcome, note = NOT_COMPARABLE, "not measured for both pipelines"
+        elif not _number(row.ratio):
+            outcome, note = NOT_COMPARABLE, f"the ratio {row.ratio!r} is not a finite number"
+        elif row.ratio <= 1:
+            outcome, note = FAIL, "direct48 no longer beats upscale224"
         out.append(
             Verdict(
-                row.backbone,
-                "ratio",
-                row.key,
-                INVARIANT,
-                "> 1",
-                row.ratio,
-                None,
-                None,
-                PASS if holds else FAIL,
-                note,
-                unit="x",
+                row.backbone, "ratio", row.key, INVARIANT, "> 1", row.ratio, None, None,
+                outcome, note, unit="x",
             )
-        )
+        )  # fmt: skip
+    present = {(row.backbone, row.key) for row in rows}
+    for backbone in report.backbones:  # an invariant the report has no row for cannot hold
+        required = INVARIANT_KEYS + (VGG_INVARIANT_KEYS if backbone.startswith(VGG_PREFIX) else ())
+        for key in required:
+            if (backbone, key) not in present:
+                out.append(
+                    Verdict(
+                        backbone, "ratio", key, INVARIANT, "> 1", None, None, None,
+                        NOT_COMPARABLE, "not in the report", unit="x",
+                    )
+                )  # fmt: skip
     return out
 
 
@@ -310,11 +353,27 @@ def _threshold(rules: dict[str, float], key: str, kind: str, default: float) -> 
     return rules.get(key, rules.get(kind, default))
 
 
-def _exact(backbone: str, base: R.MetricRow, cur: R.MetricRow) -> list[Verdict]:
+def _exact(
+    backbone: str, base: R.MetricRow, cur: R.MetricRow, same_device: bool = True
+) -> list[Verdict]:
+    """Any change fails; a value one side lacks (or that is no number) is not comparable,
+    except a figure only one device type measures (host->device bytes: CUDA only)."""
     out = []
     for pipeline in (R.UPSCALE, R.DIRECT):
         b, c = getattr(base, pipeline), getattr(cur, pipeline)
         if b is None and c is None:
+            continue
+        why = _why_not(b, c)
+        if why is not None:
+            one_sided = b is None or c is None
+            out.append(
+                Verdict(
+                    backbone, pipeline, base.key, R.EXACT, b, c, None, 0.0,
+                    SKIPPED if one_sided and not same_device else NOT_COMPARABLE,
+                    why if same_device or not one_sided else "measured on one device type only",
+                    unit=base.unit,
+                )
+            )  # fmt: skip
             continue
         ok = b == c
         out.append(
@@ -367,6 +426,14 @@ def _portable(
     at the rule's tolerance, where overlapping within-run 95% intervals make a move "noisy"."""
     from emobench.gate import calibrate as C
 
+    why = _why_not(base.ratio, cur.ratio)
+    if why is None and (base.ratio <= 0 or cur.ratio <= 0):  # type: ignore[operator]
+        why = "a ratio that is not positive"
+    if why is not None:
+        return Verdict(
+            backbone, "ratio", base.key, R.PORTABLE, base.ratio, cur.ratio, None, None,
+            NOT_COMPARABLE, why, unit="x",
+        )  # fmt: skip
     assert base.ratio is not None and cur.ratio is not None
     name = f"{backbone}/{base.key}"
     runs = C.usable(baseline.run_ratios.get(name) or [])
@@ -434,10 +501,21 @@ def _machine(
     tol = _threshold(rules, base.key, R.MACHINE, DEFAULT_MACHINE_TOLERANCE)
     for pipeline in (R.UPSCALE, R.DIRECT):
         b, c = getattr(base, pipeline), getattr(cur, pipeline)
-        if b is None or c is None:
+        if (b is None and c is None) or base.key in UNGATED_KEYS:
             continue
-        if base.key == "cold_start_ms":
-            continue  # a single sample: shown in reports, too noisy to gate on
+        if not machine_ok and (b is None or c is None):
+            continue  # another class: nothing here gates, nothing to show beside
+        why = _why_not(b, c) if machine_ok else None
+        if why is not None:
+            one_sided = b is None or c is None
+            tail = one_sided and base.key in SAMPLE_DEPENDENT_KEYS
+            out.append(
+                Verdict(
+                    backbone, pipeline, base.key, R.MACHINE, b, c, None, tol,
+                    NOT_ESTIMATED if tail else NOT_COMPARABLE, why, unit=base.unit,
+                )
+            )  # fmt: skip
+            continue
         if not machine_ok:
             out.append(
                 Verdict(
@@ -457,10 +535,18 @@ def _machine(
         delta = _delta(b, c)
         worse = delta is not None and (-delta if base.higher_is_better else delta) > tol
         verdict, note = PASS, ""
-        if worse:
+        if delta is None and (c < b if base.higher_is_better else c > b):
+            verdict, note = NOT_COMPARABLE, "the baseline is 0: no relative change to test"
+        elif worse:
             cur_s = _samples(current.result(backbone, pipeline), base.key)
             base_s = _samples(baseline.result(backbone, pipeline), base.key)
-            if cur_s is not None and base_s is not None:
+            if (
+                cur_s is not None
+                and base_s is not None
+                and not all(map(_number, [*cur_s, *base_s]))
+            ):
+                verdict, note = NOT_COMPARABLE, "a timing sample is not a finite number"
+            elif cur_s is not None and base_s is not None:
                 p = mann_whitney_p_greater(cur_s, base_s)
                 verdict = FAIL if p < SIGNIFICANCE else NOISY
                 note = f"Mann-Whitney p={p:.3g} (n={len(cur_s)} vs {len(base_s)})"

@@ -3,16 +3,24 @@ enough (or a time cap ends the loop), with the reason the loop stopped recorded.
 
 CPU timing uses perf_counter_ns. CUDA timing records events around the call on the current
 stream and waits for the end event, so each sample covers the GPU work the call queued.
+
+A `Watchdog` bounds every call of a measurement by a deadline (the run's --time-budget): a call
+that runs past it is cut (SIGALRM in the main thread; elsewhere noticed when it returns) and
+the measurement ends with the samples it had, or none.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
 import torch
 
@@ -30,9 +38,138 @@ STOP_CI = "ci"  # the median's 95% confidence interval reached the target
 STOP_TIME_CAP = "time cap"  # the per-measurement cap ran out first
 STOP_BUDGET = "run budget"  # the share of --time-budget left to this measurement ran out
 STOP_MAX_ITERS = "max iters"
-STOP_REASONS = (STOP_CI, STOP_TIME_CAP, STOP_BUDGET, STOP_MAX_ITERS)
+STOP_CUT = "call cut"  # the watchdog cut a call that ran past the run's time budget
+STOP_REASONS = (STOP_CI, STOP_TIME_CAP, STOP_BUDGET, STOP_MAX_ITERS, STOP_CUT)
 
 Timer = Callable[[Callable[[], Any]], float]  # runs fn once, returns milliseconds
+T = TypeVar("T")
+ALARM_RETRY_S = 0.001  # an alarm that lands in an __enter__/__exit__ waits this long
+
+
+class CallCut(Exception):
+    """The watchdog stopped a measurement: one call ran past its deadline. `reason` says by how
+    much and which bound."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Alarm(BaseException):
+    """Raised by the watchdog's SIGALRM handler inside the call it cuts. A BaseException, like
+    KeyboardInterrupt, so a model's `except Exception` does not swallow it."""
+
+
+class Watchdog:
+    """Bounds each call of one measurement by a deadline `limit_s` seconds after it was made;
+    `limit_s` None: no bound (every call runs as it always did, for one extra function call
+    outside the timed region).
+
+    Inside `with watchdog:` (main thread), each `call` arms a one-shot ITIMER_REAL for the time
+    left; its SIGALRM handler raises inside the call, which then ends as CallCut. Python code
+    (a plugin's `time.sleep`, its layers' forward methods) stops at once; a C kernel finishes
+    first. An alarm that lands inside an `__enter__`/`__exit__` waits a millisecond, so no
+    torch mode (inference, autocast, a dispatch mode) is left half switched. Off the main
+    thread, or where SIGALRM belongs to C code, a call is not interrupted: one that returns
+    past the deadline ends the measurement all the same. The previous SIGALRM handler and any
+    timer already running are restored on the way out; SIGTERM and SIGINT are untouched.
+    """
+
+    def __init__(
+        self,
+        limit_s: float | None,
+        bound: str = "",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.limit_s = limit_s
+        self.bound = bound  # e.g. "the 4.2 s left of --time-budget 15 s"
+        self.clock = clock
+        self.deadline = None if limit_s is None else clock() + limit_s
+        self.cut: str | None = None  # why the measurement stopped, once a call was cut
+        self._depth = 0
+        self._signals = False
+        self._previous: Any = None
+        self._previous_timer = (0.0, 0.0)
+        self._entered_at = 0.0
+        self._armed = False
+        self._frame: FrameType | None = None
+
+    def __enter__(self) -> Watchdog:
+        self._depth += 1
+        if self._depth > 1 or self.deadline is None:
+            return self
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        previous = signal.getsignal(signal.SIGALRM)
+        if previous is None:  # installed from C: it could not be put back
+            return self
+        self._previous = previous
+        self._previous_timer = signal.setitimer(signal.ITIMER_REAL, 0)
+        self._entered_at = time.monotonic()
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        self._signals = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth > 0 or not self._signals:
+            return
+        self._armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous)
+        self._signals = False
+        delay, interval = self._previous_timer
+        if delay > 0:  # someone else's timer: what was left of it (at once if it is overdue)
+            spent = time.monotonic() - self._entered_at
+            signal.setitimer(signal.ITIMER_REAL, max(delay - spent, 1e-6), interval)
+
+    def _on_alarm(self, _signum: int, frame: FrameType | None) -> None:
+        if not self._armed:
+            return
+        probe = frame
+        while probe is not None and probe is not self._frame:
+            if probe.f_code.co_name in ("__enter__", "__exit__"):
+                signal.setitimer(signal.ITIMER_REAL, ALARM_RETRY_S)
+                return
+            probe = probe.f_back
+        self._armed = False
+        raise _Alarm()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args), or CallCut once it has run past the deadline (and `cut` says why)."""
+        if self.deadline is None:
+            return fn(*args)
+        started = self.clock()
+        left = self.deadline - started
+        if left <= 0:
+            raise self._stop(f"no time was left of {self.bound}")
+        try:
+            if self._signals:  # armed inside the try: an alarm can land as soon as it is set
+                self._frame = sys._getframe()
+                self._armed = True
+                signal.setitimer(signal.ITIMER_REAL, left)
+            result = fn(*args)
+            self._armed = False
+        except _Alarm:
+            took = self.clock() - started
+            raise self._stop(
+                f"a call was cut after {took:.3g} s: it ran past {self.bound}"
+            ) from None
+        finally:
+            if self._signals:
+                self._armed = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        took = self.clock() - started
+        if took > left:  # not interrupted (another thread, or the model swallowed the alarm)
+            raise self._stop(f"one call took {took:.3g} s, more than {self.bound}")
+        return result
+
+    def _stop(self, reason: str) -> CallCut:
+        self.cut = reason
+        return CallCut(reason)
+
+
+UNWATCHED = Watchdog(None)
 
 
 @dataclass(frozen=True)
@@ -113,7 +250,9 @@ def cpu_blocked_timer(calls: int) -> Timer:
     return timer
 
 
-def throughput_timer_for(device: torch.device, fn: Callable[[], Any]) -> tuple[Timer, str]:
+def throughput_timer_for(
+    device: torch.device, fn: Callable[[], Any], watchdog: Watchdog = UNWATCHED
+) -> tuple[Timer, str]:
     """The timer for throughput-like figures: blocks of calls per sample, sized from one call
     of `fn` so a block spans >= BLOCK_MS (like torch.utils.benchmark's blocked_autorange).
     CUDA: one synchronisation per block. CPU: a call shorter than BLOCK_MS is timed in blocks
@@ -122,12 +261,12 @@ def throughput_timer_for(device: torch.device, fn: Callable[[], Any]) -> tuple[T
     call keeps the per-call timer. `fn` runs once (CUDA) or twice (CPU: the first may be cold)
     to size the block."""
     if device.type != "cuda":
-        fn()
-        calls = block_calls(cpu_timer(fn))
+        watchdog.call(fn)
+        calls = block_calls(watchdog.call(cpu_timer, fn))
         if calls == 1:
             return timer_for(device)
         return cpu_blocked_timer(calls), f"perf_counter_ns_blocked x{calls}"
-    calls = block_calls(cuda_event_timer(device)(fn))
+    calls = block_calls(watchdog.call(cuda_event_timer(device), fn))
     return cuda_event_timer(device, calls), f"cuda_event_blocked x{calls}"
 
 
@@ -138,13 +277,19 @@ def sample_until_stable(
 ) -> tuple[list[float], str, float]:
     """Call `sample()` (one measurement in ms) until the stopping rule says enough.
 
-    Returns (samples in call order, stop reason, seconds spent).
+    Returns (samples in call order, stop reason, seconds spent). A sample the watchdog cuts
+    ends the loop with the samples before it (STOP_CUT); CallCut passes when there are none.
     """
     samples: list[float] = []
     ordered: list[float] = []
     started = clock()
     while True:
-        value = sample()
+        try:
+            value = sample()
+        except CallCut:
+            if not samples:
+                raise
+            return samples, STOP_CUT, clock() - started
         samples.append(value)
         bisect.insort(ordered, value)
         elapsed = clock() - started
@@ -160,6 +305,15 @@ def sample_until_stable(
             return samples, settings.cap_reason, elapsed
 
 
+def warmup_after_cold(settings: LoopSettings, cold_ms: float | None) -> int:
+    """The warmup calls to make after a cold call: none once the cold call alone outlasted the
+    loop's whole cap (it warmed what a warmup would, and a slow model then costs one call less
+    per loop)."""
+    if cold_ms is not None and cold_ms / 1000.0 > settings.max_time_s:
+        return 0
+    return settings.warmup_iters
+
+
 def time_loop(
     fn: Callable[[], Any],
     settings: LoopSettings,
@@ -167,16 +321,23 @@ def time_loop(
     timer_name: str = "perf_counter_ns",
     clock: Callable[[], float] = time.perf_counter,
     cold: bool = True,
+    watchdog: Watchdog = UNWATCHED,
 ) -> TimingResult:
     """Time `fn`: one cold call (unless `cold` is False: fn already ran), `warmup_iters` untimed
-    calls, then samples until the stopping rule of `settings`."""
-    cold_ms = timer(fn) if cold else None
-    for _ in range(settings.warmup_iters):
-        fn()
-    samples, reason, elapsed = sample_until_stable(lambda: timer(fn), settings, clock)
+    calls (none after a cold call longer than the cap), then samples until the stopping rule of
+    `settings`. Every call runs under `watchdog`: CallCut when it cuts one before the first
+    sample, else the samples so far with STOP_CUT."""
+    with watchdog:
+        cold_ms = watchdog.call(timer, fn) if cold else None
+        warmup = warmup_after_cold(settings, cold_ms)
+        for _ in range(warmup):
+            watchdog.call(fn)
+        samples, reason, elapsed = sample_until_stable(
+            lambda: watchdog.call(timer, fn), settings, clock
+        )
     return TimingResult(
         cold_start_ms=cold_ms,
-        warmup_iters=settings.warmup_iters,
+        warmup_iters=warmup,
         stats=Stats.from_samples(samples, "ms"),
         timer=timer_name,
         stop_reason=reason,
@@ -204,38 +365,68 @@ def paired_loop(
     sample_b: Sample,
     settings: LoopSettings,
     clock: Callable[[], float] = time.perf_counter,
+    watchdog: Watchdog = UNWATCHED,
 ) -> PairedLoop:
     """Warm both, then rounds of one sample each in ABBA order until the median of the
     per-round ratios (last part) is known to +-target_ci (95% interval, order statistics), or
-    the cap (twice max_time_s: two pipelines share it) runs out."""
-    for _ in range(settings.warmup_iters):
-        sample_a()
-        sample_b()
+    the cap (twice max_time_s: two pipelines share it) runs out. A call the watchdog cuts ends
+    the loop with the whole rounds before it (STOP_CUT); CallCut passes when there are none."""
     a: list[tuple[float, ...]] = []
     b: list[tuple[float, ...]] = []
     ratios: list[tuple[float, ...]] = []
     ordered: list[float] = []
-    started = clock()
-    while True:
-        if len(a) % 2 == 0:
-            sa = sample_a()
-            sb = sample_b()
-        else:
-            sb = sample_b()
-            sa = sample_a()
-        a.append(sa)
-        b.append(sb)
-        ratio = tuple(x / y if y > 0 else float("inf") for x, y in zip(sa, sb, strict=True))
-        ratios.append(ratio)
-        bisect.insort(ordered, ratio[-1])
-        elapsed = clock() - started
-        n = len(a)
-        if n >= settings.max_iters:
-            return PairedLoop(a, b, ratios, STOP_MAX_ITERS, elapsed)
-        if n < settings.min_iters or elapsed < 2 * settings.min_time_s:
-            continue
-        half = median_ci_halfwidth(ordered)
-        if half is not None and half <= settings.target_ci:
-            return PairedLoop(a, b, ratios, STOP_CI, elapsed)
-        if elapsed >= 2 * settings.max_time_s:
-            return PairedLoop(a, b, ratios, settings.cap_reason, elapsed)
+    with watchdog:
+        for _ in range(settings.warmup_iters):
+            watchdog.call(sample_a)
+            watchdog.call(sample_b)
+        started = clock()
+        while True:
+            try:
+                sa, sb = _round(sample_a, sample_b, len(a) % 2 == 0, watchdog)
+            except CallCut:
+                if not a:
+                    raise
+                return PairedLoop(a, b, ratios, STOP_CUT, clock() - started)
+            stop = _record_round(a, b, ratios, ordered, sa, sb, settings, clock() - started)
+            if stop is not None:
+                return PairedLoop(a, b, ratios, stop, clock() - started)
+
+
+def _round(
+    sample_a: Sample, sample_b: Sample, a_first: bool, watchdog: Watchdog
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """One round: A then B, or B then A."""
+    if a_first:
+        sa = watchdog.call(sample_a)
+        return sa, watchdog.call(sample_b)
+    sb = watchdog.call(sample_b)
+    return watchdog.call(sample_a), sb
+
+
+def _record_round(
+    a: list[tuple[float, ...]],
+    b: list[tuple[float, ...]],
+    ratios: list[tuple[float, ...]],
+    ordered: list[float],
+    sa: tuple[float, ...],
+    sb: tuple[float, ...],
+    settings: LoopSettings,
+    elapsed: float,
+) -> str | None:
+    """Keep one round; the stop reason once the rule says enough, else None."""
+    a.append(sa)
+    b.append(sb)
+    ratio = tuple(x / y if y > 0 else float("inf") for x, y in zip(sa, sb, strict=True))
+    ratios.append(ratio)
+    bisect.insort(ordered, ratio[-1])
+    n = len(a)
+    if n >= settings.max_iters:
+        return STOP_MAX_ITERS
+    if n < settings.min_iters or elapsed < 2 * settings.min_time_s:
+        return None
+    half = median_ci_halfwidth(ordered)
+    if half is not None and half <= settings.target_ci:
+        return STOP_CI
+    if elapsed >= 2 * settings.max_time_s:
+        return settings.cap_reason
+    return None

@@ -138,8 +138,9 @@ def _download(spec: BackboneSpec, path: Path, prefix: str) -> None:
     except Exception as exc:  # URLError, OSError, a hash mismatch of the download
         raise WeightsUnavailable(
             f"pretrained weights for {spec.name} are not cached at {path} and could not be "
-            f"downloaded ({type(exc).__name__}); copy {path.name} there, or run without "
-            "--pretrained: speed benchmarks do not need pretrained weights"
+            f"downloaded ({type(exc).__name__}); copy {path.name} there, or pass "
+            "--no-pretrained (random initialisation; speed benchmarks do not need "
+            "pretrained weights)"
         ) from None
 
 

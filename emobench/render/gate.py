@@ -8,10 +8,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from emobench import machine
+from emobench import files, machine
 from emobench.gate.calibrate import Calibration
 from emobench.gate.store import Selection, StoredBaseline
-from emobench.gate.verdicts import OTHER_CLASS, PASS, SKIPPED, Verdict
+from emobench.gate.verdicts import (
+    NOT_COMPARABLE,
+    NOT_ESTIMATED,
+    OTHER_CLASS,
+    PASS,
+    SKIPPED,
+    Verdict,
+)
 from emobench.render.format import ABSENT, cell, fmt_ratio
 
 
@@ -42,7 +49,7 @@ VERDICT_COLUMNS = (
 )
 
 
-NOT_COMPARED = (SKIPPED, OTHER_CLASS)  # shown for reading, never a pass or a fail
+NOT_COMPARED = (SKIPPED, OTHER_CLASS, NOT_ESTIMATED)  # shown for reading, never pass or fail
 
 
 def check_summary(
@@ -53,11 +60,25 @@ def check_summary(
     `code` wraps commands and paths (a backtick for Markdown).
     """
     failed = sum(v.failed for v in verdicts)
-    shown = sum(v.verdict in NOT_COMPARED for v in verdicts)
-    compared = len(verdicts) - shown
+    not_comparable = sum(v.verdict == NOT_COMPARABLE for v in verdicts)
+    shown = [v for v in verdicts if v.verdict in NOT_COMPARED]
+    compared = len(verdicts) - len(shown)
     first = f"regression check: {compared - failed} of {compared} checks pass"
+    if not_comparable:
+        first += (
+            f"; {not_comparable} not comparable (a value missing or not a finite number), "
+            "counted as failures"
+        )
     if shown:
-        first += f"; {shown} shown, not compared (different machine class)"
+        why = sorted(
+            {
+                "too few samples for a tail percentile"
+                if v.verdict == NOT_ESTIMATED
+                else "different machine class"
+                for v in shown
+            }
+        )
+        first += f"; {len(shown)} shown, not compared ({', '.join(why)})"
     lines = [first]
     if selection is None:
         return lines
@@ -121,8 +142,10 @@ def render_verdicts(
 
 
 def verdicts_markdown(verdicts: list[Verdict], selection: Selection | None = None) -> str:
-    """The same table as Markdown, for a CI job summary."""
+    """The same table as Markdown, for a CI job summary; its first line is the marker that
+    lets a later run replace the file."""
     lines = [
+        files.marker("markdown").rstrip("\n"),
         "| " + " | ".join(VERDICT_COLUMNS) + " |",
         "|" + "---|" * len(VERDICT_COLUMNS),
     ]

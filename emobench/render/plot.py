@@ -1,11 +1,17 @@
-"""Charts of compare/run reports; matplotlib is an optional extra (pip install emobench[plot])."""
+"""Charts of compare/run reports; matplotlib is an optional extra (pip install emobench[plot]).
+
+Plots are written atomically (a temporary file renamed on success) in the format the file's
+extension names, carrying 'emobench' in their metadata so that a later run may replace them.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from emobench import files
 from emobench import results as R
 from emobench.errors import UsageError
 
@@ -23,9 +29,37 @@ RATIO_KEYS = (
 )
 
 
+# extension -> (matplotlib format, metadata that puts 'emobench' in the file: files.is_artefact)
+PLOT_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
+    ".png": ("png", {"Software": "emobench"}),  # a PNG tEXt chunk
+    ".svg": ("svg", {"Creator": "emobench"}),  # <dc:creator>
+    ".pdf": ("pdf", {"Creator": "emobench"}),  # the document information dictionary
+}
+
+
 def require_matplotlib() -> None:
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError(INSTALL_HINT)
+
+
+def check_plot_path(path: Path) -> None:
+    """--plot names a format we write (by its extension), before any work."""
+    if path.suffix.lower() not in PLOT_FORMATS:
+        known = ", ".join(PLOT_FORMATS)
+        what = f"extension {path.suffix!r}" if path.suffix else "no extension"
+        raise UsageError(f"--plot {path}: {what}; a plot is written as {known}")
+
+
+def _save(fig: Any, out: Path) -> None:
+    """Write the figure to `out` atomically, in the format its extension names."""
+    fmt, metadata = PLOT_FORMATS[out.suffix.lower()]
+    with files.atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format=fmt, metadata=metadata)
+
+
+def _plottable(value: float | None) -> bool:
+    """A value a log axis can show: positive and finite (zero or None is left out)."""
+    return value is not None and math.isfinite(value) and value > 0
 
 
 def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
@@ -42,12 +76,16 @@ def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
     for path, rep in reports:
         device = rep.environment.get("device")
         for r in rep.results:
-            points = sorted((b.batch_size, b) for b in r.throughput)
-            if not points and r.latency is None:
+            points = sorted(
+                ((b.batch_size, b) for b in r.throughput if _plottable(b.timing.stats.median)),
+                key=lambda p: p[0],
+            )
+            latency = r.latency if r.latency and _plottable(r.latency.stats.median) else None
+            if not points and latency is None:
                 continue
-            sizes = [1] if r.latency else []
-            lat = [r.latency.stats.median] if r.latency else []
-            tput = [1000.0 / r.latency.stats.median] if r.latency else []
+            sizes = [1] if latency else []
+            lat = [latency.stats.median] if latency else []
+            tput = [1000.0 / latency.stats.median] if latency else []
             for bs, b in points:
                 if bs == 1 and sizes:
                     continue
@@ -59,7 +97,8 @@ def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
             ax_lat.plot(sizes, lat, style, label=label)
             ax_tput.plot(sizes, tput, style, label=label)
         for row in R.metric_rows(rep):
-            if row.key in RATIO_KEYS and row.ratio is not None:
+            if row.key in RATIO_KEYS and _plottable(row.ratio):
+                assert row.ratio is not None
                 ratio_labels.append(f"{row.backbone} {row.key} ({device}, {path.stem})")
                 ratio_values.append(row.ratio)
     for ax, title, unit in (
@@ -84,9 +123,10 @@ def plot_reports(reports: list[tuple[Path, R.Report]], out: Path) -> None:
     ax_ratio.set_title("ratios")
     ax_ratio.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        _save(fig, out)
+    finally:
+        plt.close(fig)
 
 
 def plot_tradeoff(tradeoff: Tradeoff, out: Path) -> None:
@@ -108,7 +148,9 @@ def plot_tradeoff(tradeoff: Tradeoff, out: Path) -> None:
         rows = [
             r
             for r in tradeoff.rows
-            if r.values.get(key) is not None and r.values.get("accuracy") is not None
+            if r.values.get(key) is not None
+            and r.values.get("accuracy") is not None
+            and all(math.isfinite(float(r.values[k] or 0.0)) for k in (key, "accuracy"))
         ]
         points = [(float(r.values[key] or 0.0), float(r.values["accuracy"] or 0.0)) for r in rows]
         front = pareto_front(points)
@@ -146,6 +188,7 @@ def plot_tradeoff(tradeoff: Tradeoff, out: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(f"accuracy against {label.split(' (')[0]}")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        _save(fig, out)
+    finally:
+        plt.close(fig)

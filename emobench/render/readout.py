@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from emobench import machine
+from emobench import files, machine
 from emobench.readout.claims import ClaimVerdict
 from emobench.readout.merge import ClassRatios, MergedRow
 from emobench.readout.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
@@ -74,9 +74,13 @@ def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) ->
     return table
 
 
+# The first line of every Markdown file emobench writes: a later run may replace the file.
+MARKER = files.marker("markdown").rstrip("\n")
+
+
 def merged_markdown(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> str:
     head = ["backbone", "pipeline", "machine", "report", *[f"{k} ({u})" for k, u in columns]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [MARKER, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.backbone, r.pipeline, r.machine, f"{r.source} {r.created_utc}"]
         cells += [fmt_value(r.values.get(k), u) for k, u in columns]
@@ -103,6 +107,7 @@ def claims_table(verdicts: list[ClaimVerdict]) -> Table:
 
 def claims_markdown(verdicts: list[ClaimVerdict]) -> str:
     lines = [
+        MARKER,
         "| backbone | claim | claimed | measured | verdict | why |",
         "|---|---|---|---|---|---|",
     ]
@@ -192,7 +197,7 @@ def tradeoff_lines(tradeoff: Tradeoff) -> list[str]:
 
 def tradeoff_markdown(tradeoff: Tradeoff) -> str:
     head = ["backbone", "pipeline", *[h for _, h, _ in TRADEOFF_COLUMNS]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [MARKER, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     front = _latency_front(tradeoff)
     for row in tradeoff.rows:
         lines.append("| " + " | ".join(_tradeoff_cells(row, front)) + " |")

@@ -15,7 +15,7 @@ SIGNIFICANCE = 0.05
 @dataclass(frozen=True)
 class EpochMetrics:
     epoch: int  # 1-based
-    train_loss: float  # mean over the epoch's batches
+    train_loss: float | None  # mean over the epoch's batches; None when it was not finite
     val_accuracy: float
     val_macro_f1: float
     lr: float  # at the start of the epoch

@@ -1,17 +1,41 @@
-"""Reports as versioned JSON: written atomically, read back with the header checked first and
-every field's type checked on the way in. No torch: every result type is a plain dataclass."""
+"""Reports as versioned JSON: written atomically, read back with the header checked first,
+every field's type checked on the way in, then every number checked against its field's domain
+(DOMAINS: finite always; a latency, size or rate > 0, a count >= 0, an accuracy in [0, 1], ...).
+A report that fails names the field's JSON path. No torch: every result type is a plain
+dataclass."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from emobench import files
 from emobench.errors import ReportError
+from emobench.results.finetune import (
+    EpochMetrics,
+    FinetuneRun,
+    FinetuneSummary,
+    PairedComparison,
+    SeedSpread,
+    TestScore,
+)
+from emobench.results.measurements import (
+    Contention,
+    DeviceLimits,
+    LinearFit,
+    MonitorResult,
+    ParamCounts,
+    PeakMemory,
+    Probe,
+    StepShare,
+    TimingResult,
+)
 from emobench.results.metrics import metric_rows
 from emobench.results.schema import (
     KINDS,
@@ -19,8 +43,19 @@ from emobench.results.schema import (
     MIN_SCHEMA_VERSION,
     SCHEMA,
     SCHEMA_VERSION,
+    BatchTiming,
+    Efficiency,
+    MaxBatchResult,
+    MemoryResult,
+    PairedRatio,
+    PipelineResult,
+    PreprocessResult,
     Report,
+    RunBudget,
+    TrainResult,
+    TransferResult,
 )
+from emobench.stats.summary import Stats
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -40,7 +75,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 def save(report: Report, path: Path) -> None:
     try:
-        write_atomic(path, to_json(report))
+        text = to_json(report)
+    except ValueError as exc:  # a NaN or infinity in memory: JSON has no such numbers
+        raise ReportError(f"{path}: cannot write report ({exc})") from None
+    try:
+        write_atomic(path, text)
     except OSError as exc:
         raise ReportError(f"{path}: cannot write report ({exc.strerror or exc})") from None
 
@@ -82,13 +121,19 @@ def check_header(data: Any, source: str = "report") -> str:
 
 
 def from_dict(data: Any, source: str = "report") -> Report:
+    """Rebuild a report from JSON data: the header, every field's type, then every number
+    against its field's domain and every free-form number (config, environment) finite."""
     check_header(data, source)
     try:
-        return _build(Report, {k: v for k, v in data.items() if k != "metrics"})
-    except (TypeError, ValueError, KeyError) as exc:
+        report = _build(Report, {k: v for k, v in data.items() if k != "metrics"})
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ReportError(f"{source}: malformed report ({exc})") from None
     except RecursionError:
         raise ReportError(f"{source}: malformed report (nested too deeply)") from None
+    problem = check_domains(report) or _non_finite(data)
+    if problem:
+        raise ReportError(f"{source}: {problem}")
+    return report
 
 
 def read_json(path: Path) -> Any:
@@ -96,10 +141,10 @@ def read_json(path: Path) -> Any:
     text = files.read_text(path, ReportError, "report file", MAX_REPORT_BYTES)
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise ReportError(f"{path}: not a report (JSON nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer longer than Python converts
+        raise ReportError(f"{path}: not valid JSON ({exc})") from None
 
 
 def load_header(path: Path) -> tuple[str, Any]:
@@ -140,6 +185,9 @@ def _build(tp: Any, value: Any) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise TypeError(f"expected an object, got {type(value).__name__}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is not Any:  # dict[str, float], dict[str, list[float]]
+            return {k: _build(args[1], v) for k, v in value.items()}
         return dict(value)
     if tp is Any:
         return value
@@ -152,3 +200,284 @@ def _build(tp: Any, value: Any) -> Any:
             raise TypeError(f"expected {tp.__name__}, got {value!r}")
         return value
     raise TypeError(f"unsupported type {tp!r}")
+
+
+# -- the domain of every number in a report ----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Domain:
+    """What a number may be: always finite (a JSON NaN or Infinity never passes), and `test`."""
+
+    text: str  # "> 0": the message says "must be a finite number > 0"
+    test: Callable[[float], bool]
+
+    def holds(self, value: float) -> bool:
+        return math.isfinite(value) and self.test(value)
+
+
+ANY = Domain("", lambda v: True)  # a fitted intercept, a slope, a difference
+POSITIVE = Domain("> 0", lambda v: v > 0)  # latencies, rates, sizes that cannot be empty
+NON_NEGATIVE = Domain(">= 0", lambda v: v >= 0)  # counts and sizes that may be 0
+AT_LEAST_1 = Domain(">= 1", lambda v: v >= 1)  # batch sizes, sample counts, image sizes
+FRACTION = Domain("in [0, 1]", lambda v: 0 <= v <= 1)  # accuracies, probabilities
+OPEN_FRACTION = Domain("in (0, 1)", lambda v: 0 < v < 1)  # a false-alarm rate
+MARGIN = Domain("in [0, 1)", lambda v: 0 <= v < 1)
+POINTS = Domain("in [-100, 100]", lambda v: -100 <= v <= 100)  # percentage points
+
+# Every int or float field of every dataclass a report holds, by class and field: the domain of
+# the number (for a list or dict field, of each item). tests/results/test_io.py checks that no
+# numeric field is missing here, so a new field needs a decision, not a guess from its name.
+DOMAINS: dict[type, dict[str, Domain]] = {
+    Report: {
+        "wall_time_s": NON_NEGATIVE,
+        "schema_version": ANY,  # checked with the header
+        "thresholds": NON_NEGATIVE,  # relative tolerances; a --rule may be 0%
+        "run_ratios": POSITIVE,  # upscale224/direct48 ratios, one per run
+        "gate_alpha": OPEN_FRACTION,
+    },
+    PipelineResult: {
+        "input_size": AT_LEAST_1,
+        "feature_map": AT_LEAST_1,
+        "flops_per_image": NON_NEGATIVE,  # only matmul/conv-like ops count: a plugin may have 0
+        "compile_s": POSITIVE,
+    },
+    ParamCounts: {"total": NON_NEGATIVE, "trainable": NON_NEGATIVE, "unused": NON_NEGATIVE},
+    TimingResult: {
+        "cold_start_ms": POSITIVE,
+        "warmup_iters": NON_NEGATIVE,
+        "elapsed_s": NON_NEGATIVE,
+    },
+    Stats: {  # timing samples: ms per call, us per image
+        "n": AT_LEAST_1,
+        "median": POSITIVE,  # what tables, ratios and log plots show: never 0
+        "mean": POSITIVE,
+        "stdev": NON_NEGATIVE,
+        # one sample of a sub-microsecond call may read 0 on a coarse clock (CUDA events)
+        "min": NON_NEGATIVE,
+        "p90": POSITIVE,
+        "p99": POSITIVE,
+        "iqr": NON_NEGATIVE,
+        "samples": NON_NEGATIVE,
+        "median_ci_low": NON_NEGATIVE,
+        "median_ci_high": POSITIVE,
+    },
+    BatchTiming: {"batch_size": AT_LEAST_1, "images_per_s": POSITIVE},
+    PreprocessResult: {"images": AT_LEAST_1},
+    MemoryResult: {
+        "input_bytes_per_image": POSITIVE,
+        "weight_bytes": NON_NEGATIVE,
+        "peak_batch_size": AT_LEAST_1,
+    },
+    PeakMemory: {  # peaks and growths: 0 when nothing was allocated
+        "tensor_peak_bytes": NON_NEGATIVE,
+        "cpu_peak_rss_growth_bytes": NON_NEGATIVE,
+        "cuda_peak_allocated_bytes": NON_NEGATIVE,
+        "cuda_peak_reserved_bytes": NON_NEGATIVE,
+        "nvml_device_used_bytes": NON_NEGATIVE,
+    },
+    TrainResult: {"batch_size": AT_LEAST_1, "images_per_s": POSITIVE},
+    TransferResult: {
+        "batch_size": AT_LEAST_1,
+        "bytes_moved": POSITIVE,
+        "copy_ms": POSITIVE,
+        "total_ms": POSITIVE,
+    },
+    MonitorResult: {
+        "samples": NON_NEGATIVE,
+        "interval_s": POSITIVE,
+        "device_used_peak_bytes": NON_NEGATIVE,
+        "device_used_mean_bytes": NON_NEGATIVE,
+        "process_used_peak_bytes": NON_NEGATIVE,
+        "process_used_mean_bytes": NON_NEGATIVE,
+        "energy_joules": NON_NEGATIVE,
+        "images": NON_NEGATIVE,
+    },
+    Efficiency: {
+        "batch_size": AT_LEAST_1,
+        "achieved_flops_per_s": NON_NEGATIVE,
+        "matmul_fraction": NON_NEGATIVE,  # may exceed 1: conv kernels can beat the BLAS matmul
+        "preprocess_bytes_per_s": POSITIVE,
+        "preprocess_copy_fraction": NON_NEGATIVE,
+    },
+    MaxBatchResult: {
+        "budget_bytes": POSITIVE,
+        "max_batch": NON_NEGATIVE,  # 0 when batch 1 does not fit
+        "safe_batch": NON_NEGATIVE,
+        "margin": MARGIN,
+        "peak_bytes_at_max": NON_NEGATIVE,
+        "bytes_per_extra_image": ANY,  # a fitted slope: noise can make it negative
+        "predicted_peak_bytes": ANY,  # from the fit
+        "fit_error": ANY,  # (measured - predicted) / measured
+        "child_base_bytes": NON_NEGATIVE,
+        "reserved_bytes_at_max": NON_NEGATIVE,
+        "non_allocator_bytes": NON_NEGATIVE,
+    },
+    Probe: {
+        "batch_size": NON_NEGATIVE,  # 0: the CPU search's child with the model built, no batch
+        "peak_bytes": NON_NEGATIVE,
+        "seconds": NON_NEGATIVE,
+        "reserved_bytes": NON_NEGATIVE,
+    },
+    LinearFit: {"fixed_bytes": ANY, "per_image_bytes": ANY, "points": NON_NEGATIVE},
+    DeviceLimits: {
+        "matmul_flops_per_s": POSITIVE,
+        "matmul_n": AT_LEAST_1,
+        "copy_bytes_per_s": POSITIVE,
+        "copy_bytes": AT_LEAST_1,
+        "elapsed_s": NON_NEGATIVE,
+        "host_copy_bytes_per_s": POSITIVE,
+        "h2d_bytes_per_s": POSITIVE,
+    },
+    Contention: {  # differences of CPU times are clamped at 0 when they are taken
+        "wall_s": NON_NEGATIVE,
+        "usable_cores": AT_LEAST_1,
+        "own_cpu_s": NON_NEGATIVE,
+        "others_cpu_s": NON_NEGATIVE,
+        "other_cpu_fraction": NON_NEGATIVE,
+        "load_avg_1m": NON_NEGATIVE,
+        "cpu_freq_mhz_min": NON_NEGATIVE,
+        "cpu_freq_mhz_max": NON_NEGATIVE,
+        "gpu_other_processes": NON_NEGATIVE,
+    },
+    StepShare: {"wall_s": NON_NEGATIVE, "other_cpu_fraction": NON_NEGATIVE},
+    RunBudget: {"time_budget_s": POSITIVE, "spent_s": NON_NEGATIVE},
+    PairedRatio: {
+        "rounds": AT_LEAST_1,
+        "ratio": POSITIVE,
+        "ci_low": POSITIVE,
+        "ci_high": POSITIVE,
+        "ratios": POSITIVE,
+    },
+    FinetuneSummary: {"test_labels": NON_NEGATIVE},
+    FinetuneRun: {
+        "seed": NON_NEGATIVE,
+        "input_size": AT_LEAST_1,
+        "params_total": NON_NEGATIVE,
+        "params_trainable": NON_NEGATIVE,
+        "best_epoch": NON_NEGATIVE,
+        "best_val_accuracy": FRACTION,
+        "target_accuracy": FRACTION,
+        "time_to_target_s": NON_NEGATIVE,
+        "epoch_to_target": AT_LEAST_1,
+        "resumed_from_epoch": NON_NEGATIVE,
+    },
+    EpochMetrics: {
+        "epoch": AT_LEAST_1,
+        "train_loss": NON_NEGATIVE,
+        "val_accuracy": FRACTION,
+        "val_macro_f1": FRACTION,
+        "lr": NON_NEGATIVE,
+        "data_s": NON_NEGATIVE,
+        "preprocess_s": NON_NEGATIVE,
+        "step_s": NON_NEGATIVE,
+        "train_s": POSITIVE,
+        "eval_s": NON_NEGATIVE,
+        "images_per_s": POSITIVE,
+    },
+    TestScore: {
+        "checkpoint_epoch": NON_NEGATIVE,
+        "images": AT_LEAST_1,
+        "accuracy": FRACTION,
+        "macro_f1": FRACTION,
+        "precision": FRACTION,
+        "recall": FRACTION,
+        "confusion": NON_NEGATIVE,
+        "latency_b1_ms": POSITIVE,
+        "predictions": NON_NEGATIVE,
+    },
+    PairedComparison: {
+        "seed": NON_NEGATIVE,
+        "images": AT_LEAST_1,
+        "accuracy_diff_points": POINTS,  # direct48 - upscale224: either sign
+        "ci_low_points": POINTS,
+        "ci_high_points": POINTS,
+        "only_upscale_right": NON_NEGATIVE,
+        "only_direct_right": NON_NEGATIVE,
+        "mcnemar_p": FRACTION,
+    },
+    SeedSpread: {
+        "seeds": AT_LEAST_1,
+        "accuracy_mean": FRACTION,
+        "accuracy_std": NON_NEGATIVE,
+        "macro_f1_mean": FRACTION,
+        "macro_f1_std": NON_NEGATIVE,
+        "train_s_per_epoch_mean": POSITIVE,
+    },
+}
+# Lists the readers index or summarise, so an empty one is a broken report, not a small one.
+NON_EMPTY: dict[type, tuple[str, ...]] = {
+    FinetuneSummary: ("runs",),  # one run per pipeline and seed
+    FinetuneRun: ("epochs",),  # time per epoch is their median
+}
+
+
+def _describe(domain: Domain, value: object) -> str:
+    kind = "an integer" if isinstance(value, int) else "a finite number"
+    return f"must be {kind} {domain.text}".rstrip() + f", got {value!r}"
+
+
+def _number_problem(domain: Domain, value: Any, path: str) -> str | None:
+    """The first number under `value` (a number, or a list/dict of them) outside `domain`."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return None if domain.holds(value) else f"{path} {_describe(domain, value)}"
+    if isinstance(value, list):
+        items: Any = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    elif isinstance(value, dict):
+        items = ((f"{path}[{json.dumps(k)}]", v) for k, v in value.items())
+    else:
+        return None
+    for where, item in items:
+        found = _number_problem(domain, item, where)
+        if found:
+            return found
+    return None
+
+
+def check_domains(obj: Any, path: str = "") -> str | None:
+    """The first number of a rebuilt report outside its field's domain (see DOMAINS), as
+    'results[0].latency.stats.median must be a finite number > 0, got -0.2'; None if all hold."""
+    if isinstance(obj, list):
+        for i, item in enumerate(obj):
+            found = check_domains(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
+        return None
+    domains = DOMAINS.get(type(obj), {})
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        where = f"{path}.{f.name}" if path else f.name
+        if f.name in NON_EMPTY.get(type(obj), ()) and not value:
+            return f"{where} must not be empty"
+        if f.name in domains:
+            found = _number_problem(domains[f.name], value, where)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found = _number_problem(ANY, value, where)  # no domain recorded: finite at least
+        else:
+            found = check_domains(value, where)
+        if found:
+            return found
+    return None
+
+
+def _non_finite(data: Any) -> str | None:
+    """The first NaN or infinity anywhere in JSON data (Python's json reads NaN and Infinity),
+    free-form parts (config, environment) included, as 'config.min_time_s must be a finite
+    number, got nan'. Iterative: the depth of the data is whatever the file had."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{path or 'the report'} must be a finite number, got {value!r}"
+        if isinstance(value, dict):
+            for k, v in reversed(list(value.items())):
+                key = k if isinstance(k, str) and k.isidentifier() else json.dumps(k)
+                where = (f"{path}.{key}" if path else key) if k == key else f"{path}[{key}]"
+                stack.append((where, v))
+        elif isinstance(value, list):
+            stack += [(f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value)))]
+    return None

@@ -1,4 +1,12 @@
-"""A Pipeline is preprocessing plus a model for one input size, on one device."""
+"""A Pipeline is preprocessing plus a model for one input size, on one device.
+
+Every model call goes through `Pipeline._run_model`: the first call at each batch size (in
+eval and in train mode) checks that the output is a (batch, num_classes) tensor, and a model
+that raises or exits there becomes one ModelError naming the backbone, pipeline and batch size.
+After that first call the cost is a set lookup on (training, batch size); the try block is free
+(Python >= 3.11 raises no cost until something is raised). Out-of-memory errors pass unchanged:
+maxbatch's search tells them from every other failure.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,9 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms
 
-from emobench.models import EmotionNet
+from emobench.errors import ModelError
+from emobench.measure.search import is_oom
+from emobench.models import BACKBONES, EmotionNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,12 +44,14 @@ class Pipeline:
     device: torch.device
     precision: str = "fp32"  # fp16/bf16 run the model under autocast
     channels_last: bool = False
+    num_classes: int | None = None  # the output's width; None: whatever the first call returns
 
     def __post_init__(self) -> None:
         self.model.to(self.device).eval()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._forward: Callable[[Tensor], Tensor] = self.model
+        self._checked: set[tuple[bool, int]] = set()  # (training, batch size) checked so far
         self._scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         self._norm: dict[torch.device, tuple[Tensor, Tensor]] = {}
         steps: list[Callable[..., object]] = []
@@ -96,12 +108,36 @@ class Pipeline:
 
     def infer(self, x: Tensor) -> Tensor:
         with torch.inference_mode(), self.autocast():
-            return self._forward(x)
+            return self._run_model(x)
 
     def end_to_end(self, batch_u8_host: Tensor) -> Tensor:
         """uint8 host batch -> logits: copy, batched preprocessing, forward."""
         with torch.inference_mode(), self.autocast():
-            return self._forward(self.preprocess_batched(batch_u8_host))
+            return self._run_model(self.preprocess_batched(batch_u8_host))
+
+    def _run_model(self, x: Tensor) -> Tensor:
+        """The model on `x`; the output checked on the first call at this batch size."""
+        out = call_model(self._forward, x, self.model)
+        key = (self.model.training, x.shape[0])
+        if key not in self._checked:
+            self._check_output(x, out)
+            self._checked.add(key)
+        return out
+
+    def _failed(self, x: Tensor, detail: str) -> ModelError:
+        return model_failure(self.model, x, detail)
+
+    def _check_output(self, x: Tensor, out: object) -> None:
+        batch = x.shape[0]
+        if self.num_classes is None and isinstance(out, Tensor) and out.dim() == 2:
+            self.num_classes = int(out.shape[1])  # the first call's width; later ones must agree
+        expected = (batch, self.num_classes)
+        if not isinstance(out, Tensor):
+            raise self._failed(
+                x, f"returned {type(out).__name__}; expected a tensor of shape {expected}"
+            )
+        if tuple(out.shape) != expected:
+            raise self._failed(x, f"returned shape {tuple(out.shape)}; expected {expected}")
 
     def example_input(self, batch_size: int, random: bool = False) -> Tensor:
         shape = (batch_size, 3, self.input_size, self.input_size)
@@ -123,7 +159,7 @@ class Pipeline:
     def train_step(self, x: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimizer step: forward, cross-entropy, backward, SGD update (in train mode)."""
         with self.autocast():
-            loss = F.cross_entropy(self._forward(x), labels)
+            loss = F.cross_entropy(self._run_model(x), labels)
         if self._scaler is not None:
             self._scaler.scale(loss).backward()
             self._scaler.step(optimizer)
@@ -132,3 +168,32 @@ class Pipeline:
             loss.backward()
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+
+def _raised(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"raised {type(exc).__name__}" + (f": {lines[0][:200]}" if lines else "")
+
+
+def call_model(forward: Callable[[Tensor], Any], x: Tensor, model: EmotionNet) -> Any:
+    """`forward(x)`; what the model raises or exits with becomes one ModelError naming it, the
+    pipeline and the batch size. Out-of-memory errors pass unchanged (maxbatch's search tells
+    them from every other failure), and so does KeyboardInterrupt: it is taken for a Ctrl-C."""
+    try:
+        return forward(x)
+    except Exception as exc:
+        if is_oom(exc):
+            raise
+        raise model_failure(model, x, _raised(exc)) from exc
+    except SystemExit as exc:
+        raise model_failure(model, x, f"exited (SystemExit {exc.code!r})") from None
+    except GeneratorExit as exc:
+        raise model_failure(model, x, _raised(exc)) from None
+
+
+def model_failure(model: EmotionNet, x: Tensor, detail: str) -> ModelError:
+    """`plugin NAME: at batch N, the PIPELINE model DETAIL` (a registered backbone by name)."""
+    name = model.backbone_name
+    label = name if name in BACKBONES else f"plugin {name}"
+    mode = " (train mode)" if model.training else ""
+    return ModelError(f"{label}: at batch {x.shape[0]}, the {model.pipeline} model{mode} {detail}")

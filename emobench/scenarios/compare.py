@@ -24,6 +24,7 @@ from emobench.device import (
     emulated_precision,
     resolve_device,
 )
+from emobench.errors import ModelError
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.contention import ContentionMonitor
 from emobench.measure.env import fingerprint
@@ -34,6 +35,7 @@ from emobench.measure.timing import (
     LoopSettings,
     Timer,
     TimingResult,
+    Watchdog,
     cpu_timer,
     throughput_timer_for,
     time_loop,
@@ -276,8 +278,10 @@ def _notes(
     if ctx.budget.exhausted_at:
         notes.append(
             f"--time-budget {config.time_budget_s:g} s ran out at: {ctx.budget.exhausted_at}; "
-            "later measurements took only their minimum samples"
+            "later measurements took only their minimum samples, and a call that ran past "
+            "the budget (or, later, a measurement's grace) was cut"
         )
+    notes += ctx.cuts
     if contention.busy:
         notes.append(contention.note)
     return notes
@@ -318,16 +322,21 @@ class _Bench:
 
     def timed(
         self, fn: Callable[[], object], warm: bool = False, blocked: bool = False
-    ) -> TimingResult:
+    ) -> TimingResult | None:
         """Time fn; `warm`: fn already ran at this size (no cold call, no warmup); `blocked`:
-        a throughput-like figure (CUDA: blocks of calls per synchronisation)."""
+        a throughput-like figure (CUDA: blocks of calls per synchronisation). None when the
+        run's watchdog cut a call before the first sample (the report's notes say why)."""
         settings = self.ctx.budget.settings(self.loop, self.ctx.steps)
         if warm:
             settings = dataclasses.replace(settings, warmup_iters=0)
-        clock, name = (self.timer, self.timer_name)
-        if blocked:
-            clock, name = throughput_timer_for(self.ctx.device, fn)
-        return time_loop(fn, settings, clock, name, cold=not warm)
+
+        def measure(watchdog: Watchdog) -> TimingResult:
+            clock, name = (self.timer, self.timer_name)
+            if blocked:
+                clock, name = throughput_timer_for(self.ctx.device, fn, watchdog)
+            return time_loop(fn, settings, clock, name, cold=not warm, watchdog=watchdog)
+
+        return self.ctx.watched(measure)
 
 
 @dataclass
@@ -397,7 +406,9 @@ def _setup(backbone: str, pipeline_name: str, ctx: RunContext, images: np.ndarra
     model = build_model(
         backbone, pipeline_name, num_classes=config.num_classes, pretrained=config.pretrained
     )
-    pipe = Pipeline(pipeline_name, model, device, config.precision, config.channels_last)
+    pipe = Pipeline(
+        pipeline_name, model, device, config.precision, config.channels_last, config.num_classes
+    )
     loop = loop_settings(config)
     timer, timer_name = timer_for(device)
     host = torch.from_numpy(images)
@@ -435,8 +446,11 @@ def _compile_step(bench: _Bench) -> tuple[float | None, str | None]:
     try:
         return _compile(bench.pipe, mode, bench.x1), None
     except Exception as exc:  # a compiler failure: report it, keep the other pipeline
-        message = f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-        return None, message
+        cause: BaseException = exc
+        if isinstance(exc, ModelError) and exc.__cause__ is not None:
+            cause = exc.__cause__  # the compiler's own error, raised in the first call
+        lines = str(cause).splitlines() or [""]
+        return None, f"torch.compile failed: {type(cause).__name__}: {lines[0][:300]}"
 
 
 def _compile_failed(
@@ -463,7 +477,9 @@ def _latency(bench: _Bench) -> tuple[TimingResult | None, float | None]:
     # before anything else runs the model, so its cold start is the model's first call
     plan = bench.ctx.plan
     if Step(LATENCY) in plan.paired:
-        return None, bench.timer(partial(bench.pipe.infer, bench.x1))
+        first = partial(bench.pipe.infer, bench.x1)
+        what = f"{bench.tag}: cold start, batch 1"
+        return None, bench.ctx.watched(lambda watchdog: watchdog.call(bench.timer, first), what)
     if Step(LATENCY) in plan.pipeline:
         bench.ctx.steps(f"{bench.tag}: latency, batch 1")
         return bench.timed(partial(bench.pipe.infer, bench.x1)), None
@@ -516,32 +532,44 @@ def _infer_batch(bench: _Bench, bs: int, out: _Inference) -> None:
         # the peak-memory call is also this batch size's warmup
         out.memory = _peak_memory(bench, xb, bs, out.memory)
         out.peak_input = xb
-        warm = bench.config.compile == "none"
+        warm = bench.config.compile == "none" and out.memory.peak is not None
     if plan.interleaved:
         out.warm_batch = bs if warm else out.warm_batch
         return
     if Step(SHARED, bs) in plan.pipeline:
         settings = bench.ctx.budget.settings(bench.loop, step)
-        model_only, e2e = _shared_loop(pipe, batch_u8, settings, warm)
-        out.throughput.append(_batch_timing(bs, model_only))
-        out.end_to_end.append(_batch_timing(bs, e2e))
+        shared = bench.ctx.watched(partial(_shared_loop, pipe, batch_u8, settings, warm))
+        if shared is not None:
+            out.throughput.append(_batch_timing(bs, shared[0]))
+            out.end_to_end.append(_batch_timing(bs, shared[1]))
         return
     if Step(THROUGHPUT, bs) in plan.pipeline:
         step(f"{tag}: throughput, batch {bs}")
         timing = bench.timed(partial(pipe.infer, xb), warm, blocked=True)
-        out.throughput.append(_batch_timing(bs, timing))
-        if bs == max(bench.config.batch_sizes):
-            # NVML is sampled in a pass of its own: its thread never shares the GIL
-            # with the launches of the timed loop
-            monitor = _gpu_monitor(bench.ctx.device, True)
-            out.monitor = monitor_pass(monitor, partial(pipe.infer, xb), timing.stats.n, bs)
-        warm = True
+        if timing is not None:
+            out.throughput.append(_batch_timing(bs, timing))
+            if bs == max(bench.config.batch_sizes):
+                # NVML is sampled in a pass of its own: its thread never shares the GIL
+                # with the launches of the timed loop
+                out.monitor = _monitor(bench, partial(pipe.infer, xb), timing.stats.n, bs)
+            warm = True
     del xb
     out.last_input = None
     if Step(END_TO_END, bs) in plan.pipeline:
         step(f"{tag}: end to end, batch {bs}")
         timing = bench.timed(partial(pipe.end_to_end, batch_u8), warm, True)
-        out.end_to_end.append(_batch_timing(bs, timing))
+        if timing is not None:
+            out.end_to_end.append(_batch_timing(bs, timing))
+
+
+def _monitor(
+    bench: _Bench, fn: Callable[[], object], calls: int, bs: int
+) -> nvml_mod.MonitorResult | None:
+    """The NVML pass after a throughput loop, its calls watched like the loop's."""
+    monitor = _gpu_monitor(bench.ctx.device, True)
+    return bench.ctx.watched(
+        lambda watchdog: monitor_pass(monitor, partial(watchdog.call, fn), calls, bs)
+    )
 
 
 def _peak_memory(bench: _Bench, xb: torch.Tensor, bs: int, memory: MemoryResult) -> MemoryResult:
@@ -550,14 +578,21 @@ def _peak_memory(bench: _Bench, xb: torch.Tensor, bs: int, memory: MemoryResult)
     if bench.config.compile != "none":
         forward = partial(_eager_forward, bench.model, xb, bench.pipe)
     held = [*bench.model.parameters(), *bench.model.buffers(), xb]
-    peak = peak_memory(forward, bench.ctx.device, held)
+    device = bench.ctx.device
+    peak = bench.ctx.watched(
+        lambda watchdog: peak_memory(partial(watchdog.call, forward), device, held)
+    )
+    if peak is None:  # the call was cut: no peak (the notes say why)
+        return memory
     return dataclasses.replace(memory, peak_batch_size=bs, peak=peak)
 
 
 def _train_and_transfer(bench: _Bench) -> tuple[list[TrainResult], list[TransferResult]]:
     """The train steps (train mode) and the host-to-device transfers (CUDA), as planned."""
     plan, config, step, tag = bench.ctx.plan, bench.config, bench.ctx.steps, bench.tag
-    train = _train(bench.pipe, config, step, tag, bench.timed) if plan.takes(TRAIN) else []
+    train = []
+    if plan.takes(TRAIN):
+        train = _train(bench.pipe, config, step, tag, bench.timed, bench.ctx.watched)
     to_device = []
     if plan.takes(TRANSFER):
         to_device = _to_device(bench.pipe, bench.host, config, step, tag, bench.timed)

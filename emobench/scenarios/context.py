@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
 from emobench.config import RunConfig
 from emobench.measure.limits import DeviceLimits
+from emobench.measure.timing import CallCut, Watchdog
 from emobench.runtimes.torch import Pipeline
 from emobench.scenarios.steps import Budget, StepPlan, Steps
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,6 +39,29 @@ class RunContext:
     budget: Budget
     limits: DeviceLimits | None = None
     deferred: dict[str, Deferred] = field(default_factory=dict)
+    cuts: list[str] = field(default_factory=list)  # measurements the watchdog stopped, and why
+
+    def watched(self, measure: Callable[[Watchdog], T], what: str | None = None) -> T | None:
+        """`measure(watchdog)` under the watchdog of the measurement about to start (the run's
+        --time-budget); None when a call was cut before anything was measured. Either way a
+        cut is noted for the report, as `what` (the current step by default)."""
+        watchdog = self.budget.watchdog(self.steps)
+        try:
+            with watchdog:
+                result = measure(watchdog)
+        except CallCut as cut:
+            self.note_cut(cut.reason, measured=False, what=what)
+            return None
+        if watchdog.cut is not None:
+            self.note_cut(watchdog.cut, measured=True, what=what)
+        return result
+
+    def note_cut(self, reason: str, measured: bool, what: str | None = None) -> None:
+        """A note for the report: the step (or `what`), what is left of it, and why."""
+        kept = "stopped early (the samples before the cut are kept)" if measured else "not measured"
+        self.cuts.append(f"{what or self.steps.current}: {kept}: {reason}")
+        if self.budget.exhausted_at is None:
+            self.budget.exhausted_at = self.steps.current
 
     @property
     def defer(self) -> bool:

@@ -1,4 +1,7 @@
-"""Paired mode: both pipelines' headline loops in interleaved ABBA rounds, and their ratios."""
+"""Paired mode: both pipelines' headline loops in interleaved ABBA rounds, and their ratios.
+
+Every loop runs under the run's watchdog (--time-budget): one it cut before a whole round is
+left out of both sides (the report's notes say why)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from emobench.measure.timing import (
     PairedLoop,
     Timer,
     TimingResult,
+    Watchdog,
     paired_loop,
     throughput_timer_for,
     timer_for,
@@ -74,12 +78,26 @@ class _Rounds:
     def tag(self) -> str:
         return f"{self.backbone}: both pipelines, interleaved"
 
-    def run(self, key: str, fa: Sample, fb: Sample, warm: bool = False) -> PairedLoop:
+    def run(self, key: str, fa: Sample, fb: Sample, warm: bool = False) -> PairedLoop | None:
         """Rounds of A and B until the stopping rule; the ratio of the last part is `key`'s."""
+        return self.run_sized(key, lambda _watchdog: (fa, fb), warm)
+
+    def run_sized(
+        self, key: str, samples: Callable[[Watchdog], tuple[Sample, Sample]], warm: bool = False
+    ) -> PairedLoop | None:
+        """`run` with samples made under the loop's watchdog (sizing blocks calls the model
+        too). None when the watchdog cut a call before the first round."""
         settings = self.ctx.budget.settings(self.loop, self.ctx.steps)
         if warm:
             settings = dataclasses.replace(settings, warmup_iters=0)
-        result = paired_loop(fa, fb, settings)
+
+        def measure(watchdog: Watchdog) -> PairedLoop:
+            sa, sb = samples(watchdog)
+            return paired_loop(sa, sb, settings, watchdog=watchdog)
+
+        result = self.ctx.watched(measure)
+        if result is None:
+            return None
         self.ratios.append(
             PairedRatio.from_rounds(
                 self.backbone, key, [r[-1] for r in result.ratios], result.stop_reason
@@ -91,6 +109,22 @@ class _Rounds:
         """A sample of one part: `fn` timed by `clock` (the per-call timer by default)."""
         clock = self.timer if clock is None else clock
         return lambda: (clock(fn),)
+
+    def blocked(
+        self, fa: Callable[[], object], fb: Callable[[], object], names: list[str]
+    ) -> Callable[[Watchdog], tuple[Sample, Sample]]:
+        """Samples of `fa` and `fb` in blocks sized by their first calls (under the loop's
+        watchdog); the timers' names go to `names`."""
+
+        def sized(watchdog: Watchdog) -> tuple[Sample, Sample]:
+            (ta, na), (tb, nb) = (
+                throughput_timer_for(self.ctx.device, fa, watchdog),
+                throughput_timer_for(self.ctx.device, fb, watchdog),
+            )
+            names.extend((na, nb))
+            return self.one(fa, ta), self.one(fb, tb)
+
+        return sized
 
 
 def paired_headline(
@@ -149,6 +183,8 @@ def _latency(rounds: _Rounds, out: dict[str, _Headline]) -> None:
         rounds.one(partial(a.pipe.infer, a.x1)),
         rounds.one(partial(b.pipe.infer, b.x1)),
     )
+    if res is None:
+        return
     warmup = rounds.loop.warmup_iters
     out[UPSCALE].latency = _timing(res, 0, 0, rounds.timer_name, a.cold_ms, warmup)
     out[DIRECT].latency = _timing(res, 1, 0, rounds.timer_name, b.cold_ms, warmup)
@@ -163,6 +199,8 @@ def _preprocess_per_image(rounds: _Rounds, images: np.ndarray, out: dict[str, _H
         rounds.one(partial(a.pipe.preprocess_per_image, images[:n])),
         rounds.one(partial(b.pipe.preprocess_per_image, images[:n])),
     )
+    if res is None:
+        return
     for i, side in enumerate(SIDES):
         timing = _timing(res, i, 0, rounds.timer_name, None, 0)
         out[side].preprocess.append(_preprocess_result(PER_IMAGE_PATH, n, timing))
@@ -176,10 +214,11 @@ def _preprocess_batched(rounds: _Rounds, out: dict[str, _Headline]) -> None:
         partial(a.pipe.preprocess_batched, a.host[:n]),
         partial(b.pipe.preprocess_batched, b.host[:n]),
     )
-    device = rounds.ctx.device
-    (ta, na), (tb, nb) = throughput_timer_for(device, fa), throughput_timer_for(device, fb)
-    res = rounds.run("preprocess_batched_tensor_us", rounds.one(fa, ta), rounds.one(fb, tb))
-    for i, (side, name) in enumerate(zip(SIDES, (na, nb), strict=True)):
+    names: list[str] = []
+    res = rounds.run_sized("preprocess_batched_tensor_us", rounds.blocked(fa, fb, names))
+    if res is None:
+        return
+    for i, (side, name) in enumerate(zip(SIDES, names, strict=True)):
         timing = _timing(res, i, 0, name, None, 0)
         out[side].preprocess.append(_preprocess_result(BATCHED_PATH, n, timing))
 
@@ -195,6 +234,8 @@ def _shared_batch(rounds: _Rounds, bs: int, out: dict[str, _Headline]) -> None:
         _split_call(b.pipe, b.host[:bs]),
         warm,
     )
+    if res is None:
+        return
     model_only = [r[0] for r in res.ratios]
     rounds.ratios.append(
         PairedRatio.from_rounds(
@@ -224,12 +265,11 @@ def _batch_loop(rounds: _Rounds, bs: int, kind: str, out: dict[str, _Headline]) 
             partial(a.pipe.end_to_end, a.host[:bs]),
             partial(b.pipe.end_to_end, b.host[:bs]),
         )
-    device = rounds.ctx.device
-    (ta, na), (tb, nb) = throughput_timer_for(device, fa), throughput_timer_for(device, fb)
-    res = rounds.run(
-        f"{kind}_b{bs}_images_per_s", rounds.one(fa, ta), rounds.one(fb, tb), warm=True
-    )
-    for i, (side, name) in enumerate(zip(SIDES, (na, nb), strict=True)):
+    names: list[str] = []
+    res = rounds.run_sized(f"{kind}_b{bs}_images_per_s", rounds.blocked(fa, fb, names), True)
+    if res is None:
+        return
+    for i, (side, name) in enumerate(zip(SIDES, names, strict=True)):
         timings = out[side].throughput if kind == "throughput" else out[side].end_to_end
         timings.append(_batch_timing(bs, _timing(res, i, 0, name, None, 0)))
 
@@ -242,10 +282,13 @@ def _with_headline(
     if ctx.device.type == "cuda" and h.throughput:
         peak = max(ctx.config.batch_sizes)
         x = d.pipe.preprocess_batched(d.host[:peak])
-        best = next(t for t in h.throughput if t.batch_size == peak)
-        monitor = monitor_pass(
-            _gpu_monitor(ctx.device, True), partial(d.pipe.infer, x), best.timing.stats.n, peak
-        )
+        best = next((t for t in h.throughput if t.batch_size == peak), None)
+        if best is not None:
+            n, fn = best.timing.stats.n, partial(d.pipe.infer, x)
+            gpu = _gpu_monitor(ctx.device, True)
+            monitor = ctx.watched(
+                lambda watchdog: monitor_pass(gpu, partial(watchdog.call, fn), n, peak)
+            )
     return dataclasses.replace(
         result,
         latency=h.latency,

@@ -14,7 +14,14 @@ import torch
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.contention import nvml_other_processes
 from emobench.measure.limits import DeviceLimits
-from emobench.measure.timing import LoopSettings, TimingResult, sample_until_stable
+from emobench.measure.timing import (
+    UNWATCHED,
+    LoopSettings,
+    TimingResult,
+    Watchdog,
+    sample_until_stable,
+    warmup_after_cold,
+)
 from emobench.results import BatchTiming, Efficiency, MemoryResult, PreprocessResult
 from emobench.runtimes.torch import PER_IMAGE_PATH, Pipeline
 from emobench.stats.summary import Stats
@@ -53,24 +60,30 @@ def _split_call(pipe: Pipeline, batch_u8: torch.Tensor) -> Callable[[], tuple[fl
 
 
 def _shared_loop(
-    pipe: Pipeline, batch_u8: torch.Tensor, settings: LoopSettings, warm: bool
+    pipe: Pipeline,
+    batch_u8: torch.Tensor,
+    settings: LoopSettings,
+    warm: bool,
+    watchdog: Watchdog = UNWATCHED,
 ) -> tuple[TimingResult, TimingResult]:
     """Model-only and end-to-end from the same calls (CPU): each call preprocesses the uint8
-    batch, then runs the model, timing both parts; the stopping rule follows end to end."""
+    batch, then runs the model, timing both parts; the stopping rule follows end to end. Every
+    call runs under `watchdog` (see measure.timing.time_loop)."""
     model_only: list[float] = []
     split = _split_call(pipe, batch_u8)
 
     def one_call() -> float:
-        model_ms, e2e_ms = split()
+        model_ms, e2e_ms = watchdog.call(split)
         model_only.append(model_ms)
         return e2e_ms
 
-    cold = None if warm else one_call()
-    warmup = 0 if warm else settings.warmup_iters
-    for _ in range(warmup):
-        one_call()
-    model_only.clear()
-    e2e, reason, elapsed = sample_until_stable(one_call, settings)
+    with watchdog:
+        cold = None if warm else one_call()
+        warmup = 0 if warm else warmup_after_cold(settings, cold)
+        for _ in range(warmup):
+            one_call()
+        model_only.clear()
+        e2e, reason, elapsed = sample_until_stable(one_call, settings)
 
     def result(samples: list[float], first: float | None) -> TimingResult:
         return TimingResult(

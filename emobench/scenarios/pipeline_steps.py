@@ -1,5 +1,8 @@
 """One pipeline's own measuring steps: preprocessing, train steps, host-to-device transfers,
-torch.compile, and the eager forward that counting and peak memory need."""
+torch.compile, and the eager forward that counting and peak memory need.
+
+`timed` returns None for a measurement the run's watchdog cut before its first sample; such a
+measurement is left out of the report (its notes say why)."""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ import torch
 
 from emobench.config import RunConfig
 from emobench.measure.memory import peak_memory
-from emobench.measure.timing import TimingResult
+from emobench.measure.timing import TimingResult, Watchdog
+from emobench.models import EmotionNet
 from emobench.results import PreprocessResult, TrainResult, Transfer, TransferResult
-from emobench.runtimes.torch import BATCHED_PATH, PER_IMAGE_PATH, Pipeline
+from emobench.runtimes.torch import BATCHED_PATH, PER_IMAGE_PATH, Pipeline, call_model
 
 
 def _transfer_record(model: Any) -> Transfer:
@@ -28,12 +32,11 @@ def _transfer_record(model: Any) -> Transfer:
     )
 
 
-def _eager_forward(
-    model: torch.nn.Module, x: torch.Tensor, pipe: Pipeline | None = None
-) -> torch.Tensor:
-    """The uncompiled model (under the pipeline's autocast when given)."""
+def _eager_forward(model: EmotionNet, x: torch.Tensor, pipe: Pipeline | None = None) -> Any:
+    """The uncompiled model (under the pipeline's autocast when given); a failure is one
+    ModelError naming the model and the batch size, as in Pipeline's calls."""
     with torch.inference_mode(), pipe.autocast() if pipe is not None else nullcontext():
-        return model(x)
+        return call_model(model, x, model)
 
 
 def _compile(pipe: Pipeline, mode: str, x1: torch.Tensor) -> float:
@@ -53,7 +56,7 @@ def _preprocess(
     config: RunConfig,
     step: Callable[[str], None],
     tag: str,
-    timed: Callable[..., TimingResult],
+    timed: Callable[..., TimingResult | None],
 ) -> list[PreprocessResult]:
     n = config.preprocess_images
     step(f"{tag}: preprocessing, per-image PIL path ({n} images)")
@@ -61,12 +64,9 @@ def _preprocess(
     step(f"{tag}: preprocessing, batched tensor path ({n} images)")
     batched = timed(partial(pipe.preprocess_batched, host[:n]), blocked=True)
     return [
-        PreprocessResult(
-            PER_IMAGE_PATH, n, per_image.stats.scaled(1000.0 / n, "us/image"), per_image.stop_reason
-        ),
-        PreprocessResult(
-            BATCHED_PATH, n, batched.stats.scaled(1000.0 / n, "us/image"), batched.stop_reason
-        ),
+        PreprocessResult(path, n, t.stats.scaled(1000.0 / n, "us/image"), t.stop_reason)
+        for path, t in ((PER_IMAGE_PATH, per_image), (BATCHED_PATH, batched))
+        if t is not None
     ]
 
 
@@ -75,7 +75,8 @@ def _train(
     config: RunConfig,
     step: Callable[[str], None],
     tag: str,
-    timed: Callable[..., TimingResult],
+    timed: Callable[..., TimingResult | None],
+    watched: Callable[[Callable[[Watchdog], Any]], Any],
 ) -> list[TrainResult]:
     results = []
     pipe.model.train()
@@ -90,12 +91,22 @@ def _train(
             if "memory" in config.measurements:  # the measured step is also the warmup
                 held = [*pipe.model.parameters(), *pipe.model.buffers(), x, labels]
                 held += [t for st in optimizer.state.values() for t in st.values()]
-                peak = peak_memory(one_step, pipe.device, [t for t in held if torch.is_tensor(t)])
+                tensors = [t for t in held if torch.is_tensor(t)]
+                peak = watched(partial(_watched_peak, one_step, pipe.device, tensors))
             timing = timed(one_step, peak is not None, blocked=True)
-            results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
+            optimizer.zero_grad(set_to_none=True)  # what a cut step may have left
+            if timing is not None:
+                results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
     finally:
         pipe.model.eval()
     return results
+
+
+def _watched_peak(
+    fn: Callable[[], object], device: torch.device, held: list[torch.Tensor], watchdog: Watchdog
+) -> Any:
+    """Peak memory of one call of `fn`, the call under `watchdog`."""
+    return peak_memory(partial(watchdog.call, fn), device, held)
 
 
 def _to_device(
@@ -104,9 +115,10 @@ def _to_device(
     config: RunConfig,
     step: Callable[[str], None],
     tag: str,
-    timed: Callable[..., TimingResult],
+    timed: Callable[..., TimingResult | None],
 ) -> list[TransferResult]:
-    """Each way of getting this pipeline's input onto the GPU (pinned host memory)."""
+    """Each way of getting this pipeline's input onto the GPU (pinned host memory); a way
+    whose timing the watchdog cut is left out."""
     out = []
     cpu = torch.device("cpu")
     for bs in config.batch_sizes:
@@ -114,41 +126,46 @@ def _to_device(
         u8 = host[:bs]
         copy_u8 = timed(partial(u8.to, pipe.device, non_blocking=True))
         if pipe.input_size == u8.shape[-1]:
-            out.append(
-                TransferResult(
-                    bs,
-                    "copy_uint8_48",
-                    u8.numel(),
-                    u8.is_pinned(),
-                    copy_u8.stats.median,
-                    timed(partial(pipe.preprocess_batched, u8)).stats.median,
+            total = timed(partial(pipe.preprocess_batched, u8))
+            if copy_u8 is not None and total is not None:
+                out.append(
+                    TransferResult(
+                        bs,
+                        "copy_uint8_48",
+                        u8.numel(),
+                        u8.is_pinned(),
+                        copy_u8.stats.median,
+                        total.stats.median,
+                    )
                 )
-            )
             continue
         # upscale on the host, then copy the float 224x224 batch
         f32 = pipe.preprocess_batched(u8, device=cpu).pin_memory()
         copy_f32 = timed(partial(f32.to, pipe.device, non_blocking=True))
         host_path = timed(partial(_host_upscale_then_copy, pipe, u8))
-        out.append(
-            TransferResult(
-                bs,
-                "host_upscale_then_copy_f32",
-                f32.numel() * f32.element_size(),
-                True,
-                copy_f32.stats.median,
-                host_path.stats.median,
+        if copy_f32 is not None and host_path is not None:
+            out.append(
+                TransferResult(
+                    bs,
+                    "host_upscale_then_copy_f32",
+                    f32.numel() * f32.element_size(),
+                    True,
+                    copy_f32.stats.median,
+                    host_path.stats.median,
+                )
             )
-        )
-        out.append(
-            TransferResult(
-                bs,
-                "copy_uint8_then_device_upscale",
-                u8.numel(),
-                u8.is_pinned(),
-                copy_u8.stats.median,
-                timed(partial(pipe.preprocess_batched, u8)).stats.median,
+        on_device = timed(partial(pipe.preprocess_batched, u8))
+        if copy_u8 is not None and on_device is not None:
+            out.append(
+                TransferResult(
+                    bs,
+                    "copy_uint8_then_device_upscale",
+                    u8.numel(),
+                    u8.is_pinned(),
+                    copy_u8.stats.median,
+                    on_device.stats.median,
+                )
             )
-        )
     return out
 
 

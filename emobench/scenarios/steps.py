@@ -11,7 +11,7 @@ import torch
 
 from emobench.config import RunConfig
 from emobench.measure.contention import ContentionMonitor
-from emobench.measure.timing import STOP_BUDGET, LoopSettings
+from emobench.measure.timing import STOP_BUDGET, LoopSettings, Watchdog
 from emobench.results import RunBudget
 from emobench.results.metrics import DIRECT, UPSCALE
 from emobench.results.progress import ProgressFn
@@ -164,8 +164,14 @@ def loop_settings(config: RunConfig) -> LoopSettings:
     )
 
 
+MIN_GRACE_S = 0.5  # the least a measurement near or past the end of --time-budget still gets
+
+
 class Budget:
-    """--time-budget: what is left is shared equally among the steps left."""
+    """--time-budget: what is left is shared equally among the steps left (each loop's cap), and
+    no call may run past the budget's end (the watchdog). A measurement that starts with less
+    than a grace left still gets the grace, one step's share of the budget (at least
+    MIN_GRACE_S): a fast model takes its minimum samples, a slow one is cut after the grace."""
 
     def __init__(self, total_s: float | None, clock: Callable[[], float] = time.perf_counter):
         self.total_s = total_s
@@ -186,6 +192,20 @@ class Budget:
         return dataclasses.replace(
             base, max_time_s=share, min_time_s=min(base.min_time_s, share), cap_reason=STOP_BUDGET
         )
+
+    def watchdog(self, steps: Steps) -> Watchdog:
+        """The per-call bound of the measurement about to start: none without --time-budget;
+        else what is left of the budget, or the grace when that is less."""
+        if self.total_s is None:
+            return Watchdog(None)
+        left = self.total_s - (self.clock() - self.started)
+        budget = f"--time-budget {self.total_s:g} s"
+        grace = max(self.total_s / max(steps.total, 1), MIN_GRACE_S)
+        if left > grace:
+            return Watchdog(left, f"the {left:.3g} s left of {budget}")
+        if left <= 0 and self.exhausted_at is None:
+            self.exhausted_at = steps.current
+        return Watchdog(grace, f"the {grace:.3g} s a measurement still gets at the end of {budget}")
 
     def record(self) -> RunBudget | None:
         """The budget as the report records it; None without --time-budget."""

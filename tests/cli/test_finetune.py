@@ -177,3 +177,174 @@ def test_tradeoff_takes_max_batch_from_a_maxbatch_report(ft_report: Path) -> Non
     run = ft.runs_for("direct48")[0]
     assert rows["direct48"].values["latency_b1_ms"] == run.test.latency_b1_ms
     assert rows["direct48"].values["params"] == run.params_total
+
+
+# -- hardening (issue #26) -------------------------------------------------------------------------
+
+ONE_EPOCH = [
+    "--backbone", "resnet18", "--device", "cpu", "--epochs", "1", "--batch-size", "32",
+    "--workers", "0", "--optimizer", "adamw", "--no-pretrained", "--pipeline", "direct48",
+]  # fmt: skip
+
+
+def _error_line(result) -> str:  # type: ignore[no-untyped-def]
+    """The one `error:` line, the last on stderr (progress lines may come before it)."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    assert "Traceback" not in result.output
+    return errors[0]
+
+
+def test_held_checkpoints_need_resume_or_force_and_out_needs_force(
+    tmp_path: Path, fer_csv: Path, small_models: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emobench.data.labeled import load_labeled
+    from emobench.scenarios.finetune.settings import FinetuneConfig, default_checkpoint_dir
+
+    monkeypatch.chdir(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    base = ["finetune", "--data", str(fer_csv), *ONE_EPOCH]
+    refused = cli.invoke(app, [*base, "--out", str(notes)])
+    assert refused.exit_code == 2
+    assert "exists and is not an emobench report" in _error_line(refused)
+    assert notes.read_text() == "my notes\n" and not (tmp_path / "results").exists()
+
+    first = cli.invoke(app, [*base, "--out", str(notes), "--force"])
+    assert first.exit_code == 0, first.output
+    assert R.load(notes).kind == "finetune"
+    # the default folder: results/finetune/<backbone>-<data name>-<12 hex of data and recipe>
+    config = FinetuneConfig(
+        backbone="resnet18", epochs=1, batch_size=32, optimizer="adamw", pretrained=False
+    )
+    data_hash = load_labeled(fer_csv).content_sha256()
+    folder = default_checkpoint_dir(config, fer_csv, data_hash)
+    assert folder.parent == Path("results/finetune") and folder.name.startswith("resnet18-fer-")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "direct48-seed0-best.pt",
+        "direct48-seed0-last.pt",
+        "direct48-seed0-state.pt",
+    ]
+    assert R.load(notes).finetune.runs[0].checkpoint_last == str(folder / "direct48-seed0-last.pt")  # type: ignore[union-attr]
+
+    again = cli.invoke(app, [*base, "--out", "again.json"])
+    assert again.exit_code == 2
+    line = _error_line(again)
+    assert f"{folder} holds checkpoints of a run (direct48-seed0-best.pt)" in line
+    assert "--resume to continue it, or --force to start over" in line
+    assert not Path("again.json").exists()
+
+    resumed = cli.invoke(app, [*base, "--out", "again.json", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "epoch 1/1" not in resumed.output  # nothing left to train
+    assert R.load(Path("again.json")).finetune.runs[0].resumed_from_epoch == 1  # type: ignore[union-attr]
+
+    over = cli.invoke(app, [*base, "--out", "again.json", "--force"])
+    assert over.exit_code == 0, over.output
+    assert "epoch 1/1" in over.output
+    assert R.load(Path("again.json")).finetune.runs[0].resumed_from_epoch == 0  # type: ignore[union-attr]
+
+    other = cli.invoke(app, [*base, "--lr", "0.02", "--resume"])  # another recipe, another folder
+    assert other.exit_code == 2
+    line = _error_line(other)
+    assert "--resume: no checkpoint to resume in results/finetune/resnet18-fer-" in line
+    assert "the default folder is named after the data and the recipe" in line
+
+
+def test_sigterm_during_training_keeps_whole_checkpoints_and_says_how_to_resume(
+    tmp_path: Path,
+    fer_csv: Path,
+    small_models: None,
+    sigterm_guard: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import signal
+
+    from emobench.scenarios.finetune.checkpoint import Checkpoints
+
+    real_save = Checkpoints.save
+
+    def save_then_sigterm(self, trainer):  # type: ignore[no-untyped-def]
+        real_save(self, trainer)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_sigterm)
+    ck, out = tmp_path / "ck", tmp_path / "r.json"
+    args = ["finetune", "--data", str(fer_csv), *ONE_EPOCH, "--epochs", "2"]
+    args += ["--checkpoint-dir", str(ck), "--out", str(out)]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 143, result.output
+    assert _error_line(result) == (
+        f"error: terminated (SIGTERM); checkpoints are in {ck}: rerun with --resume to continue"
+    )
+    assert not out.exists()
+    assert sorted(p.name for p in ck.iterdir()) == [
+        "direct48-seed0-best.pt",
+        "direct48-seed0-last.pt",
+        "direct48-seed0-state.pt",
+    ]
+    monkeypatch.undo()
+    import emobench.scenarios.finetune.run as ft_run
+
+    monkeypatch.setattr(ft_run, "build_model", small_cnn)
+    resumed = cli.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    run = R.load(out).finetune.runs[0]  # type: ignore[union-attr]
+    assert run.resumed_from_epoch == 1 and [e.epoch for e in run.epochs] == [1, 2]
+
+
+def test_a_diverged_fine_tune_writes_its_report_with_nulls(
+    tmp_path: Path, fer_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emobench.scenarios.finetune.run as ft_run
+    from tests.scenarios.test_finetune import diverging_cnn
+
+    monkeypatch.setattr(ft_run, "build_model", diverging_cnn)
+    out = tmp_path / "r.json"
+    args = ["finetune", "--data", str(fer_csv), *ONE_EPOCH, "--epochs", "2", "--lr", "10"]
+    result = cli.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning: direct48 seed 0: the training loss was not finite (nan)" in result.stderr
+    rep = R.load(out)
+    assert [e.train_loss for e in rep.finetune.runs[0].epochs] == [None, None]  # type: ignore[union-attr]
+    assert any("recorded as null" in n for n in rep.notes)
+
+
+def test_missing_weights_say_no_pretrained(
+    tmp_path: Path, fer_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+
+    def offline(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    args = ["finetune", "--data", str(fer_csv), "--backbone", "resnet18", "--device", "cpu"]
+    result = cli.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert "or pass --no-pretrained (random initialisation" in line
+    assert "without --pretrained" not in line
+
+
+def test_an_emulated_precision_is_refused_as_compare_refuses_it(
+    tmp_path: Path, fer_csv: Path, no_native_bf16: None
+) -> None:
+    args = ["finetune", "--data", str(fer_csv), *ONE_EPOCH, "--precision", "bf16"]
+    result = cli.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code == 2
+    assert "--precision bf16: this CPU has no native bf16" in _error_line(result)
+    assert "pass --allow-emulated" in _error_line(result)
+    assert not (tmp_path / "ck").exists()
+
+
+def test_help_names_every_backbone_source_and_force() -> None:
+    result = cli.invoke(app, ["finetune", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Any backbone of `emobench models`, plugins included" in text
+    assert "--force" in text and "--allow-emulated" in text
+    assert "in (0, 10]" in text  # --lr's range

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from emobench import results as R
 from emobench.cli import app
+from emobench.files import marker
 from emobench.gate import store as S
 from emobench.gate import verdicts as B
 from emobench.gate.calibrate import MIN_THRESHOLD
@@ -80,7 +81,8 @@ def test_check_cli_exit_codes(files: Path) -> None:
     )
     assert bad.exit_code == 1
     md = (files / "s.md").read_text()
-    assert md.startswith("| backbone | pipeline | metric |") and "**fail" in md
+    assert md.startswith(marker("markdown") + "| backbone | pipeline | metric |")
+    assert "**fail" in md
     js = runner.invoke(app, ["check", "changed.json", "--baseline", "base.json", "--json"])
     assert js.exit_code == 1
     failed = [v for v in json.loads(js.stdout) if v["verdict"] == "fail"]
@@ -325,7 +327,9 @@ def test_calibrate_command_stores_a_baseline_with_thresholds(suite) -> None:
     assert data["thresholds"]["resnet18/latency_b1_median_ms"] >= MIN_THRESHOLD
     assert len(data["run_ratios"]["resnet18/latency_b1_median_ms"]) == 3
     table = json.loads((suite.parent / "c.json").read_text())
-    assert {row["key"] for row in table} >= {"latency_b1_median_ms", "throughput_b2_images_per_s"}
+    assert table["schema"] == "emobench.calibration" and table["alpha"] == 0.05
+    keys = {row["key"] for row in table["calibrations"]}
+    assert keys >= {"latency_b1_median_ms", "throughput_b2_images_per_s"}
     # the gate then runs on the carried thresholds, no --rule needed
     ci = CliRunner().invoke(
         app, ["ci", str(suite), "--baseline", "tiny", "--repeat", "2", "--out", "r.json",
@@ -392,3 +396,180 @@ def test_calibrate_from_reports_pools_every_run(suite) -> None:
     for args in ([], [str(suite), "--from", "a.json"]):
         refused = runner.invoke(app, ["calibrate", *args])
         assert refused.exit_code == 2 and "not both" in refused.stderr
+
+
+# -- issue #26: NaN never switches the gate off; outputs never clobber; calibrate's inputs --------
+
+
+def _one_error(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+def test_check_refuses_a_nan_report_and_a_nan_baseline(files: Path) -> None:
+    data = R.to_dict(make_report())
+    for r in data["results"]:
+        r["latency"]["stats"]["median"] = float("nan")
+    (files / "nan.json").write_text(json.dumps(data))
+    message = "nan.json: results[0].latency.stats.median must be a finite number > 0, got nan"
+    _one_error(runner.invoke(app, ["check", "nan.json", "--baseline", "base.json"]), message)
+    _one_error(runner.invoke(app, ["check", "base.json", "--baseline", "nan.json"]), message)
+    _one_error(runner.invoke(app, ["baseline", "save", "nan.json", "--name", "x"]), message)
+    assert not (files / "results").exists()
+
+
+def test_check_fails_on_a_metric_it_cannot_compare(files: Path) -> None:
+    """direct48's latency gone from the report: before, no row said so and the check passed."""
+    import dataclasses
+
+    report = make_report()
+    up, dn = report.results
+    R.save(
+        dataclasses.replace(report, results=[up, dataclasses.replace(dn, latency=None)]),
+        files / "cur.json",
+    )
+    result = runner.invoke(app, ["check", "cur.json", "--baseline", "base.json", "--json"])
+    assert result.exit_code == 1, result.output
+    rows = [v for v in json.loads(result.stdout) if v["verdict"] == B.NOT_COMPARABLE]
+    assert ("ratio", "latency_b1_median_ms", "portable") in {
+        (v["pipeline"], v["metric"], v["kind"]) for v in rows
+    }
+    assert "not comparable (a value missing or not a finite number), counted as failures" in (
+        result.stderr
+    )
+    # it gates as a failure of its kind: leave the kinds out of --fail-on and it only shows
+    only_exact = ["check", "cur.json", "--baseline", "base.json", "--fail-on", "exact"]
+    assert runner.invoke(app, only_exact).exit_code == 0
+
+
+def test_check_baseline_that_is_a_device_says_so(files: Path) -> None:
+    result = runner.invoke(app, ["check", "base.json", "--baseline", "/dev/zero"])
+    _one_error(result, "/dev/zero: is a character device, expected a regular file")
+
+
+def test_check_markdown_follows_the_output_policy(files: Path) -> None:
+    (files / "notes.md").write_text("mine\n")
+    foreign = runner.invoke(
+        app, ["check", "base.json", "--baseline", "base.json", "--markdown", "notes.md"]
+    )
+    _one_error(foreign, "--markdown notes.md: exists and is not an emobench markdown file")
+    assert (files / "notes.md").read_text() == "mine\n"
+    own = [
+        "check",
+        "base.json",
+        "--baseline",
+        "changed.json",
+        "--markdown",
+        "changed.json",
+        "--force",
+    ]
+    _one_error(runner.invoke(app, own), "--markdown changed.json: is one of this command's inputs")
+    candidate = ["check", "base.json", "--baseline", "base.json", "--candidate-out", "base.json"]
+    _one_error(runner.invoke(app, candidate), "--candidate-out base.json: is one of this")
+    forced = ["check", "base.json", "--baseline", "base.json", "--markdown", "notes.md", "--force"]
+    assert runner.invoke(app, forced).exit_code == 0
+    assert (files / "notes.md").read_text().startswith(marker("markdown"))
+    again = ["check", "base.json", "--baseline", "base.json", "--markdown", "notes.md"]
+    assert runner.invoke(app, again).exit_code == 0  # ours now: replaced without --force
+
+
+def test_check_does_not_rewrite_the_candidate_it_is_checking(
+    files: Path, classes: dict[str, str]
+) -> None:
+    candidate = Path("results") / f"baseline-candidate-{classes['avx2']}.json"
+    first = runner.invoke(app, ["check", "avx2.json", "--baseline", "ci"])
+    assert first.exit_code == 0, first.output
+    written_at = (files / candidate).stat().st_mtime_ns
+    again = runner.invoke(app, ["check", str(candidate), "--baseline", "ci"])
+    assert again.exit_code == 0, again.output
+    assert (files / candidate).stat().st_mtime_ns == written_at
+    # a default candidate path that is not a report is not replaced without --force
+    (files / candidate).write_text("mine")
+    refused = runner.invoke(app, ["check", "avx2.json", "--baseline", "ci"])
+    _one_error(refused, f"--candidate-out {candidate}: exists and is not an emobench report")
+
+
+@pytest.fixture
+def three_runs(files: Path) -> list[str]:
+    from tests.factories import drifting_runs
+
+    names = ["r1.json", "r2.json", "r3.json"]
+    for name, report in zip(names, drifting_runs()[:3], strict=True):
+        R.save(report, files / name)
+    return names
+
+
+def test_calibrate_from_one_report_is_one_error_line(files: Path) -> None:
+    result = runner.invoke(app, ["calibrate", "--from", "base.json"])
+    _one_error(result, "--from: 1 distinct run; calibration needs at least 3")
+
+
+def test_calibrate_counts_a_run_given_twice_once(files: Path, three_runs: list[str]) -> None:
+    same = ["calibrate", "--from", "base.json", "--from", "base.json", "--from", "./base.json"]
+    _one_error(
+        runner.invoke(app, same), "--from: 1 distinct run (base.json given 3 times: counted once)"
+    )
+    (files / "copy.json").write_bytes((files / "r1.json").read_bytes())
+    two = ["calibrate", "--from", "r1.json", "--from", "copy.json", "--from", "r2.json"]
+    _one_error(runner.invoke(app, two), "2 distinct runs (copy.json holds the same run as r1.json")
+    ok = runner.invoke(app, [*two, "--from", "r3.json"])
+    assert ok.exit_code == 0, ok.output
+    assert "note: copy.json holds the same run as r1.json: counted once" in ok.stderr
+    assert "A/A calibration" in ok.stdout
+
+
+def test_calibrate_out_follows_the_output_policy(files: Path, three_runs: list[str]) -> None:
+    runs = [a for name in three_runs for a in ("--from", name)]
+    own = runner.invoke(app, ["calibrate", *runs, "--out", "r2.json", "--force"])
+    _one_error(own, "--out r2.json: is one of this command's inputs")
+    (files / "notes.txt").write_text("mine\n")
+    foreign = runner.invoke(app, ["calibrate", *runs, "--out", "notes.txt"])
+    _one_error(foreign, "--out notes.txt: exists and is not an emobench calibration file")
+    assert (files / "notes.txt").read_text() == "mine\n"
+    first = runner.invoke(app, ["calibrate", *runs, "--out", "c.json"])
+    assert first.exit_code == 0, first.output
+    table = json.loads((files / "c.json").read_text())
+    assert table["schema"] == "emobench.calibration" and len(table["calibrations"]) > 0
+    assert runner.invoke(app, ["calibrate", *runs, "--out", "c.json"]).exit_code == 0
+
+
+def test_calibrate_refuses_an_existing_baseline_before_calibrating(
+    files: Path, three_runs: list[str]
+) -> None:
+    runs = [a for name in three_runs for a in ("--from", name)]
+    assert runner.invoke(app, ["calibrate", *runs, "--save-baseline", "ci"]).exit_code == 0
+    again = runner.invoke(app, ["calibrate", *runs, "--save-baseline", "ci", "--out", "c.json"])
+    _one_error(again, "already exists; pass --force to overwrite it")
+    assert "A/A calibration" not in again.stdout and not (files / "c.json").exists()
+    assert (
+        runner.invoke(app, ["calibrate", *runs, "--save-baseline", "ci", "--force"]).exit_code == 0
+    )
+
+
+def test_calibrate_of_a_suite_refuses_an_existing_baseline_after_one_run(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine class (and so the baseline's file) is known only once a run has measured
+    it: the refusal costs that one run, not all of them."""
+    import emobench.cli.gate as cli
+
+    S.save_baseline(files / "base.json", "ci")
+    calls: list[int] = []
+
+    def one_run(config, repeat, kind="run"):
+        calls.append(repeat)
+        return [make_report()], "cpu"
+
+    monkeypatch.setattr(cli, "measure_runs", one_run)
+    suite = files / "vgg16.toml"
+    suite.write_text(CI_SUITE.read_text().replace('"vgg16", "resnet18"', '"vgg16"'))
+    result = runner.invoke(app, ["calibrate", str(suite), "--runs", "5", "--save-baseline", "ci"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == "run 1 of 5"
+    assert result.stderr.splitlines()[1:] == [
+        f"error: baseline results/baselines/ci/{class_id(make_report().environment)}.json "
+        "already exists; pass --force to overwrite it"
+    ]
+    assert calls == [1]

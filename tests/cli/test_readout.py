@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 
 from emobench import results as R
 from emobench.cli import app
+from emobench.files import marker
 from emobench.machine import class_id, describe
 from tests.factories import make_report, maxbatch_report
 
 runner = CliRunner()
+MARKER = marker("markdown")
 
 
 def test_report_cli_markdown_and_csv(two_machines: list[Path], tmp_path: Path) -> None:
@@ -22,8 +24,9 @@ def test_report_cli_markdown_and_csv(two_machines: list[Path], tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "reports side by side" in result.stdout
     lines = md.read_text().splitlines()
-    assert lines[0].startswith("| backbone | pipeline | machine | report |")
-    assert len(lines) == 2 + 6
+    assert lines[0] == MARKER.rstrip("\n")  # a later run may replace the file
+    assert lines[1].startswith("| backbone | pipeline | machine | report |")
+    assert len(lines) == 1 + 2 + 6
     assert out_csv.read_text().startswith("file,kind,created_utc")
 
 
@@ -68,7 +71,7 @@ def test_claims_cli(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "29x fewer parameters" in result.stdout and "does not hold" in result.stdout
-    assert md.read_text().count("\n") == 2 + 5
+    assert md.read_text().count("\n") == 1 + 2 + 5
     wrong = runner.invoke(app, ["claims", str(tmp_path / "mb.json")])
     assert wrong.exit_code == 2 and "compare or run" in wrong.stderr
 
@@ -94,3 +97,115 @@ def test_env_command_json() -> None:
     table = runner.invoke(app, ["env", "--device", "cpu"])
     assert table.exit_code == 0
     assert f"machine class {env['machine_class']}: {describe(env)}\n" in table.stdout
+
+
+# -- issue #26: one output policy, reports validated on load ------------------------------------
+
+
+def _one_error(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+def test_an_output_is_never_an_input_even_with_force(two_machines: list[Path]) -> None:
+    cpu = two_machines[0]
+    before = cpu.read_bytes()
+    for option in ("--markdown", "--csv", "--plot"):
+        target = cpu.with_suffix(".png") if option == "--plot" else cpu
+        if option == "--plot":
+            target.write_bytes(before)
+            args = ["report", str(target), "--plot", str(target), "--force"]
+        else:
+            args = ["report", *map(str, two_machines), option, str(cpu), "--force"]
+        _one_error(runner.invoke(app, args), "is one of this command's inputs")
+    assert cpu.read_bytes() == before
+    claims = runner.invoke(app, ["claims", str(cpu), "--markdown", str(cpu), "--force"])
+    _one_error(claims, f"--markdown {cpu}: is one of this command's inputs")
+
+
+def test_an_existing_foreign_file_needs_force(two_machines: list[Path], tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    for option, kind in (("--markdown", "markdown"), ("--csv", "csv"), ("--plot", "plot")):
+        target = notes.with_suffix(".png") if option == "--plot" else notes
+        target.write_text("my notes\n")
+        result = runner.invoke(app, ["report", str(two_machines[0]), option, str(target)])
+        _one_error(result, f"{option} {target}: exists and is not an emobench {kind} file")
+        assert target.read_text() == "my notes\n"
+    claims = runner.invoke(app, ["claims", str(two_machines[0]), "--markdown", str(notes)])
+    _one_error(claims, "exists and is not an emobench markdown file")
+    forced = runner.invoke(
+        app, ["report", str(two_machines[0]), "--markdown", str(notes), "--force"]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert notes.read_text().startswith(MARKER)
+
+
+def test_outputs_of_an_earlier_run_are_replaced_without_force(
+    two_machines: list[Path], tmp_path: Path
+) -> None:
+    md, out_csv = tmp_path / "t.md", tmp_path / "t.csv"
+    args = ["report", *map(str, two_machines), "--markdown", str(md), "--csv", str(out_csv)]
+    assert runner.invoke(app, args).exit_code == 0
+    md.write_text(md.read_text() + "stale line\n")
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "stale line" not in md.read_text()
+    # a table written before the marker existed is ours too
+    md.write_text("| backbone | claim | claimed | measured | verdict | why |\n|---|\n")
+    claims = runner.invoke(app, ["claims", str(two_machines[0]), "--markdown", str(md)])
+    assert claims.exit_code == 0, claims.output
+    assert md.read_text().startswith(MARKER)
+
+
+def test_two_outputs_naming_one_file_are_refused(two_machines: list[Path], tmp_path: Path) -> None:
+    both = tmp_path / "both.txt"
+    args = ["report", str(two_machines[0]), "--markdown", str(both), "--csv", str(both)]
+    _one_error(runner.invoke(app, args), f"--csv {both}: --markdown names the same file")
+    assert not both.exists()
+
+
+def test_edited_reports_are_refused_by_report_and_claims(tmp_path: Path) -> None:
+    """Negative latencies, NaN and a -9.80x claims ratio came from hand-edited reports."""
+    data = R.to_dict(make_report())
+    data["results"][1]["latency"]["stats"]["median"] = -0.222
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    message = "results[1].latency.stats.median must be a finite number > 0, got -0.222"
+    _one_error(runner.invoke(app, ["report", str(bad)]), f"{bad}: {message}")
+    _one_error(runner.invoke(app, ["claims", str(bad)]), f"{bad}: {message}")
+    data["results"][1]["latency"]["stats"]["median"] = float("nan")
+    bad.write_text(json.dumps(data))
+    _one_error(runner.invoke(app, ["report", str(bad)]), "got nan")
+
+
+def test_report_on_a_finetune_report_with_no_runs_is_one_error_line(tmp_path: Path) -> None:
+    from tests.paths import REPORTS
+
+    data = json.loads((REPORTS / "finetune-v1.json").read_text())
+    data["finetune"]["runs"][0]["epochs"] = []
+    bad = tmp_path / "ft.json"
+    bad.write_text(json.dumps(data))
+    _one_error(runner.invoke(app, ["report", str(bad)]), "finetune.runs[0].epochs must not")
+    data["finetune"]["runs"] = []
+    bad.write_text(json.dumps(data))
+    _one_error(runner.invoke(app, ["claims", str(bad)]), "finetune.runs must not be empty")
+
+
+def test_the_tradeoff_branch_writes_through_the_same_policy(tmp_path: Path) -> None:
+    """report with a finetune report: Markdown carries the marker, every file written is
+    tracked (an interruption names it), and its outputs follow the same policy."""
+    import emobench.cli.shell as shell
+    from tests.paths import REPORTS
+
+    md, out_csv = tmp_path / "t.md", tmp_path / "t.csv"
+    ft = REPORTS / "finetune-v1.json"
+    result = runner.invoke(app, ["report", str(ft), "--markdown", str(md), "--csv", str(out_csv)])
+    assert result.exit_code == 0, result.output
+    assert md.read_text().startswith(MARKER) and "Pareto" in md.read_text()
+    assert shell.written[-2:] == [md, out_csv]
+    assert out_csv.read_text().startswith("backbone,pipeline,")
+    refused = runner.invoke(app, ["report", str(ft), "--csv", str(ft)])
+    _one_error(refused, "is one of this command's inputs")

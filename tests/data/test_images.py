@@ -42,6 +42,9 @@ def test_fer_csv(tmp_path: Path) -> None:
         ("pixels\n1 2 3\n", "line 2 has 3 pixel values, expected 2304"),
         ("pixels\n" + " ".join(["x"] * 2304) + "\n", "non-integer"),
         ("pixels\n" + " ".join(["300"] * 2304) + "\n", "outside 0..255"),
+        # int() reads other scripts' digits and underscores: neither is a pixel value
+        ("pixels\n" + " ".join(["\u0663"] * 2304) + "\n", "non-integer"),
+        ("pixels\n" + " ".join(["1_0"] * 2304) + "\n", "non-integer"),
         ("pixels\n", "no images found"),
     ],
 )

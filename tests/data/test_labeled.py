@@ -90,3 +90,107 @@ def test_wrong_size_image_and_empty_class_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     with pytest.raises(DataError, match="class 'c' has no images"):
         load_labeled(tmp_path)
+
+
+# -- the guards compare's loader has (issue #26) -------------------------------------------------
+
+
+def _two_classes(root: Path) -> None:
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (48, 48), color=20 * i).save(root / name / f"{i}.png")
+
+
+@pytest.mark.parametrize("digit", ["\u0663", "\u00b2", "\uff13"])
+def test_a_label_in_another_script_is_refused(tmp_path: Path, digit: str) -> None:
+    """Arabic-Indic 3 is read as 3 by int(), superscript 2 crashed it: both are refused."""
+    path = tmp_path / "bad.csv"
+    path.write_text(f"emotion,pixels\n{digit},{PIX}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"line 2 has emotion '{digit}', expected an integer 0..6"):
+        load_labeled(path)
+
+
+def test_sixteen_bit_images_are_scaled_as_compare_scales_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from emobench.data.images import load_images
+
+    _two_classes(tmp_path / "tree")
+    wide = np.full((48, 48), 65535, dtype=np.uint16)
+    wide[0, :3] = (0, 257, 32768)
+    Image.fromarray(wide).save(tmp_path / "tree" / "a" / "wide.png")
+    data = load_labeled(tmp_path / "tree", seed=0, val_fraction=0.2, test_fraction=0.2)
+    every = np.concatenate([data.train.images, data.val.images, data.test.images])
+    scaled = [img for img in every if img[0, 0] == 0 and img[0, 1] == 1]
+    assert len(scaled) == 1
+    assert scaled[0][0, :4].tolist() == [0, 1, 128, 255]
+    (tmp_path / "flat").mkdir()
+    Image.fromarray(wide).save(tmp_path / "flat" / "wide.png")
+    assert np.array_equal(load_images(tmp_path / "flat")[0], scaled[0])
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        ("fifo", "x.png: is a FIFO (named pipe), expected a regular file"),
+        ("bomb", "claims more than 16,777,216 pixels (expected 48x48); refused before decoding"),
+        ("float", "f.tif: a floating-point grayscale image; convert it to 8-bit"),
+    ],
+)
+def test_a_class_folder_is_read_with_compares_guards(
+    tmp_path: Path, make: str, needle: str
+) -> None:
+    import os
+
+    from PIL import Image
+
+    from tests.bad_input_base import png_header
+
+    _two_classes(tmp_path)
+    if make == "fifo":
+        os.mkfifo(tmp_path / "b" / "x.png")  # the old loader blocked on it for ever
+    elif make == "bomb":
+        (tmp_path / "b" / "big.png").write_bytes(png_header(20_000, 20_000))
+    else:
+        Image.fromarray(np.zeros((48, 48), np.float32), mode="F").save(tmp_path / "b" / "f.tif")
+    with pytest.raises(DataError) as err:
+        load_labeled(tmp_path)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("/dev/zero", "--data /dev/zero: is a character device"),
+        ("missing.csv", "no such file or folder"),
+        ("one.png", "is a single image"),
+    ],
+)
+def test_data_that_is_not_a_csv_or_folder_is_refused_before_reading(
+    tmp_path: Path, path: str, needle: str
+) -> None:
+    (tmp_path / "one.png").write_bytes(b"\x89PNG")
+    with pytest.raises(DataError, match=needle):
+        load_labeled(tmp_path / path if not path.startswith("/") else Path(path))
+
+
+def test_a_csv_line_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("emotion,pixels\n0," + "1 " * 50_000 + "\n")
+    with pytest.raises(DataError, match="a line longer than 65536 characters"):
+        load_labeled(path)
+
+
+def test_the_image_count_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emobench.data import labeled
+
+    monkeypatch.setattr(labeled, "MAX_LABELED_IMAGES", 3)
+    rows = [f"{i % 7},{PIX}" for i in range(4)]
+    with pytest.raises(DataError, match="more than 3 images"):
+        load_labeled(csv_file(tmp_path / "many.csv", rows))
+    _two_classes(tmp_path / "tree")
+    with pytest.raises(DataError, match="more than 3 images"):
+        load_labeled(tmp_path / "tree")

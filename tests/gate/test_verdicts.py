@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from emobench import results as R
 from emobench.errors import UsageError
 from emobench.gate import verdicts as B
-from tests.factories import TIGHT_DN, TIGHT_UP, make_report, other_class, with_config
+from tests.factories import TIGHT_DN, TIGHT_UP, make_report, other_class, with_config, with_env
 
 runner = CliRunner()
 
@@ -238,3 +238,133 @@ def test_rule_thresholds_up_to_1000_percent(tmp_path: Path) -> None:
     ]:
         with pytest.raises(UsageError, match=re.escape(message)):
             parse_rules([rule], None)
+
+
+# -- issue #26: a metric the check cannot compare never passes ----------------------------------
+
+
+def _replace_result(report: R.Report, pipeline: str, **changes) -> R.Report:
+    import dataclasses
+
+    results = [
+        dataclasses.replace(r, **changes) if r.pipeline == pipeline else r for r in report.results
+    ]
+    return dataclasses.replace(report, results=results)
+
+
+def _with_timings(report: R.Report, value: float) -> R.Report:
+    """Every timing of the report set to `value` (NaN, infinity), as an edited file would be
+    before validation on load refuses it: the gate must be safe on its own."""
+    import dataclasses
+
+    def stats(s):
+        return dataclasses.replace(s, median=value, mean=value, min=value, samples=[value] * s.n)
+
+    def timing(t):
+        return dataclasses.replace(t, stats=stats(t.stats))
+
+    def batch(b):
+        return dataclasses.replace(b, images_per_s=value, timing=timing(b.timing))
+
+    def pre(p):
+        return dataclasses.replace(p, us_per_image=stats(p.us_per_image))
+
+    results = [
+        dataclasses.replace(
+            r,
+            latency=timing(r.latency),
+            throughput=[batch(b) for b in r.throughput],
+            preprocess=[pre(p) for p in r.preprocess],
+        )
+        for r in report.results
+    ]
+    return dataclasses.replace(report, results=results)
+
+
+TIMING_UNITS = ("ms", "images/s", "us/image")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("side", ["report", "baseline"])
+def test_non_finite_timings_are_not_comparable_and_fail(value: float, side: str) -> None:
+    bad = _with_timings(make_report(), value)
+    cur, base = (bad, make_report()) if side == "report" else (make_report(), bad)
+    verdicts = B.check(cur, base)
+    keys = {r.key for r in R.metric_rows(make_report()) if r.unit in TIMING_UNITS}
+    timings = [v for v in verdicts if v.metric in keys]
+    assert timings and not [v for v in timings if v.verdict == B.PASS]
+    assert all(v.verdict == B.NOT_COMPARABLE and v.failed for v in timings)
+    ratio = by_key(verdicts)[("ratio", "latency_b1_median_ms")]
+    assert "not a finite number" in ratio.note and ratio.kind == "portable"
+    # exact metrics are untouched and still pass
+    assert by_key(verdicts)[("direct48", "params_total")].verdict == B.PASS
+
+
+def test_a_metric_the_report_lacks_is_not_comparable() -> None:
+    cur = _replace_result(make_report(), "direct48", latency=None)
+    verdicts = by_key(B.check(cur, make_report()))
+    ratio = verdicts[("ratio", "latency_b1_median_ms")]
+    assert ratio.verdict == B.NOT_COMPARABLE and ratio.failed
+    assert ratio.note == "the report has no value"
+    machine = verdicts[("direct48", "latency_b1_median_ms")]
+    assert machine.failed and machine.baseline == pytest.approx(10.005, abs=0.01)
+    assert machine.current is None
+    # the baseline lacking it is just as incomparable
+    back = by_key(B.check(make_report(), cur))[("ratio", "latency_b1_median_ms")]
+    assert back.failed and back.note == "the baseline has no value"
+
+
+def test_a_tail_percentile_one_report_lacks_is_shown_not_gated() -> None:
+    import dataclasses
+
+    def with_p90(report: R.Report) -> R.Report:
+        lat = report.results[1].latency
+        assert lat is not None
+        stats = dataclasses.replace(lat.stats, p90=11.0)
+        return _replace_result(report, "direct48", latency=dataclasses.replace(lat, stats=stats))
+
+    verdicts = by_key(B.check(make_report(), with_p90(make_report())))
+    p90 = verdicts[("direct48", "latency_b1_p90_ms")]
+    assert p90.verdict == B.NOT_ESTIMATED and not p90.failed
+
+
+def test_a_zero_baseline_is_not_comparable_when_the_report_exceeds_it() -> None:
+    import dataclasses
+
+    def rss(report: R.Report, value: int) -> R.Report:
+        memory = report.results[1].memory
+        assert memory.peak is not None
+        peak = dataclasses.replace(memory.peak, cpu_peak_rss_growth_bytes=value)
+        return _replace_result(report, "direct48", memory=dataclasses.replace(memory, peak=peak))
+
+    key = ("direct48", "peak_cpu_rss_growth_bytes")
+    grown = by_key(B.check(rss(make_report(), 4096), rss(make_report(), 0)))[key]
+    assert grown.verdict == B.NOT_COMPARABLE and grown.failed
+    assert "baseline is 0" in grown.note
+    assert by_key(B.check(rss(make_report(), 0), rss(make_report(), 0)))[key].verdict == B.PASS
+
+
+def test_an_exact_metric_only_one_device_type_measures_is_skipped_across_devices() -> None:
+    """Host->device bytes exist on CUDA only: a CPU report checked against a CUDA baseline
+    lacks them by design (shown as skipped); on one device type their absence gates."""
+    base = R.MetricRow("vgg16", "transfer_b8_bytes", "", "bytes", False, "exact", 100, 10, 10.0)
+    across = B._exact("vgg16", base, B._absent(base), same_device=False)
+    assert [v.verdict for v in across] == [B.SKIPPED, B.SKIPPED]
+    same = B._exact("vgg16", base, B._absent(base), same_device=True)
+    assert [v.verdict for v in same] == [B.NOT_COMPARABLE, B.NOT_COMPARABLE]
+    cuda = with_env(make_report(), device="cuda:0", gpu_name="NVIDIA H100")
+    assert (B._device_type(cuda), B._device_type(make_report())) == ("cuda", "cpu")
+
+
+def test_an_invariant_the_report_has_no_row_for_is_not_comparable() -> None:
+    cur = _replace_result(other_class(make_report()), "direct48", flops_per_image=None)
+    cur = _replace_result(cur, "upscale224", flops_per_image=None)
+    verdicts = [v for v in B.check(cur, make_report()) if v.kind == B.INVARIANT]
+    flops = next(v for v in verdicts if v.metric == "flops_per_image")
+    assert flops.verdict == B.NOT_COMPARABLE and flops.note == "not in the report"
+
+
+def test_a_busy_run_does_not_hide_a_value_it_could_not_compare() -> None:
+    cur = _busy(_replace_result(make_report(), "direct48", latency=None))
+    v = by_key(B.check(cur, make_report()))[("ratio", "latency_b1_median_ms")]
+    assert v.verdict == B.NOT_COMPARABLE and v.failed

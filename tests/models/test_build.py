@@ -223,6 +223,7 @@ def test_missing_weights_name_the_expected_file(
     message = str(info.value)
     assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
     assert "speed benchmarks do not need pretrained weights" in message
+    assert "--no-pretrained" in message and "without --pretrained" not in message  # the flag
 
 
 class _RunsCode:

@@ -211,3 +211,72 @@ def test_maxbatch_child_imports_the_plugin_only_from_the_passed_folder(
     monkeypatch.chdir(elsewhere)  # the child's cwd does not hold the plugin
     probe = _child_probe(config, "direct48", batch=2, budget=2**40)
     assert probe.outcome == mb.OK, probe.message
+
+
+# -- a plugin's own code is fenced (issue #26) ----------------------------------------------------
+
+
+def test_a_real_ctrl_c_during_a_plugin_import_still_ends_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGINT that arrives while the module imports is the user's: exit 130, as anywhere
+    else. (A module that raises KeyboardInterrupt itself, with no SIGINT, exits 2: the
+    bad-input matrix.)"""
+    name = f"emoplug_sigint_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n"
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["compare", "--model", f"{name}:build", "--device", "cpu"])
+    assert result.exit_code == 130, result.output
+    assert result.stderr == "error: interrupted; no report was written\n"
+
+
+def test_an_entry_points_failure_names_the_backbone_option(
+    plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"exits_{plugin[-8:]}"
+    (tmp_path / "mine" / f"{plugin}_exits.py").write_text("import sys\nsys.exit(4)\n")
+    dist = tmp_path / "mine" / f"{plugin}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {plugin}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[emobench.backbones]\n{name} = {plugin}_exits:b\n")
+    sys.path.insert(0, str(tmp_path / "mine"))
+    result = runner.invoke(app, ["compare", "--backbone", name, "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: --backbone {name}: during import, module {plugin}_exits exited (SystemExit 4)\n"
+    )
+
+
+def test_without_a_command_a_plugin_error_names_the_plugin(plugin: str) -> None:
+    from emobench.errors import PluginError
+
+    with pytest.raises(PluginError, match=rf"^plugin {plugin}:missing: module {plugin} has no"):
+        get_backbone(f"{plugin}:missing")
+    with pytest.raises(PluginError, match=r"^plugin 'not a:ref': expected module:function"):
+        get_backbone("not a:ref")
+
+
+@pytest.mark.parametrize("option", ["--backbone", "--model"])
+def test_compare_names_the_option_the_plugin_came_from(plugin: str, option: str) -> None:
+    result = runner.invoke(app, ["compare", option, f"{plugin}:raises", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {option} {plugin}:raises: {plugin}:raises(")
+
+
+def test_a_missing_dependency_is_not_reported_as_the_missing_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin imports a module whose name starts its own: the dependency is what is
+    missing, not the plugin."""
+    name = f"emoplug_dep_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("import emoplug_d\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["compare", "--model", f"{name}:build", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: --model {name}:build: importing {name} failed: No module named 'emoplug_d'\n"
+    )

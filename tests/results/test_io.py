@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,181 @@ def test_deeply_nested_json_is_a_report_error(tmp_path: Path) -> None:
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ReportError, match="nested too deeply"):
         R.load(deep)
+
+
+# -- issue #26: every number in its domain, refused with the field's JSON path ---------------
+
+
+def _numeric_fields() -> set[tuple[type, str]]:
+    """Every (dataclass, field) of the report tree whose type holds an int or a float."""
+    import types
+    import typing
+
+    found: set[tuple[type, str]] = set()
+    seen: set[type] = set()
+
+    def leaves(tp: object) -> set[object]:
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) in (typing.Union, types.UnionType, list, dict):
+            return {leaf for a in args for leaf in leaves(a)}
+        return {tp}
+
+    def walk(cls: type) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            for leaf in leaves(hints[f.name]):
+                if leaf in (int, float):
+                    found.add((cls, f.name))
+                elif dataclasses.is_dataclass(leaf) and isinstance(leaf, type):
+                    walk(leaf)
+
+    walk(R.Report)
+    return found
+
+
+def test_every_numeric_field_has_a_domain() -> None:
+    """A new int or float field needs a decision in results.io.DOMAINS, not a default."""
+    from emobench.results.io import DOMAINS
+
+    recorded = {(cls, name) for cls, fields in DOMAINS.items() for name in fields}
+    assert _numeric_fields() - recorded == set()
+    assert recorded - _numeric_fields() == set()  # no entry for a field that is gone
+
+
+def test_every_committed_report_loads() -> None:
+    """The domains refuse none of the reports the project keeps: the old-format fixtures and
+    every stored baseline under results/."""
+    from tests.paths import REPORTS, ROOT
+
+    paths = sorted(REPORTS.glob("*.json")) + sorted((ROOT / "results").rglob("*.json"))
+    assert len(paths) >= 4
+    for path in paths:
+        assert R.load(path).kind in R.KINDS, path
+
+
+def _edited(tmp_path: Path, data: dict, edit) -> Path:
+    edit(data)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))  # json writes NaN and Infinity as Python reads them
+    return path
+
+
+def _set_latency_median(value: float):
+    return lambda d: d["results"][0]["latency"]["stats"].__setitem__("median", value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _set_latency_median(-0.222),
+            "results[0].latency.stats.median must be a finite number > 0, got -0.222",
+        ),
+        (
+            _set_latency_median(float("nan")),
+            "results[0].latency.stats.median must be a finite number > 0, got nan",
+        ),
+        (
+            _set_latency_median(float("inf")),
+            "results[0].latency.stats.median must be a finite number > 0, got inf",
+        ),
+        (
+            lambda d: d["results"][1]["latency"]["stats"]["samples"].__setitem__(3, -1),
+            "results[1].latency.stats.samples[3] must be a finite number >= 0, got -1.0",
+        ),
+        (
+            lambda d: d["results"][0]["throughput"][0].__setitem__("batch_size", 0),
+            "results[0].throughput[0].batch_size must be an integer >= 1, got 0",
+        ),
+        (
+            lambda d: d["results"][0]["params"].__setitem__("total", -5),
+            "results[0].params.total must be an integer >= 0, got -5",
+        ),
+        (
+            lambda d: d.__setitem__("run_ratios", {"vgg16/latency_b1_median_ms": [9.0, -9.8]}),
+            'run_ratios["vgg16/latency_b1_median_ms"][1] must be a finite number > 0, got -9.8',
+        ),
+        (
+            lambda d: d.__setitem__("gate_alpha", 1.5),
+            "gate_alpha must be a finite number in (0, 1), got 1.5",
+        ),
+        (
+            lambda d: d["config"].__setitem__("min_time_s", float("nan")),
+            "config.min_time_s must be a finite number, got nan",
+        ),
+        (
+            lambda d: d["environment"].__setitem__("cpu count", float("-inf")),
+            'environment["cpu count"] must be a finite number, got -inf',
+        ),
+        (
+            lambda d: d.__setitem__("run_ratios", {"vgg16/latency_b1_median_ms": "fast"}),
+            "malformed report (expected a list, got str)",
+        ),
+        (
+            lambda d: d.__setitem__("thresholds", {"vgg16/latency_b1_median_ms": "10%"}),
+            "malformed report (expected a number, got '10%')",
+        ),
+        (
+            lambda d: d["results"][0].__setitem__("compile_s", 10**400),
+            "malformed report (int too large to convert to float)",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_numbers_outside_their_domain_are_refused_with_their_path(
+    tmp_path: Path, edit, message: str
+) -> None:
+    from tests.factories import make_report
+
+    path = _edited(tmp_path, R.to_dict(make_report()), edit)
+    with pytest.raises(ReportError) as caught:
+        R.load(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda ft: ft.__setitem__("runs", []), "finetune.runs must not be empty"),
+        (lambda ft: ft["runs"][0].__setitem__("epochs", []), "finetune.runs[0].epochs must not"),
+        (
+            lambda ft: ft["runs"][1]["test"].__setitem__("accuracy", 1.5),
+            "finetune.runs[1].test.accuracy must be a finite number in [0, 1], got 1.5",
+        ),
+        (
+            lambda ft: ft["paired"][0].__setitem__("mcnemar_p", -0.1),
+            "finetune.paired[0].mcnemar_p must be a finite number in [0, 1], got -0.1",
+        ),
+        (
+            lambda ft: ft["runs"][0]["epochs"][0].__setitem__("train_s", 0),
+            "finetune.runs[0].epochs[0].train_s must be a finite number > 0, got 0.0",
+        ),
+    ],
+    ids=["no runs", "no epochs", "accuracy 1.5", "p -0.1", "train_s 0"],
+)
+def test_finetune_reports_are_checked_too(tmp_path: Path, edit, message: str) -> None:
+    from tests.paths import REPORTS
+
+    data = json.loads((REPORTS / "finetune-v1.json").read_text())
+    path = _edited(tmp_path, data, lambda d: edit(d["finetune"]))
+    with pytest.raises(ReportError, match=re.escape(message)):
+        R.load(path)
+
+
+def test_a_number_too_long_for_python_is_not_valid_json(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text('{"schema": "emobench.report", "n": ' + "9" * 5000 + "}")
+    with pytest.raises(ReportError, match="not valid JSON"):
+        R.load(path)
+
+
+def test_saving_a_nan_is_a_report_error_not_a_traceback(tmp_path: Path) -> None:
+    from tests.factories import make_report
+
+    report = dataclasses.replace(make_report(), wall_time_s=float("nan"))
+    with pytest.raises(ReportError, match="cannot write report"):
+        R.save(report, tmp_path / "r.json")
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,15 +22,33 @@ from emobench.models import EmotionNet, build_model
 from emobench.results import Report
 from emobench.results.finetune import FinetuneRun, FinetuneSummary, spread_of
 from emobench.results.progress import FinetuneProgress
+from emobench.scenarios.finetune import settings
 from emobench.scenarios.finetune.checkpoint import Checkpoints
 from emobench.scenarios.finetune.loaders import AUGMENTATION
-from emobench.scenarios.finetune.recipe import FinetuneConfig, recipe_hash
 from emobench.scenarios.finetune.scoring import paired_by_seed, score_split, time_to_target
+from emobench.scenarios.finetune.settings import FinetuneConfig
 from emobench.scenarios.finetune.trainer import BuildFn, Trainer
 
 
 def _no_progress(*_: Any) -> None:
     return None
+
+
+def _checkpoints(
+    config: FinetuneConfig, folder: Path, pipeline: str, seed: int, data_hash: str
+) -> Checkpoints:
+    """The checkpoint set of one pipeline and seed, fingerprinted with this run."""
+    mark = settings.fingerprint(config, pipeline, seed, data_hash)
+    return Checkpoints(folder, pipeline, seed, mark, config.recipe())
+
+
+def verify_resume(config: FinetuneConfig, folder: Path, data_hash: str) -> None:
+    """--resume: every checkpoint set of this run proves it is this run's (and of one epoch)
+    before anything trains; a folder with none of them is refused."""
+    settings.check_checkpoint_state(config, folder, force=True)
+    for seed in config.seeds_used:
+        for pipeline in config.pipelines:
+            _checkpoints(config, folder, pipeline, seed, data_hash).verify()
 
 
 def _train_and_score(
@@ -40,16 +60,17 @@ def _train_and_score(
     build: BuildFn,
     folder: Path,
     progress: FinetuneProgress,
+    data_hash: str,
 ) -> FinetuneRun:
     """One pipeline, one seed: resume if asked, train the epochs left, score the best on test."""
-    checkpoints = Checkpoints(folder, pipeline, seed, recipe_hash(config, data))
+    checkpoints = _checkpoints(config, folder, pipeline, seed, data_hash)
     trainer = Trainer(config, data, pipeline, seed, device, build, progress)
     resumed_from = checkpoints.resume(trainer) if config.resume else 0
     for epoch in range(len(trainer.history) + 1, config.epochs + 1):
         trainer.record(trainer.train_epoch(epoch))
         checkpoints.save(trainer)
     peak = trainer.train_peak() if config.measure_memory else None
-    checkpoints.load_best(trainer.model)
+    checkpoints.load_best(trainer.model, trainer.best_epoch)
     return _finetune_run(trainer, checkpoints, peak, resumed_from)
 
 
@@ -133,33 +154,105 @@ def run_finetune(
     device: torch.device,
     build: BuildFn | None = None,
     progress: FinetuneProgress = _no_progress,
+    data_hash: str | None = None,
 ) -> Report:
-    """Fine-tune every pipeline for every seed, score on the test split, compare paired."""
+    """Fine-tune every pipeline for every seed, score on the test split, compare paired.
+
+    With --resume every checkpoint is checked first. A value that came out non-finite (a
+    diverged loss) is recorded as null with a note, so a run that reached its end always has
+    a report that can be written."""
     started = time.perf_counter()
     build = build or build_model  # looked up now, so tests can patch this module's build_model
     folder = Path(config.checkpoint_dir)
+    data_hash = data_hash or data.content_sha256()
+    if config.resume:
+        verify_resume(config, folder, data_hash)
     runs: list[FinetuneRun] = []
-    seeds = [config.seed + i for i in range(config.seeds)]
+    seeds = config.seeds_used
     for seed in seeds:
         for pipeline in config.pipelines:
             runs.append(
-                _train_and_score(config, data, pipeline, seed, device, build, folder, progress)
+                _train_and_score(
+                    config, data, pipeline, seed, device, build, folder, progress, data_hash
+                )
             )
+    notes = _notes(config, device, runs)
+    runs = [_finite_losses(r, notes) for r in runs]
     labels = data.test.labels
     summary = FinetuneSummary(
-        data=data.summary(),
+        data=data.summary() | {"sha256": data_hash},
         test_labels=labels.tolist(),
         runs=runs,
         paired=paired_by_seed(runs, seeds, labels),
         spread=spread_of(runs),
     )
-    return Report(
+    report = Report(
         kind="finetune",
         created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         wall_time_s=time.perf_counter() - started,
         config=_report_config(config, device, seeds),
         environment=fingerprint(device),
         results=[],
-        notes=_notes(config, device, runs),
+        notes=notes,
         finetune=summary,
     )
+    return finite_report(report)
+
+
+def _epoch_list(epochs: list[int]) -> str:
+    return ", ".join(map(str, epochs[:10])) + (
+        f" and {len(epochs) - 10} more" if epochs[10:] else ""
+    )
+
+
+def _finite_losses(run: FinetuneRun, notes: list[str]) -> FinetuneRun:
+    """A run whose training loss went non-finite: those epochs' loss is null, with a note."""
+    bad = [e for e in run.epochs if e.train_loss is not None and not math.isfinite(e.train_loss)]
+    if not bad:
+        return run
+    kinds = sorted({str(e.train_loss) for e in bad})
+    notes.append(
+        f"{run.pipeline} seed {run.seed}: the training loss was not finite ({'/'.join(kinds)}) "
+        f"in epoch {_epoch_list([e.epoch for e in bad])}, recorded as null: the training "
+        "diverged (try a lower --lr)"
+    )
+    epochs = [dataclasses.replace(e, train_loss=None) if e in bad else e for e in run.epochs]
+    return dataclasses.replace(run, epochs=epochs)
+
+
+def finite_report(report: Report) -> Report:
+    """The report with every non-finite number replaced by null and a note naming where (JSON
+    has no NaN: the report is written with allow_nan=False, so nothing non-finite may stay)."""
+    found: dict[str, list[str]] = {}
+    cleaned = _nulled(report, "", found)
+    if not found:
+        return report
+    notes = [
+        f"{where.lstrip('.')}: not finite ({'/'.join(sorted(set(values)))}) in "
+        f"{len(values)} place(s), recorded as null"
+        for where, values in found.items()
+    ]
+    return dataclasses.replace(cleaned, notes=[*cleaned.notes, *notes])
+
+
+def _nulled(value: Any, where: str, found: dict[str, list[str]]) -> Any:
+    """value with its non-finite floats (however deep in dataclasses, lists and dicts) None;
+    found collects them by path, list indices folded ("runs[].test.accuracy")."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        found.setdefault(re.sub(r"\[\d+\]", "[]", where), []).append(str(value))
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _nulled(getattr(value, f.name), f"{where}.{f.name}", found)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, list | tuple):
+        items = [_nulled(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+        return type(value)(items)
+    if isinstance(value, dict):
+        return {k: _nulled(v, f"{where}.{k}", found) for k, v in value.items()}
+    return value
