@@ -36,7 +36,7 @@ DEFAULT_MIN_ITERS = 3
 DEFAULT_MIN_TIME_S = 0.0
 DEFAULT_MAX_TIME_S = 2.0  # per measurement
 DEFAULT_TARGET_CI = 0.02  # stop a loop when the median's 95% interval is within +-2%
-DEFAULT_LIMITS_TIME_S = 2.0  # matmul rate and copy bandwidth together
+DEFAULT_LIMITS_TIME_S = 2.0  # the compute ceiling (matmuls, 3x3 convs) and copy bandwidth
 # --quick: fewer, shorter loops; the ratios stay within a few percent of the default run's
 QUICK = {
     "warmup_iters": 1,

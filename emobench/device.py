@@ -7,6 +7,8 @@ torch is imported inside the functions: a bad `--device` is answered without imp
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from emobench.errors import DeviceUnavailable, UsageError
@@ -160,16 +162,139 @@ def apply_backend_settings(config: RunConfig) -> dict[str, Any]:
     if config.cudnn_benchmark is not None:
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
     if config.tf32 is not None:
-        torch.backends.cuda.matmul.allow_tf32 = config.tf32
-        torch.backends.cudnn.allow_tf32 = config.tf32
+        set_tf32(config.tf32)
+    tf32 = tf32_state()
     return {
         "num_threads": torch.get_num_threads(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "tf32_matmul": tf32["matmul"],  # cuBLAS matmuls (nn.Linear) may run TF32
+        "tf32_cudnn": tf32["conv"],  # cuDNN convolutions may run TF32
+        "tf32_api": tf32_api(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "usable_cores": usable_cores(),
     }
+
+
+# TF32 on CUDA: matmuls (cuBLAS) and convolutions (cuDNN) are separate switches. torch 2.9 and
+# later set them through `fp32_precision` ("tf32", "ieee", or "none": inherit the parent's);
+# the older `allow_tf32` flags are deprecated there, and once the new API has set a switch,
+# reading the old flag of that switch raises. Everything here goes through the new API where
+# torch has it, through `allow_tf32` where it does not.
+FP32_PRECISION = "fp32_precision"
+ALLOW_TF32 = "allow_tf32"
+
+
+def tf32_api() -> str:
+    """Which API sets TF32 in this torch: FP32_PRECISION (torch >= 2.9) or ALLOW_TF32."""
+    import torch
+
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    new = hasattr(torch.backends.cuda.matmul, FP32_PRECISION) and hasattr(conv, FP32_PRECISION)
+    return FP32_PRECISION if new else ALLOW_TF32
+
+
+def _resolved(*chain: str) -> bool:
+    """The first setting of `chain` (the op's own, then its parents') that is not "none"."""
+    return next((p for p in chain if p != "none"), "ieee") == "tf32"
+
+
+def tf32_state() -> dict[str, bool]:
+    """Whether CUDA fp32 matmuls and convolutions may run TF32 now: {"matmul", "conv"}. What
+    runs TF32 needs an sm_80 or newer GPU besides (`tf32_note`)."""
+    import torch
+
+    b = torch.backends
+    if tf32_api() == ALLOW_TF32:
+        return {"matmul": bool(b.cuda.matmul.allow_tf32), "conv": bool(b.cudnn.allow_tf32)}
+    parents = (b.cudnn.fp32_precision, getattr(b, FP32_PRECISION, "none"))
+    return {
+        "matmul": _resolved(b.cuda.matmul.fp32_precision, *parents),
+        "conv": _resolved(getattr(b.cudnn, "conv").fp32_precision, *parents),  # noqa: B009
+    }
+
+
+def set_tf32(allowed: bool, matmul: bool = True, conv: bool = True) -> None:
+    """Allow (or forbid) TF32 for CUDA fp32 matmuls and/or convolutions."""
+    import torch
+
+    b = torch.backends
+    if tf32_api() == ALLOW_TF32:
+        if matmul:
+            b.cuda.matmul.allow_tf32 = allowed
+        if conv:
+            b.cudnn.allow_tf32 = allowed
+        return
+    mode = "tf32" if allowed else "ieee"
+    if matmul:
+        b.cuda.matmul.fp32_precision = mode
+    if conv:
+        getattr(b.cudnn, "conv").fp32_precision = mode  # noqa: B009 (untyped in torch's stubs)
+
+
+@contextmanager
+def matmul_tf32(allowed: bool | None) -> Iterator[None]:
+    """CUDA fp32 matmuls in TF32 (True) or IEEE fp32 (False) inside the block, through the API
+    this torch wants; the setting before is restored. None: leave it alone."""
+    if allowed is None:
+        yield
+        return
+    import torch
+
+    b = torch.backends
+    new = tf32_api() == FP32_PRECISION
+    before = b.cuda.matmul.fp32_precision if new else b.cuda.matmul.allow_tf32
+    set_tf32(allowed, conv=False)
+    try:
+        yield
+    finally:
+        if new:
+            b.cuda.matmul.fp32_precision = before
+        else:
+            b.cuda.matmul.allow_tf32 = before
+
+
+def tf32_note(in_force: dict[str, Any], precision: str, device: torch.device) -> str | None:
+    """Which ops ran TF32, for a CUDA run's notes; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    api = in_force.get("tf32_api", ALLOW_TF32)
+    names = (
+        ("cudnn.conv.fp32_precision", "cuda.matmul.fp32_precision")
+        if api == FP32_PRECISION
+        else ("cudnn.allow_tf32", "cuda.matmul.allow_tf32")
+    )
+    parts = []
+    for label, key, name in (
+        ("convolutions", "tf32_cudnn", names[0]),
+        ("matmuls", "tf32_matmul", names[1]),
+    ):
+        on = bool(in_force.get(key))
+        parts.append(f"{label} {'TF32' if on else 'IEEE fp32'} ({name}: {on})")
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < (8, 0):
+        return (
+            f"TF32: none: this GPU is sm_{major}{minor} and TF32 needs sm_80; every fp32 op ran "
+            f"in IEEE fp32 (switches: {', '.join(parts)})"
+        )
+    where = (
+        "fp32 ops"
+        if precision == "fp32"
+        else f"the ops autocast leaves in fp32 (the rest run in {precision})"
+    )
+    return f"TF32 on {where}: {'; '.join(parts)}"
+
+
+def device_scope(device: torch.device) -> AbstractContextManager[Any]:
+    """Make `device` current while the block runs (CUDA): streams, events, allocations, a
+    DataLoader's pin-memory thread (it pins for the device current when its iterator is made)
+    and library handles default to the current device, so on cuda:1 nothing touches cuda:0."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.device(device)
+    return nullcontext()
 
 
 def cuda_total_bytes(device: torch.device) -> int:

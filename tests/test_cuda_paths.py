@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import types
 from contextlib import nullcontext
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -94,7 +95,8 @@ def test_cpu_throughput_timer_blocks_short_calls_only(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(timing_mod.time, "perf_counter_ns", perf_counter_ns)
     timer, name = timing_mod.throughput_timer_for(torch.device("cpu"), fn)
-    assert name == "perf_counter_ns_blocked x25" and len(calls) == 2  # sized on the 2nd call
+    # one untimed call, then the fastest of three timed ones
+    assert name == "perf_counter_ns_blocked x25" and len(calls) == 4
     calls.clear()
     assert timer(fn) == pytest.approx(0.4) and len(calls) == 25
     cost["ms"] = 20.0
@@ -136,10 +138,11 @@ def test_the_run_makes_its_device_current(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_nvml_is_sampled_in_its_own_pass() -> None:
-    state = {"inside": False, "calls_inside": 0}
+    state = {"inside": False, "calls_inside": 0, "now": 0.0}
 
     class FakeMonitor:
         result = nvml_mod.MonitorResult(3, 0.01, 10, 10.0, 5, 5.0, 12.0)
+        energy = nvml_mod.EnergyTrace()
 
         def __enter__(self):
             state["inside"] = True
@@ -148,15 +151,23 @@ def test_nvml_is_sampled_in_its_own_pass() -> None:
         def __exit__(self, *exc: object) -> None:
             state["inside"] = False
 
+        def read_energy(self, min_gap_s: float = 0.0) -> None:
+            return None
+
     def fn() -> None:
         state["calls_inside"] += int(state["inside"])
+        state["now"] += 0.5  # half a second a call on a fake clock
 
-    result = runner_mod.monitor_pass(FakeMonitor(), fn, calls=3, batch_size=8)
-    assert state["calls_inside"] == 3 and not state["inside"]
-    assert result is not None and result.images == 24
+    result = runner_mod.monitor_pass(
+        FakeMonitor(), fn, batch_size=8, sync=lambda: None, clock=lambda: state["now"]
+    )
+    # at least 2 s (no energy reading to wait for: not on to 5 s)
+    assert state["calls_inside"] == 4 and not state["inside"]
+    assert result is not None and result.calls == 4 and result.images == 32
     # energy per image comes from that pass's own image count
-    assert result.energy_joules / result.images == pytest.approx(0.5)
-    assert runner_mod.monitor_pass(runner_mod._NoMonitor(), fn, 3, 8) is None
+    assert result.energy_joules / result.images == pytest.approx(12.0 / 32)
+    assert runner_mod.monitor_pass(runner_mod._NoMonitor(), fn, 8) is None
+    assert state["calls_inside"] == 4  # no monitor: no call made
 
 
 class ProcNVML:
@@ -179,25 +190,181 @@ def test_process_memory_in_a_container() -> None:
     assert used is None and "cannot be told apart" in why
 
 
-def test_gpu_check_dry_run_lists_every_command_without_a_gpu() -> None:
+def _dry_run(*args: str) -> str:
     import subprocess
     import sys
 
     script = ROOT / "benchmarks" / "gpu_check.py"
     done = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         env=os.environ | {"DRY_RUN": "1"},
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    out = done.stdout
-    assert "pytest -m gpu" in out
-    for backbone in ("vgg16", "resnet18"):
-        for precision in ("fp32", "fp16", "bf16"):
-            assert f"--backbone {backbone} --device cuda:0 --precision {precision}" in out
-        assert f"--backbone {backbone} --device cuda:0 --compile default" in out
-    assert "--device cuda:1" in out
-    assert "maxbatch --backbone vgg16 --device cuda:0 --mode infer" in out
-    assert "maxbatch --backbone vgg16 --device cuda:0 --mode train" in out
+    return done.stdout
+
+
+def test_gpu_check_dry_run_fits_the_time_a_gpu_is_lent() -> None:
+    """The quick profile (the default): every command with its seconds, 360 s in all."""
+    import re
+
+    out = _dry_run()
+    budgets = [int(s) for s in re.findall(r"^# .*: (\d+) s$", out, re.MULTILINE)]
+    commands = [line for line in out.splitlines() if line and not line.startswith("#")]
+    assert len(budgets) == len(commands) == 6
+    assert sum(budgets) <= 360 and f"# total budget: {sum(budgets)} s (limit 360 s)" in out
+    assert "gpu_check.py --preflight" in commands[0]
+    for line in commands[1:]:  # python -m emobench: no entry-point script, no pip, no make
+        assert " -m emobench " in line and "pip" not in line
+    compares = [line for line in commands if " compare " in line]
+    for backbone, precision in (("vgg16", "fp32"), ("vgg16", "bf16"), ("resnet18", "fp32")):
+        assert any(f"--backbone {backbone} --device cuda:0 --precision {precision} " in c
+                   for c in compares)  # fmt: skip
+    assert sum("--compile default" in c for c in compares) == 1
+    for c in compares:  # each run shortens its own loops before its timeout would kill it
+        assert "--quick" in c and "--time-budget" in c
+    (maxbatch,) = [line for line in commands if " maxbatch " in line]
+    assert "--budget 16GiB --max-batch 8192" in maxbatch and "--mode infer" in maxbatch
+
+
+def test_gpu_check_full_profile_keeps_the_wider_run() -> None:
+    out = _dry_run("--full")
+    assert "pytest -m gpu" in out and "--device cuda:1" in out
+    assert (
+        "--precision fp16" in out
+        and "maxbatch --backbone vgg16 --device cuda:0 --mode train" in out
+    )
+
+
+def _gpu_check():  # type: ignore[no-untyped-def]
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # its dataclasses look their module up while defined
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["gpu_check"]
+    return module
+
+
+def _pipeline(**changes: object) -> dict:
+    r: dict = {
+        "pipeline": "direct48",
+        "error": None,
+        "gpu_monitor": {"window_s": 2.1, "energy_updates": 21, "energy_joules": 150.0},
+        "memory": {
+            "weight_bytes": 100 * 2**20,
+            "peak": {"cuda_peak_allocated_bytes": 600 * 2**20, "tensor_peak_bytes": 480 * 2**20},
+        },
+        "latency": {"stats": {"median": 2.0}},  # 500 calls/s
+        "throughput": [{"batch_size": 1, "images_per_s": 600.0, "timing": {"block_calls": 5}}],
+        "efficiency": {"matmul_fraction": 0.42, "ceiling_kernel": "conv3x3 512->512"},
+    }
+    return r | changes
+
+
+def test_gpu_check_verdicts_fail_honestly_and_name_missing_fields() -> None:
+    gc = _gpu_check()
+    run = gc.compare_run("c", "vgg16", 60)
+    report = {"environment": {"device": "cuda:0", "gpu_uuid": "GPU-1"}, "results": [_pipeline()]}
+    tally = gc.Tally()
+    gc.check_compare(run, report, ["GPU-1"], tally)
+    assert [v.ok for v in tally.verdicts] == [True] * 6, tally.verdicts
+    bad = _pipeline(
+        gpu_monitor={"window_s": 0.05, "energy_updates": 0, "energy_joules": None},
+        memory={
+            "weight_bytes": 0,
+            "peak": {"cuda_peak_allocated_bytes": 9, "tensor_peak_bytes": 4},
+        },
+        throughput=[{"batch_size": 1, "images_per_s": 100.0, "timing": {}}],  # no block size
+        efficiency={"matmul_fraction": 1.3, "ceiling_kernel": "matmul n=4096"},
+    )
+    errored = _pipeline(pipeline="upscale224", error="RuntimeError: boom")
+    other_gpu = {"device": "cuda:0", "gpu_uuid": "GPU-2"}
+    tally = gc.Tally()
+    gc.check_compare(run, {"environment": other_gpu, "results": [bad, errored]}, ["GPU-1"], tally)
+    failed = [v for v in tally.verdicts if not v.ok]
+    assert len(failed) == 6 and tally.failed == 6
+    assert failed[2].detail == "missing field throughput[batch_size=1].timing.block_calls"
+    assert failed[-1].check == "pipeline ran" and failed[-1].detail == "RuntimeError: boom"
+    tally = gc.Tally()
+    gc.check_compare(run, {"environment": {}, "results": [_pipeline(gpu_monitor=None)]}, [], tally)
+    details = [v.detail for v in tally.verdicts if not v.ok]
+    assert details == ["missing field environment.device", "missing field gpu_monitor.window_s"]
+
+
+def test_gpu_check_maxbatch_needs_a_fresh_process_confirmation_with_a_margin() -> None:
+    gc = _gpu_check()
+    run = gc.maxbatch_run("infer", 80)
+    good = {
+        "pipeline": "direct48",
+        "max_batch": 8192,
+        "capped": True,
+        "confirmed": True,
+        "confirmed_in": "fresh process",
+        "confirm_margin_bytes": 3 * 2**30,
+        "bytes_per_extra_image": 2**20,
+    }
+    tally = gc.Tally()
+    old = {k: v for k, v in good.items() if k not in ("confirmed_in", "confirm_margin_bytes")}
+    gc.check_maxbatch(run, {"maxbatch": [good, old, good | {"confirmed": False}]}, tally)
+    assert [v.ok for v in tally.verdicts] == [True, True, True, False, True, False]
+    assert "3,072.0 MiB of the budget left (~3,072 images)" in tally.verdicts[1].detail
+    assert tally.verdicts[3].detail == "missing field confirmed_in"
+
+
+def test_gpu_check_kills_a_command_at_its_budget(tmp_path: Path) -> None:
+    import sys
+
+    gc = _gpu_check()
+    pid_file = tmp_path / "grandchild.pid"
+    grandchild = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    spawn = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); "
+        "print('working', flush=True); time.sleep(60)"
+    )
+    run = gc.Run("sleeper", ["-c", spawn], 2, kind="tests")
+    code, seconds, tail = gc.execute(run, sys.executable, tmp_path / "sleeper.log")
+    assert code is None and tail == "working" and 2 <= seconds < 30
+    import psutil
+
+    child = int(pid_file.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+
+def test_gpu_check_exits_1_on_a_pipeline_error_and_ends_with_the_tally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    gc = _gpu_check()
+    monkeypatch.chdir(tmp_path)  # main() moves to ROOT: the test's folder is restored after
+    monkeypatch.setattr(gc, "ROOT", tmp_path)
+    errored = _pipeline(error="RuntimeError: CUDA error: an illegal memory access")
+    report = {"environment": {"device": "cuda:0", "gpu_uuid": "GPU-1"}, "results": [errored]}
+    preflight = {"count": 1, "uuids": ["GPU-1"], "names": ["H200"], "sm": [90]}
+
+    def execute(run, py, log):  # type: ignore[no-untyped-def]
+        if run.kind == "preflight":
+            log.write_text(json.dumps(preflight) + "\n")
+        elif run.report is not None and run.kind == "compare":
+            run.report.write_text(json.dumps(report))
+        return (None if run.kind == "maxbatch" else 0), 1.0, "out"
+
+    monkeypatch.setattr(gc, "execute", execute)
+    assert gc.main([]) == 1
+    out = capsys.readouterr().out.splitlines()
+    # 4 compares: exit 0 and the right GPU pass, each pipeline errored; maxbatch timed out
+    assert out[-1] == "gpu-check: 8 passed, 5 failed"
+    assert any(
+        "FAIL  command finished in its budget | maxbatch vgg16 infer" in line for line in out
+    )
+    assert any("FAIL  pipeline ran" in line and "illegal memory access" in line for line in out)

@@ -44,7 +44,7 @@ def test_preprocessing_paths_agree_on_cuda() -> None:
     images = synthetic_images(4)
     pipe = Pipeline("upscale224", build_model("resnet18", "upscale224"), torch.device("cuda"))
     batched = pipe.preprocess_batched(torch.from_numpy(images)).cpu()
-    per_image = pipe.preprocess_per_image(images)
+    per_image = pipe.preprocess_per_image(images).cpu()  # the PIL path ends on the device
     assert (batched - per_image).abs().max().item() <= 1 / 255 / 0.224 + 1e-4
 
 

@@ -119,9 +119,10 @@ def finetune_cmd(
         test_fraction=test_fraction,
         checkpoint_dir=str(checkpoint_dir or CHECKPOINT_DIR),
         resume=resume,
+        allow_emulated=allow_emulated,
     )
     config, labeled, data_hash = _checked_inputs(config, data, checkpoint_dir, out, force)
-    _finetune_and_show(config, labeled, data_hash, out, json_out, allow_emulated)
+    _finetune_and_show(config, labeled, data_hash, out, json_out)
 
 
 def _checked_inputs(
@@ -168,22 +169,21 @@ def _one_of_its_images(path: Path, folder: Path) -> bool:
 
 
 def _finetune_and_show(
-    config: Any, labeled: Any, data_hash: str, out: Path | None, json_out: bool, emulate: bool
+    config: Any, labeled: Any, data_hash: str, out: Path | None, json_out: bool
 ) -> None:
     """Check the device (torch is imported here) and a plugin's models, fine-tune with a
     progress display, write the report and show it."""
     from emobench import results as report_mod
-    from emobench.config import RunConfig, is_plugin
-    from emobench.device import cap_threads_to_usable_cores, check_device_options, resolve_device
+    from emobench.config import is_plugin
+    from emobench.device import cap_threads_to_usable_cores, resolve_device
     from emobench.render.compare import render_finetune
     from emobench.render.progress import finetune_progress
     from emobench.scenarios.finetune import run_finetune, settings
 
     resolved = resolve_device(config.device)
-    # the checks compare makes: fp16 needs CUDA, an emulated precision needs --allow-emulated,
-    # --compile needs its compiler
-    speed = RunConfig(precision=config.precision, compile=config.compile, allow_emulated=emulate)
-    check_device_options(speed, resolved)
+    # the checks compare makes: fp16 needs CUDA, an emulated precision (bf16 before sm_80)
+    # needs --allow-emulated, --compile needs its compiler
+    settings.check_device(config, resolved)
     if is_plugin(config.backbone):
         from emobench.models import check_backbone
 

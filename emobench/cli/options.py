@@ -441,6 +441,14 @@ PlotOpt = Annotated[
         ".pdf file.",
     ),
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        help="Write one self-contained HTML page: settings, the comparison tables, the claims "
+        "with their intervals, plots and the per-class ratios (nothing fetched to view it).",
+    ),
+]
 ForceOutputsOpt = Annotated[
     bool,
     typer.Option(
@@ -449,7 +457,14 @@ ForceOutputsOpt = Annotated[
         "never one of the command's input reports).",
     ),
 ]
-ClaimsReportFileArg = Annotated[Path, typer.Argument(help="A compare, run or finetune report.")]
+ClaimsReportFilesArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Compare, run, finetune (and maxbatch) reports, of one machine class or several: "
+        "one row per class, reports of one class pooled as runs.",
+        show_default=False,
+    ),
+]
 MaxbatchReportsOpt = Annotated[
     list[Path] | None,
     typer.Option("--maxbatch", help="maxbatch report(s) for the batch-size claim."),

@@ -10,11 +10,12 @@ import typer
 
 from emobench import files as fileio
 from emobench.cli.options import (
-    ClaimsReportFileArg,
+    ClaimsReportFilesArg,
     CsvOpt,
     DeviceOpt,
     EnvJsonOpt,
     ForceOutputsOpt,
+    HtmlOpt,
     MaxbatchReportsOpt,
     ModelOpt,
     ModelsJsonOpt,
@@ -29,7 +30,6 @@ from emobench.cli.shell import (
     written,
 )
 from emobench.errors import UsageError
-from emobench.names import TIMING_KINDS
 from emobench.render.console import stdout_console
 
 
@@ -39,6 +39,7 @@ def report_cmd(
     markdown: TableMarkdownOpt = None,
     csv_out: CsvOpt = None,
     plot: PlotOpt = None,
+    html: HtmlOpt = None,
     force: ForceOutputsOpt = False,
 ) -> None:
     """Merge reports from several runs and machines into one side-by-side table.
@@ -50,12 +51,17 @@ def report_cmd(
     (accuracy from the fine-tune; latency, throughput, memory, max batch from the others) and
     --plot draws accuracy against latency and time per epoch with the Pareto front.
 
+    --html writes all of it as one self-contained page (styles and plots inline, nothing
+    fetched): each run's settings and device limits, the comparison tables with their
+    intervals, the write-up's claims with intervals and verdicts, the plots, and for reports of
+    several machine classes their ratios side by side.
+
     An output replaces an existing file only when emobench wrote it (or with --force), and is
     never one of the reports read.
 
     \b
     Example:
-      emobench report results/*.json --csv all.csv --plot curves.png
+      emobench report results/*.json --csv all.csv --plot curves.png --html report.html
     """
     from emobench.readout import merge as readout
 
@@ -68,15 +74,63 @@ def report_cmd(
         (markdown, "--markdown", "markdown"),
         (csv_out, "--csv", "csv"),
         (plot, "--plot", "plot"),
+        (html, "--html", "html"),
     )
     fileio.check_outputs(outputs, force=force, inputs=files)
     if readout.has_finetune(files):  # the speed/accuracy trade-off table
         _tradeoff_report(files, markdown, csv_out, plot)
+        if html is not None:
+            _html_report(readout.load_any_reports(files), html, finetune=True)
         return
     family = readout.check_reports(files)  # every header, before anything is written
     if plot is not None and family == "maxbatch":
         raise UsageError("--plot draws compare/run reports; maxbatch reports have no curves")
-    _merged_report(readout.load_reports(files), family, markdown, csv_out, plot)
+    loaded = readout.load_reports(files)
+    _merged_report(loaded, family, markdown, csv_out, plot)
+    if html is not None:
+        _html_report(loaded, html, finetune=False)
+
+
+def _html_report(loaded: list[Any], page: Path, finetune: bool) -> None:
+    """`report --html`: the page of render.html, with the claims (readout.claims) and the
+    plots (render.plot, where matplotlib is installed) inline."""
+    import importlib.util
+    from datetime import UTC, datetime
+
+    from emobench.names import TIMING_KINDS
+    from emobench.readout.claims import evaluate_reports
+    from emobench.render.html import Plot, report_page
+
+    tradeoff = None
+    if finetune:
+        from emobench.readout.tradeoff import build_tradeoff
+
+        tradeoff = build_tradeoff(loaded)
+    plots: list[Plot] = []
+    timing = [(p, r) for p, r in loaded if r.kind in TIMING_KINDS]
+    if importlib.util.find_spec("matplotlib") is None:
+        plots.append(Plot("plots", None, "not drawn: matplotlib is not installed"))
+    else:
+        from emobench.render.plot import reports_png, tradeoff_png
+
+        if tradeoff is not None:
+            title = "test accuracy against batch-1 latency and time per epoch (Pareto front)"
+            plots.append(Plot(title, tradeoff_png(tradeoff)))
+        if timing:
+            title = (
+                "latency and throughput by batch size; upscale224 / direct48 ratios by machine "
+                "class with their 95% intervals and the write-up's claims (dashed)"
+            )
+            plots.append(Plot(title, reports_png(timing)))
+    text = report_page(
+        loaded,
+        claims=evaluate_reports(loaded),
+        plots=plots,
+        tradeoff=tradeoff,
+        generated_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    write_text(page, text)
+    typer.echo(f"html written to {page}", err=True)
 
 
 def _merged_report(
@@ -145,45 +199,55 @@ def _tradeoff_report(
 
 @clean_errors
 def claims_cmd(
-    report_file: ClaimsReportFileArg,
+    report_files: ClaimsReportFilesArg,
     maxbatch_reports: MaxbatchReportsOpt = None,
     markdown: TableMarkdownOpt = None,
     force: ForceOutputsOpt = False,
 ) -> None:
-    """Check the original write-up's claims (22x memory, 8.6x, 29x, 16x, 22x) against a report.
+    """Check every claim of the original write-up against reports, with intervals.
+
+    The table's five claims (22x memory, 8.6x preprocessing, 29x parameters, 16x inference,
+    22x batches), "8-16x faster processing and inference", and from finetune reports "training
+    5-10x faster per epoch" and the accuracy trade-off. Each claim gets one row per backbone and
+    machine class: the measured ratio, its 95% interval and a verdict read from the interval
+    against the threshold (claimed x 0.9): holds (all of it at or above), does not hold (all of
+    it below) or inconclusive (it straddles; the row says what would settle it). Reports of one
+    machine class pool as runs; across classes a summary line per claim.
 
     \b
     Example:
-      emobench claims results/vgg16-cpu.json --maxbatch results/maxbatch-infer.json
+      emobench claims results/vgg16-cpu.json results/vgg16-gpu.json --maxbatch results/mb.json
     """
     from emobench import results as report_mod
 
-    inputs = [report_file, *(maxbatch_reports or [])]
+    inputs = [*report_files, *(maxbatch_reports or [])]
     fileio.check_outputs([(markdown, "--markdown", "markdown")], force=force, inputs=inputs)
-    kind, _data = report_mod.load_header(report_file)
-    if kind not in (*TIMING_KINDS, "finetune"):
+    kinds = [report_mod.load_header(path)[0] for path in report_files]
+    if all(kind == "maxbatch" for kind in kinds):
         raise UsageError(
-            f"{report_file}: a {kind} report; claims need a compare or run report "
-            "(or a finetune report for the training claim)"
+            f"{report_files[0]}: a maxbatch report; claims need a compare or run report (or a "
+            "finetune report for the training and accuracy claims), maxbatch reports beside it"
         )
     for path in maxbatch_reports or []:
         other, _data = report_mod.load_header(path)
         if other != "maxbatch":
             raise UsageError(f"{path}: --maxbatch needs a maxbatch report, got {other}")
-    from emobench.readout.claims import evaluate
-    from emobench.render.readout import claims_markdown, claims_table
+    from emobench.readout.claims import evaluate_reports
+    from emobench.render.readout import (
+        claims_markdown,
+        claims_summary_lines,
+        claims_table,
+        claims_why_lines,
+    )
 
-    timing = report_mod.load(report_file)
-    extra = [report_mod.load(path) for path in maxbatch_reports or []]
-    if timing.kind == "finetune":  # the training-speed claim
-        from emobench.readout.claims import evaluate_training
-
-        verdicts = evaluate_training(timing)
-    else:
-        verdicts = evaluate(timing, extra)
-    stdout_console().print(claims_table(verdicts))
+    claims = evaluate_reports([(path, report_mod.load(path)) for path in inputs])
+    console = stdout_console()
+    console.print(claims_table(claims))
+    summary = claims_summary_lines(claims)
+    for line in [*claims_why_lines(claims), *([""] if summary else []), *summary]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if markdown is not None:
-        write_text(markdown, claims_markdown(verdicts))
+        write_text(markdown, claims_markdown(claims))
 
 
 @clean_errors

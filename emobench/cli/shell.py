@@ -138,8 +138,30 @@ def clean_errors(fn: F) -> F:
             raise fail(f"interrupted; {written_note()}", EXIT_INTERRUPTED) from None
         except MemoryError:
             raise fail("out of memory; use a smaller batch", EXIT_FAILURE) from None
+        except RuntimeError as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            raise fail(out_of_memory_line(exc), EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (a RuntimeError: torch.cuda.OutOfMemoryError is the same class),
+    told by its class name: the shell never imports torch."""
+    return any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__)
+
+
+def out_of_memory_line(exc: BaseException) -> str:
+    """A CUDA out-of-memory error that escaped a command (compare names the step and batch
+    itself): the batch size where the model call recorded it, and what to do."""
+    batch = getattr(exc, "batch_size", None)
+    at = f" at batch {batch}" if batch is not None else ""
+    first = ". ".join((str(exc).strip().splitlines() or [""])[0].split(". ")[:2])[:160]
+    return (
+        f"out of GPU memory{at} ({first}); use a smaller batch: `emobench maxbatch` finds the "
+        "largest that fits"
+    )
 
 
 def default_report_path(backbone: str, device: str, kind: str = "") -> Path:

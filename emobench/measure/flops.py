@@ -1,8 +1,10 @@
-"""FLOPs and parameter counts of a module, from one real forward pass."""
+"""FLOPs and parameter counts of a module, from one real forward pass; the shapes of its
+convolution and linear layers (for the compute ceiling in measure.limits)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -50,3 +52,51 @@ def count_parameters(module: nn.Module, forward: Callable[[], Any]) -> ParamCoun
         trainable=sum(p.numel() for p in params if p.requires_grad),
         unused=unused,
     )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One convolution or linear layer as a forward pass saw it: channels (features for a
+    linear layer), groups, output height x width (1 x rows for a linear layer) and FLOPs per
+    call of that forward (2 per multiply-add)."""
+
+    kind: str  # "conv" or "linear"
+    cin: int
+    cout: int
+    groups: int
+    height: int
+    width: int
+    flops: int
+
+
+def layer_shapes(module: nn.Module, forward: Callable[[], Any]) -> list[Layer]:
+    """Every nn.Conv2d and nn.Linear call during `forward`, in call order, read by forward
+    hooks: works on the meta device (shapes only, no compute)."""
+    seen: list[Layer] = []
+
+    def hook(mod: nn.Module, _inputs: Any, out: Any) -> None:
+        if not isinstance(out, torch.Tensor):
+            return
+        if isinstance(mod, nn.Conv2d) and out.dim() == 4:
+            kh, kw = mod.kernel_size
+            macs = out.numel() * (mod.in_channels // mod.groups) * kh * kw
+            seen.append(
+                Layer("conv", mod.in_channels, mod.out_channels, mod.groups,
+                      int(out.shape[2]), int(out.shape[3]), 2 * macs)
+            )  # fmt: skip
+        elif isinstance(mod, nn.Linear):
+            rows = out.numel() // max(1, mod.out_features)
+            macs = out.numel() * mod.in_features
+            seen.append(Layer("linear", mod.in_features, mod.out_features, 1, 1, rows, 2 * macs))
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in module.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    try:
+        forward()
+    finally:
+        for h in handles:
+            h.remove()
+    return seen

@@ -158,10 +158,37 @@ def process_peak_rss(fn: Callable[[], Any]) -> tuple[int, int, str]:
     return before, peak, "psutil_rss_sampling"
 
 
-def cuda_peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:
-    """Allocator peaks after a reset, and NVML's device-wide use while the result is alive."""
+ALLOCATOR_BLOCK = 512  # the CUDA caching allocator rounds every block up to this many bytes
+
+
+def resident_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes the allocator holds for these tensors' storages, each storage once (views and
+    tied weights share one), rounded up to the allocator's block size."""
+    sizes: dict[int, int] = {}
+    for t in tensors:
+        key = storage_key(t)
+        if key is not None:
+            sizes[key] = t.untyped_storage().nbytes()
+    return sum(-(-n // ALLOCATOR_BLOCK) * ALLOCATOR_BLOCK for n in sizes.values())
+
+
+def cuda_peak_memory(
+    fn: Callable[[], Any], device: torch.device, existing: Iterable[torch.Tensor] = ()
+) -> PeakMemory:
+    """This call's own allocator peaks, as if its pipeline were alone on the device, and NVML's
+    device-wide use while the result is alive.
+
+    `reset_peak_memory_stats` resets the peaks to what is allocated now, which includes every
+    model still resident (paired mode keeps the other pipeline's model on the device). So the
+    peak counted is what the call added on top of everything allocated just before it, plus
+    this pipeline's own resident tensors (`existing`: its weights, buffers, inputs, optimizer
+    state): the other pipeline's model is not counted. Reserved likewise: the growth of the
+    allocator's reserved memory during the call, plus the same own tensors."""
+    existing = list(existing)
     torch.cuda.synchronize(device)
     torch.cuda.empty_cache()
+    allocated_before = int(torch.cuda.memory_allocated(device))
+    reserved_before = int(torch.cuda.memory_reserved(device))
     torch.cuda.reset_peak_memory_stats(device)
     result = fn()
     torch.cuda.synchronize(device)
@@ -172,20 +199,37 @@ def cuda_peak_memory(fn: Callable[[], Any], device: torch.device) -> PeakMemory:
         handle = nvml_mod.handle_for_uuid(nvml, uuid)
         nvml_used = nvml_mod.used_bytes(nvml, handle) if handle is not None else None
     del result
+    own = resident_bytes(existing)
+    added = max(0, int(torch.cuda.max_memory_allocated(device)) - allocated_before)
+    added_reserved = max(0, int(torch.cuda.max_memory_reserved(device)) - reserved_before)
     return PeakMemory(
         "cuda_allocator",
-        cuda_peak_allocated_bytes=int(torch.cuda.max_memory_allocated(device)),
-        cuda_peak_reserved_bytes=int(torch.cuda.max_memory_reserved(device)),
+        cuda_peak_allocated_bytes=added + own,
+        cuda_peak_reserved_bytes=added_reserved + own,
         nvml_device_used_bytes=nvml_used,
+        cuda_allocated_before_bytes=allocated_before,
+        cuda_own_resident_bytes=own,
     )
 
 
 def peak_memory(
-    fn: Callable[[], Any], device: torch.device, existing: Iterable[torch.Tensor] = ()
+    fn: Callable[[], Any],
+    device: torch.device,
+    existing: Iterable[torch.Tensor] = (),
+    warm_calls: int = 0,
 ) -> PeakMemory:
     """Device-level peaks of one call, plus the device-independent live-tensor peak (without
     `existing` tensors), from the same single call (the tracker's bookkeeping is a few small
-    dicts: not visible in the peaks)."""
+    dicts: not visible in the peaks).
+
+    `warm_calls` untimed calls come first and the peaks are reset after them: a shape's first
+    call allocates what later calls reuse (cuDNN autotuning workspaces under
+    cudnn.benchmark, the allocator's first segments), which is not the steady-state peak.
+    0 (the default) when the caller already warmed `fn` at this size, or wants the first
+    call's peak."""
+    for _ in range(warm_calls):
+        fn()
+    existing = list(existing)
     tracker = _LiveTensorBytes(existing)
 
     def tracked() -> Any:
@@ -193,6 +237,8 @@ def peak_memory(
             return fn()
 
     measured = (
-        cuda_peak_memory(tracked, device) if device.type == "cuda" else cpu_peak_memory(tracked)
+        cuda_peak_memory(tracked, device, existing)
+        if device.type == "cuda"
+        else cpu_peak_memory(tracked)
     )
     return dataclasses.replace(measured, tensor_peak_bytes=tracker.peak)

@@ -35,6 +35,14 @@ OOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("32-bit index limit", ("canUse32BitIndexMath", "must fit into 32-bit index math")),
 )
 
+# Library failures that are memory running out only when an allocation failed just before them
+# (cuDNN reports a failed workspace cudaMalloc as an internal error, cuBLAS a handle it could not
+# allocate as "not initialized"); alone they are real errors: a broken install, a bad kernel.
+AFTER_ALLOCATION_FAILURE: tuple[str, tuple[str, ...]] = (
+    "library after allocation failure",
+    ("CUDNN_STATUS_INTERNAL_ERROR", "CUBLAS_STATUS_NOT_INITIALIZED"),
+)
+
 OOM_MESSAGES = tuple(m for _, messages in OOM_KINDS for m in messages)
 BYTE_SUFFIXES = {
     "": 1,
@@ -59,8 +67,12 @@ class SearchResult:
     confirmed: bool | None = None  # the winning batch ran again and succeeded
 
 
-def oom_kind(exc: BaseException) -> str | None:
-    """Which kind of out-of-memory `exc` is (see OOM_KINDS), or None for any other failure."""
+def oom_kind(exc: BaseException, after_allocation_failure: bool = False) -> str | None:
+    """Which kind of out-of-memory `exc` is (see OOM_KINDS), or None for any other failure.
+
+    cuDNN's internal error and cuBLAS's "not initialized" (AFTER_ALLOCATION_FAILURE) count only
+    when an allocation failed first: `after_allocation_failure` (the allocator counted a failure
+    during the step) or an out-of-memory error in the exception's chain."""
     if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, torch's
         return "allocator"
     if isinstance(exc, MemoryError):
@@ -71,12 +83,29 @@ def oom_kind(exc: BaseException) -> str | None:
     for kind, messages in OOM_KINDS:
         if any(m.lower() in text for m in messages):
             return kind
+    kind, messages = AFTER_ALLOCATION_FAILURE
+    if any(m.lower() in text for m in messages) and (
+        after_allocation_failure or _chain_holds_an_oom(exc)
+    ):
+        return kind
     return None
 
 
-def is_oom(exc: BaseException) -> bool:
+def _chain_holds_an_oom(exc: BaseException) -> bool:
+    """Whether an exception `exc` was raised from (or while handling) is an out-of-memory."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if oom_kind(cause) is not None:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def is_oom(exc: BaseException, after_allocation_failure: bool = False) -> bool:
     """Out-of-memory errors (disguised ones included), told apart from every other failure."""
-    return oom_kind(exc) is not None
+    return oom_kind(exc, after_allocation_failure) is not None
 
 
 def search_max_batch(
@@ -86,17 +115,22 @@ def search_max_batch(
     confirm: bool = True,
     clock: Callable[[], float] = time.perf_counter,
     on_probe: Callable[[Probe], None] | None = None,
+    confirm_with: Callable[[int], ProbeOutcome] | None = None,
 ) -> SearchResult:
     """Grow the batch geometrically (1, 2, 4, ...), then bisect between the last success and the
     first failure. At most 2*log2(result) + 3 probes, the confirmation included.
+
+    The winning batch is confirmed by `confirm_with` (CUDA: a fresh process under the same
+    budget), or by `try_batch` again when it is None. A non-memory failure ends the search with
+    `error` set, at batch 1 too: an error is never read as "nothing fits".
     """
     if max_batch < 1:
         raise UsageError(f"--max-batch must be >= 1, got {max_batch}")
     probes: list[Probe] = []
 
-    def probe(n: int) -> ProbeOutcome:
+    def probe(n: int, run: Callable[[int], ProbeOutcome] = try_batch) -> ProbeOutcome:
         start = clock()
-        out = try_batch(n)
+        out = run(n)
         p = Probe(n, out.outcome, out.peak_bytes, clock() - start, out.message, out.reserved_bytes)
         probes.append(p)
         if on_probe is not None:
@@ -127,7 +161,9 @@ def search_max_batch(
             bad = mid
     confirmed = None
     if confirm and good > 0:
-        out = probe(good)
+        out = probe(good, confirm_with or try_batch)
+        if out.outcome == ERROR and confirm_with is not None:  # the confirmation itself broke
+            return SearchResult(good, bad is None, probes, error=out.message)
         confirmed = out.outcome == OK
     return SearchResult(good, bad is None, probes, confirmed=confirmed)
 
@@ -177,35 +213,65 @@ def bytes_per_extra_image(probes: list[Probe]) -> float | None:
 
 @dataclass(frozen=True)
 class MemoryHooks:
-    """How one device resets, reads and releases its memory around a probe."""
+    """How one device resets, reads and releases its memory around a probe.
+
+    `sync` waits for the step's queued work (CUDA kernels run asynchronously: a step returns
+    before they ran, and their errors surface at the next synchronisation); `allocation_failures`
+    counts the allocator's failed allocations so far (CUDA: out-of-memory errors and cudaMalloc
+    retries), so a library error that follows one is told apart from one that does not."""
 
     reset: Callable[[], None]
     peak_bytes: Callable[[], int | None]
     release: Callable[[], None]
     peak_reserved: Callable[[], int | None] = lambda: None
+    sync: Callable[[], None] = lambda: None
+    allocation_failures: Callable[[], int] = lambda: 0
+
+
+def _failure_text(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
 
 
 def guarded_try_batch(
     step: Callable[[int], object], hooks: MemoryHooks
 ) -> Callable[[int], ProbeOutcome]:
-    """Wrap `step(n)` into a probe: OOM and other failures become outcomes, not exceptions."""
+    """Wrap `step(n)` into a probe: OOM and other failures become outcomes, not exceptions.
+
+    The device is synchronised inside the try, so a batch "fits" only once its kernels ran, and
+    an asynchronous CUDA error is caught (and classified) with the step that caused it."""
 
     def try_batch(n: int) -> ProbeOutcome:
-        hooks.reset()
+        try:
+            hooks.reset()
+            failures_before = hooks.allocation_failures()
+        except Exception as exc:  # an earlier failure left the device unusable
+            return ProbeOutcome(ERROR, None, f"before the step: {_failure_text(exc)}")
         failure: str | None = None
         oom = False
         try:
             step(n)
+            hooks.sync()
         except Exception as exc:
-            kind = oom_kind(exc)
+            try:
+                after_failed_allocation = hooks.allocation_failures() > failures_before
+            except Exception:  # a broken context cannot say: the error stays an error
+                after_failed_allocation = False
+            kind = oom_kind(exc, after_failed_allocation)
             oom = kind is not None
-            lines = str(exc).strip().splitlines()
-            failure = f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+            failure = _failure_text(exc)
             if kind is not None:
                 failure = f"[{kind}] {failure}"
         # Released outside the except block: the traceback holds the failed step's tensors.
-        hooks.release()
-        peak, reserved = hooks.peak_bytes(), hooks.peak_reserved()
+        # After a failed step the device may be unusable (a sticky CUDA error): the step's own
+        # failure is the outcome, never one raised again by the clean-up.
+        try:
+            hooks.release()
+            peak, reserved = hooks.peak_bytes(), hooks.peak_reserved()
+        except Exception as exc:
+            if failure is None:
+                return ProbeOutcome(ERROR, None, f"after the step: {_failure_text(exc)}")
+            peak = reserved = None
         if failure is None:
             return ProbeOutcome(OK, peak, reserved_bytes=reserved)
         return ProbeOutcome(OOM if oom else ERROR, peak, failure, reserved)

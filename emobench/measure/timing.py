@@ -250,24 +250,61 @@ def cpu_blocked_timer(calls: int) -> Timer:
     return timer
 
 
+SIZING_CALLS = 3  # timed calls the block size is picked from (the fastest), after a warm one
+SIZING_ENOUGH_MS = 10 * BLOCK_MS  # a call this long is a block of one whatever the others take
+
+
+@dataclass(frozen=True)
+class BlockTimer:
+    """A throughput-like timer: `calls` back-to-back calls per sample."""
+
+    timer: Timer
+    name: str
+    calls: int
+
+
+def sized_block_timer(
+    device: torch.device,
+    fn: Callable[[], Any],
+    watchdog: Watchdog = UNWATCHED,
+    warm: bool = False,
+) -> BlockTimer:
+    """The timer for throughput-like figures: blocks of calls per sample, sized so a block
+    spans >= BLOCK_MS (like torch.utils.benchmark's blocked_autorange).
+
+    `fn` runs once untimed (unless `warm`: it already ran at this shape; a shape's first call
+    selects kernels, autotunes, allocates, and says nothing about the block), then up to
+    SIZING_CALLS times, each timed alone; the fastest sets the block, so one slow call cannot
+    shrink the blocks to per-call synchronisation. A call of SIZING_ENOUGH_MS or more ends the
+    sizing early (ten times a block: no other call would change it). CUDA: one
+    synchronisation per block. CPU: a call shorter than BLOCK_MS is timed in blocks too, so
+    allocator page faults and timer jitter average out inside a sample (a 0.7 ms batched
+    preprocessing call varied +-20% sample to sample, a block of 15 a few %); a longer call
+    keeps the per-call timer."""
+    if not warm:
+        watchdog.call(fn)
+    one_call = cuda_event_timer(device) if device.type == "cuda" else cpu_timer
+    fastest = math.inf
+    for _ in range(SIZING_CALLS):
+        took = watchdog.call(one_call, fn)
+        fastest = min(fastest, took)
+        if took >= SIZING_ENOUGH_MS:
+            break
+    calls = block_calls(fastest)
+    if device.type == "cuda":
+        return BlockTimer(cuda_event_timer(device, calls), f"cuda_event_blocked x{calls}", calls)
+    if calls == 1:
+        timer, name = timer_for(device)
+        return BlockTimer(timer, name, 1)
+    return BlockTimer(cpu_blocked_timer(calls), f"perf_counter_ns_blocked x{calls}", calls)
+
+
 def throughput_timer_for(
     device: torch.device, fn: Callable[[], Any], watchdog: Watchdog = UNWATCHED
 ) -> tuple[Timer, str]:
-    """The timer for throughput-like figures: blocks of calls per sample, sized from one call
-    of `fn` so a block spans >= BLOCK_MS (like torch.utils.benchmark's blocked_autorange).
-    CUDA: one synchronisation per block. CPU: a call shorter than BLOCK_MS is timed in blocks
-    too, so allocator page faults and timer jitter average out inside a sample (a 0.7 ms
-    batched preprocessing call varied +-20% sample to sample, a block of 15 a few %); a longer
-    call keeps the per-call timer. `fn` runs once (CUDA) or twice (CPU: the first may be cold)
-    to size the block."""
-    if device.type != "cuda":
-        watchdog.call(fn)
-        calls = block_calls(watchdog.call(cpu_timer, fn))
-        if calls == 1:
-            return timer_for(device)
-        return cpu_blocked_timer(calls), f"perf_counter_ns_blocked x{calls}"
-    calls = block_calls(watchdog.call(cuda_event_timer(device), fn))
-    return cuda_event_timer(device, calls), f"cuda_event_blocked x{calls}"
+    """`sized_block_timer`'s timer and name."""
+    block = sized_block_timer(device, fn, watchdog)
+    return block.timer, block.name
 
 
 def sample_until_stable(
@@ -322,11 +359,13 @@ def time_loop(
     clock: Callable[[], float] = time.perf_counter,
     cold: bool = True,
     watchdog: Watchdog = UNWATCHED,
+    calls_per_sample: int = 1,
 ) -> TimingResult:
     """Time `fn`: one cold call (unless `cold` is False: fn already ran), `warmup_iters` untimed
     calls (none after a cold call longer than the cap), then samples until the stopping rule of
     `settings`. Every call runs under `watchdog`: CallCut when it cuts one before the first
-    sample, else the samples so far with STOP_CUT."""
+    sample, else the samples so far with STOP_CUT. `calls_per_sample`: the calls `timer` makes
+    per sample, as the result records it (`block_calls`)."""
     with watchdog:
         cold_ms = watchdog.call(timer, fn) if cold else None
         warmup = warmup_after_cold(settings, cold_ms)
@@ -342,6 +381,7 @@ def time_loop(
         timer=timer_name,
         stop_reason=reason,
         elapsed_s=elapsed,
+        block_calls=calls_per_sample,
     )
 
 

@@ -15,6 +15,7 @@ from emobench.results import (
     metric_rows,
     stats_for,
 )
+from emobench.results.metrics import ABOVE_CEILING, CEILING_KEY
 from emobench.stats.summary import MIN_SAMPLES_FOR
 
 
@@ -47,12 +48,80 @@ def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table
         mark = " ~" if row.noisy else ""
         table.add_row(
             row.label + mark,
-            fmt_value(row.upscale224, row.unit) + _ci_text(up, row),
-            fmt_value(row.direct48, row.unit) + _ci_text(dn, row),
+            metric_cell(row, row.upscale224) + _ci_text(up, row),
+            metric_cell(row, row.direct48) + _ci_text(dn, row),
             fmt_ratio(row.ratio),
             ratio_bar(row.ratio),
         )
     return table
+
+
+def metric_cell(row: MetricRow, value: float | None) -> str:
+    """A row's value as tables show it: a fraction of the compute ceiling over 1 reads "above
+    the measured ceiling" (the report keeps the raw number), never a fraction over 100%."""
+    if row.key == CEILING_KEY and value is not None and value > 1:
+        return ABOVE_CEILING
+    return fmt_value(value, row.unit)
+
+
+def limits_lines(report: Report) -> list[str]:
+    """The device limits measured in the run: the compute ceiling with the kernel that set it
+    and the theoretical peak beside it, then the matmul and copy figures."""
+    lim = report.limits
+    if lim is None:
+        return []
+    math_mode = lim.matmul_math or lim.matmul_dtype
+    lines = []
+    if lim.ceiling_flops_per_s is not None:
+        matmuls = [k for k in lim.kernels if k.kernel.startswith("matmul")]
+        convs = len(lim.kernels) - len(matmuls)
+        largest = max((int(k.kernel.split("n=")[1]) for k in matmuls), default=lim.matmul_n)
+        backend = f", {lim.conv_backend}" if lim.conv_backend else ""
+        took = f"; {lim.elapsed_s:.1f} s" if lim.elapsed_s is not None else ""
+        lines.append(
+            f"compute ceiling measured in this run: {fmt_value(lim.ceiling_flops_per_s, 'FLOP/s')}"
+            f" ({math_mode}{backend}), set by {lim.ceiling_kernel}: the best of {len(matmuls)} "
+            f"matmul sizes up to n={largest} and {convs} convolution{'s' * (convs != 1)} with "
+            f"the models' own shapes{took}"
+        )
+        lines.append(peak_line(lim.ceiling_flops_per_s, lim.peak_flops_per_s, lim.peak_how))
+        if lim.ceiling_note:
+            lines.append(f"compute ceiling: {lim.ceiling_note}")
+    extra = ""
+    if lim.host_copy_bytes_per_s is not None and lim.h2d_bytes_per_s is not None:
+        extra = (
+            f", host memcpy {fmt_value(lim.host_copy_bytes_per_s, 'bytes/s')}, pinned "
+            f"host-to-device {fmt_value(lim.h2d_bytes_per_s, 'bytes/s')}"
+        )
+    lines.append(
+        f"device limits measured in this run: {math_mode} matmul "
+        f"{fmt_value(lim.matmul_flops_per_s, 'FLOP/s')} (n={lim.matmul_n}), copy bandwidth "
+        f"{fmt_value(lim.copy_bytes_per_s, 'bytes/s')} ({fmt_value(lim.copy_bytes, 'bytes')})"
+        + extra
+    )
+    above = [
+        f"{r.backbone}/{r.pipeline}"
+        for r in report.results
+        if r.efficiency is not None and r.efficiency.above_ceiling
+    ]
+    if above:
+        lines.append(
+            f"{', '.join(above)}: {ABOVE_CEILING} (the model's layers beat every kernel timed; "
+            "the report keeps the raw fraction): a longer --limits-time times more kernels"
+        )
+    return lines
+
+
+def peak_line(ceiling: float | None, peak: float | None, how: str | None) -> str:
+    """The theoretical peak as such, next to the measured ceiling, or why there is none."""
+    if peak is None:
+        return f"theoretical peak: {how or 'not recorded'}"
+    line = f"theoretical peak (not measured): {fmt_value(peak, 'FLOP/s')} = {how}"
+    if ceiling is not None:
+        line += f"; the measured ceiling is {ceiling / peak:.0%} of it"
+        if ceiling > peak:
+            line += " (above: the cores ran faster than the clock read)"
+    return line
 
 
 def _ci_text(result: PipelineResult | None, row: MetricRow) -> str:
@@ -88,20 +157,8 @@ def render_compare(report: Report, console: Console) -> None:
     console.print(stopping_line(report))
     if (line := percentile_line(report)) is not None:
         console.print(line)
-    if report.limits is not None:
-        lim = report.limits
-        extra = ""
-        if lim.host_copy_bytes_per_s is not None and lim.h2d_bytes_per_s is not None:
-            extra = (
-                f", host memcpy {fmt_value(lim.host_copy_bytes_per_s, 'bytes/s')}, pinned "
-                f"host-to-device {fmt_value(lim.h2d_bytes_per_s, 'bytes/s')}"
-            )
-        console.print(
-            f"device limits measured in this run: {lim.matmul_math or lim.matmul_dtype} matmul "
-            f"{fmt_value(lim.matmul_flops_per_s, 'FLOP/s')} (n={lim.matmul_n}), copy bandwidth "
-            f"{fmt_value(lim.copy_bytes_per_s, 'bytes/s')} ({fmt_value(lim.copy_bytes, 'bytes')})"
-            + extra
-        )
+    for line in limits_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     for r in report.results:
         if r.error:
             console.print(f"[red]{r.backbone}/{r.pipeline}: {r.error}[/red]")
@@ -169,6 +226,11 @@ def render_maxbatch(report: Report, console: Console) -> None:
             note = (note + "; " if note else "") + (
                 f"reserved {fmt_value(r.reserved_bytes_at_max, 'bytes')}, outside allocator "
                 f"{fmt_value(r.non_allocator_bytes, 'bytes')}"
+            )
+        grown = r.non_allocator_bytes_at_max
+        if grown is not None and r.non_allocator_bytes is not None:
+            note += f" ({fmt_value(grown, 'bytes')} at the max batch" + (
+                ": more than the budget was charged)" if grown > r.non_allocator_bytes else ")"
             )
         table.add_row(
             r.pipeline,

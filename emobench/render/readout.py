@@ -3,10 +3,13 @@ model catalogue and the environment."""
 
 from __future__ import annotations
 
+import math
+
+from rich.markup import escape
 from rich.table import Table
 
 from emobench import files, machine
-from emobench.readout.claims import ClaimVerdict
+from emobench.readout.claims import NO_CLASS, POINTS, ClaimsResult, ClaimVerdict
 from emobench.readout.merge import ClassRatios, MergedRow
 from emobench.readout.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
 from emobench.render.format import ABSENT, fmt_ratio, fmt_value
@@ -88,34 +91,137 @@ def merged_markdown(rows: list[MergedRow], columns: tuple[tuple[str, str], ...])
     return "\n".join(lines) + "\n"
 
 
-def claims_table(verdicts: list[ClaimVerdict]) -> Table:
-    table = Table(title="the write-up's claims against measurements")
-    for col in ("backbone", "claim", "claimed", "measured", "verdict", "why"):
-        table.add_column(col, justify="right" if col in ("claimed", "measured") else "left")
-    colour = {"holds": "green", "does not hold": "red", "not measured": "yellow"}
-    for v in verdicts:
-        table.add_row(
-            v.backbone,
-            v.claim,
-            fmt_ratio(v.claimed),
-            fmt_ratio(v.measured),
-            f"[{colour[v.verdict]}]{v.verdict}[/{colour[v.verdict]}]",
-            v.reason,
-        )
+_VERDICT_STYLE = {
+    "holds": "green",
+    "does not hold": "red",
+    "inconclusive": "yellow",
+    "not measured": "dim",
+    "not testable": "dim",
+}
+CLAIMS_HEAD = (
+    "backbone",
+    "claim",
+    "machine class",
+    "claimed",
+    "threshold",
+    "measured [95% CI]",
+    "verdict",
+    "why",
+)
+
+
+def _claim_figure(value: float, unit: str) -> str:
+    if unit == POINTS:
+        return f"{value:+.1f} pts"
+    return "∞" if math.isinf(value) else f"{value:.2f}x"
+
+
+def claim_measured(v: ClaimVerdict) -> str:
+    """The measured figure and its 95% interval: '14.00x [13.10, 15.20]', '15.94x (exact)'."""
+    if v.measured is None:
+        return ABSENT
+    point = _claim_figure(v.measured, v.unit)
+    if v.exact:
+        return f"{point} (exact)"
+    if v.low is None or v.high is None:
+        return f"{point} [no interval]"
+    if v.low == v.high == v.measured:
+        return point
+    if v.low == v.measured and math.isinf(v.high):
+        return f">= {point}"
+    high = _claim_figure(v.high, v.unit)
+    low = _claim_figure(v.low, v.unit)
+    if v.unit != POINTS:
+        low, high = low.removesuffix("x"), high.removesuffix("x")
+    else:
+        low, high = low.removesuffix(" pts"), high.removesuffix(" pts")
+    return f"{point} [{low}, {high}]"
+
+
+def claim_cells(v: ClaimVerdict) -> list[str]:
+    """One claims row as plain text, in CLAIMS_HEAD's order (terminal, Markdown, HTML)."""
+    if v.claimed_text:
+        claimed = v.claimed_text
+    elif v.claimed is None:
+        claimed = ABSENT
+    else:
+        claimed = f"{v.claimed:g}x" if v.unit != POINTS else f"{v.claimed:+g} pts"
+    threshold = ABSENT if v.threshold is None else ">= " + _claim_figure(v.threshold, v.unit)
+    why = v.reason
+    if v.interval:
+        why += f". Interval: {v.interval}"
+    if v.settle:
+        why += f". To settle: {v.settle}"
+    return [
+        v.backbone,
+        v.claim,
+        v.machine_class,
+        claimed,
+        threshold,
+        claim_measured(v),
+        v.verdict,
+        why,
+    ]
+
+
+def claims_table(claims: ClaimsResult) -> Table:
+    """Every claim per backbone and machine class (the why of each row: claims_why_lines);
+    the classes and their files below."""
+    caption = [f"{c.id}: {c.description} ({', '.join(c.sources)})" for c in claims.classes]
+    caption.append(
+        "holds: the whole 95% interval at or above the threshold (claimed x 0.9); does not "
+        "hold: wholly below; inconclusive: it straddles"
+    )
+    table = Table(
+        title="the write-up's claims against measurements",
+        caption="\n".join(caption + claims.notes),
+        caption_justify="left",
+    )
+    head = CLAIMS_HEAD[:-1]  # the why goes below the table, one line per row
+    for col in head:
+        right = col in ("claimed", "threshold", "measured [95% CI]")
+        table.add_column(col, justify="right" if right else "left", overflow="fold")
+    for v in claims.verdicts:
+        cells = [escape(c) for c in claim_cells(v)[: len(head)]]
+        style = _VERDICT_STYLE.get(v.verdict, "")
+        cells[6] = f"[{style}]{cells[6]}[/{style}]" if style else cells[6]
+        table.add_row(*cells)
     return table
 
 
-def claims_markdown(verdicts: list[ClaimVerdict]) -> str:
-    lines = [
-        MARKER,
-        "| backbone | claim | claimed | measured | verdict | why |",
-        "|---|---|---|---|---|---|",
+def claims_why_lines(claims: ClaimsResult) -> list[str]:
+    """'vgg16, 16x faster inference on CLASS: why (interval, what would settle it)' per row."""
+    out = []
+    for v in claims.verdicts:
+        where = f" on {v.machine_class}" if v.machine_class != NO_CLASS else ""
+        head = f"{v.backbone}, {v.claim}" if v.backbone != NO_CLASS else v.claim
+        out.append(f"{head}{where}: {v.verdict}. {claim_cells(v)[-1]}")
+    return out
+
+
+def claims_summary_lines(claims: ClaimsResult) -> list[str]:
+    """'vgg16, 16x faster inference: holds on 2 of 3 machine classes; ...' per measured claim,
+    when the reports span two or more machine classes."""
+    if len(claims.classes) < 2:
+        return []
+    classed = {(v.backbone, v.claim) for v in claims.verdicts if v.machine_class != NO_CLASS}
+    return [
+        f"{s.backbone}, {s.claim}: {s.text}"
+        for s in claims.summaries
+        if (s.backbone, s.claim) in classed
     ]
-    for v in verdicts:
-        lines.append(
-            f"| {v.backbone} | {v.claim} | {fmt_ratio(v.claimed)} | {fmt_ratio(v.measured)} "
-            f"| {v.verdict} | {v.reason} |"
-        )
+
+
+def claims_markdown(claims: ClaimsResult) -> str:
+    lines = [MARKER, "| " + " | ".join(CLAIMS_HEAD) + " |", "|" + "---|" * len(CLAIMS_HEAD)]
+    for v in claims.verdicts:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in claim_cells(v)) + " |")
+    summary = claims_summary_lines(claims)
+    if summary:
+        lines += ["", "Across machine classes:", "", *(f"* {line}" for line in summary)]
+    lines.append("")
+    lines += [f"* `{c.id}`: {c.description} ({', '.join(c.sources)})" for c in claims.classes]
+    lines += [f"* {note}" for note in claims.notes]
     return "\n".join(lines) + "\n"
 
 

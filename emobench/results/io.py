@@ -28,6 +28,7 @@ from emobench.results.finetune import (
 from emobench.results.measurements import (
     Contention,
     DeviceLimits,
+    KernelRate,
     LinearFit,
     MonitorResult,
     ParamCounts,
@@ -241,12 +242,14 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "feature_map": AT_LEAST_1,
         "flops_per_image": NON_NEGATIVE,  # only matmul/conv-like ops count: a plugin may have 0
         "compile_s": POSITIVE,
+        "compile_s_per_batch": POSITIVE,
     },
     ParamCounts: {"total": NON_NEGATIVE, "trainable": NON_NEGATIVE, "unused": NON_NEGATIVE},
     TimingResult: {
         "cold_start_ms": POSITIVE,
         "warmup_iters": NON_NEGATIVE,
         "elapsed_s": NON_NEGATIVE,
+        "block_calls": AT_LEAST_1,
     },
     Stats: {  # timing samples: ms per call, us per image
         "n": AT_LEAST_1,
@@ -263,7 +266,7 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "median_ci_high": POSITIVE,
     },
     BatchTiming: {"batch_size": AT_LEAST_1, "images_per_s": POSITIVE},
-    PreprocessResult: {"images": AT_LEAST_1},
+    PreprocessResult: {"images": AT_LEAST_1, "block_calls": AT_LEAST_1},
     MemoryResult: {
         "input_bytes_per_image": POSITIVE,
         "weight_bytes": NON_NEGATIVE,
@@ -275,6 +278,8 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "cuda_peak_allocated_bytes": NON_NEGATIVE,
         "cuda_peak_reserved_bytes": NON_NEGATIVE,
         "nvml_device_used_bytes": NON_NEGATIVE,
+        "cuda_allocated_before_bytes": NON_NEGATIVE,
+        "cuda_own_resident_bytes": NON_NEGATIVE,
     },
     TrainResult: {"batch_size": AT_LEAST_1, "images_per_s": POSITIVE},
     TransferResult: {
@@ -292,11 +297,15 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "process_used_mean_bytes": NON_NEGATIVE,
         "energy_joules": NON_NEGATIVE,
         "images": NON_NEGATIVE,
+        "window_s": NON_NEGATIVE,
+        "calls": NON_NEGATIVE,
+        "energy_updates": NON_NEGATIVE,
+        "energy_update_interval_s": POSITIVE,
     },
     Efficiency: {
         "batch_size": AT_LEAST_1,
         "achieved_flops_per_s": NON_NEGATIVE,
-        "matmul_fraction": NON_NEGATIVE,  # may exceed 1: conv kernels can beat the BLAS matmul
+        "matmul_fraction": NON_NEGATIVE,  # may exceed 1: a model beating every kernel timed
         "preprocess_bytes_per_s": POSITIVE,
         "preprocess_copy_fraction": NON_NEGATIVE,
     },
@@ -312,6 +321,8 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "child_base_bytes": NON_NEGATIVE,
         "reserved_bytes_at_max": NON_NEGATIVE,
         "non_allocator_bytes": NON_NEGATIVE,
+        "non_allocator_bytes_at_max": NON_NEGATIVE,
+        "confirm_margin_bytes": NON_NEGATIVE,  # what the budget had left at the confirmed max
     },
     Probe: {
         "batch_size": NON_NEGATIVE,  # 0: the CPU search's child with the model built, no batch
@@ -328,7 +339,10 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "elapsed_s": NON_NEGATIVE,
         "host_copy_bytes_per_s": POSITIVE,
         "h2d_bytes_per_s": POSITIVE,
+        "ceiling_flops_per_s": POSITIVE,
+        "peak_flops_per_s": POSITIVE,
     },
+    KernelRate: {"flops_per_s": POSITIVE},
     Contention: {  # differences of CPU times are clamped at 0 when they are taken
         "wall_s": NON_NEGATIVE,
         "usable_cores": AT_LEAST_1,

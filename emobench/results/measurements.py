@@ -44,16 +44,37 @@ class ParamCounts:
 
 
 @dataclass(frozen=True)
+class KernelRate:
+    """One kernel timed for the compute ceiling: a square matmul or a 3x3 convolution with a
+    model's own shapes, its best rate, and the pipelines whose layers it stands for."""
+
+    kernel: str  # "matmul n=1024", "conv3x3 512->512 @28x28 b1"
+    flops_per_s: float
+    owners: list[str] = field(default_factory=list)  # "vgg16/upscale224"; none for a matmul
+
+
+@dataclass(frozen=True)
 class DeviceLimits:
     matmul_flops_per_s: float  # best of the timed samples: the device's demonstrated rate
     matmul_dtype: str
-    matmul_n: int  # the square size picked on this device
+    matmul_n: int  # the square size whose rate was best
     copy_bytes_per_s: float  # bytes read + bytes written per second, best sample
     copy_bytes: int  # the buffer size picked on this device
     elapsed_s: float | None = None  # sizing and timing, both limits
     matmul_math: str | None = None  # tf32, ieee fp32, bf16, fp16: the model's conv math
     host_copy_bytes_per_s: float | None = None  # CUDA runs: host memcpy, read + write
     h2d_bytes_per_s: float | None = None  # CUDA runs: pinned host -> device, bytes moved
+    # the compute ceiling: the best rate of every kernel in `kernels` (matmul at several sizes
+    # up to the models' largest layer, 3x3 convolutions with their largest shapes, in the run's
+    # math mode and backend); None in reports written before it existed
+    ceiling_flops_per_s: float | None = None
+    ceiling_kernel: str | None = None  # the kernel that set it, as in KernelRate.kernel
+    kernels: list[KernelRate] = field(default_factory=list)
+    conv_backend: str | None = None  # oneDNN, cuDNN or native: what ran the convolutions
+    ceiling_note: str | None = None  # kernels not timed (time ran out, shapes unknown), why
+    # cores x clock x FMA per cycle x 2 where the CPU reports its clock; else None
+    peak_flops_per_s: float | None = None
+    peak_how: str | None = None  # the formula with its numbers, or why there is no peak
 
 
 @dataclass(frozen=True)
@@ -114,11 +135,19 @@ class PeakMemory:
     cuda_peak_allocated_bytes: int | None = None
     cuda_peak_reserved_bytes: int | None = None
     nvml_device_used_bytes: int | None = None
+    # CUDA: the peaks above are this call's own, as if its pipeline were alone on the device:
+    # (peak - allocated just before the call) + its own resident tensors (weights, buffers,
+    # inputs, optimizer state). Both parts are kept: everything allocated just before the call
+    # (another pipeline's model included), and this pipeline's own share of it
+    cuda_allocated_before_bytes: int | None = None
+    cuda_own_resident_bytes: int | None = None
 
 
 @dataclass(frozen=True)
 class MonitorResult:
-    """NVML memory sampled in a background thread during a timed loop, and the energy used."""
+    """NVML memory sampled in a background thread during a pass of back-to-back calls of its
+    own (after the timed loop), and the GPU energy over that pass's window: absent, with
+    `energy_note`, when the window held too few updates of NVML's energy counter to read it."""
 
     samples: int
     interval_s: float
@@ -129,6 +158,11 @@ class MonitorResult:
     energy_joules: float | None
     images: int | None = None  # images processed during the monitored pass
     process_match: str | None = None  # how this process was found in NVML's list, or why not
+    window_s: float | None = None  # the pass's length: first call to the last one's end
+    calls: int | None = None  # back-to-back calls made in the window
+    energy_updates: int | None = None  # distinct changes of NVML's energy counter seen in it
+    energy_update_interval_s: float | None = None  # the counter's observed update interval
+    energy_note: str | None = None  # why energy_joules is absent, when it is
 
 
 @dataclass(frozen=True)
@@ -141,3 +175,4 @@ class TimingResult:
     timer: str  # "perf_counter_ns" or "cuda_event"
     stop_reason: str | None = None  # one of STOP_REASONS (None in reports before it existed)
     elapsed_s: float | None = None  # time spent in the timed samples
+    block_calls: int | None = None  # back-to-back calls per sample (1: per-call timing)

@@ -24,6 +24,8 @@ MACHINE = "machine"  # absolute figure, tied to the machine that measured it
 LOWER, HIGHER = False, True  # higher_is_better
 
 Getter = Callable[["PipelineResult", int], "float | None"]
+CEILING_KEY = "matmul_fraction"  # achieved / the run's compute ceiling, raw (may exceed 1)
+ABOVE_CEILING = "above the measured ceiling"  # what tables show for a raw fraction over 1
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,12 @@ def _eff(fn: Callable[[Any], float | None]) -> Getter:
     return lambda r, bs: fn(r.efficiency) if r.efficiency else None
 
 
+def _ceiling_fraction(r: PipelineResult, bs: int) -> float | None:
+    """Achieved / the compute ceiling; None for a report whose reference was no ceiling."""
+    e = r.efficiency
+    return e.matmul_fraction if e is not None and e.ceiling_kernel is not None else None
+
+
 def _mon(attr: str) -> Getter:
     return lambda r, bs: getattr(r.gpu_monitor, attr) if r.gpu_monitor else None
 
@@ -162,8 +170,10 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("preprocess_per_image_pil_us", "preprocess, per-image PIL path", "us/image", LOWER, PORTABLE,
            "The original write-up's path, one image at a time on the CPU: `Image.fromarray(L)"
            ".convert(\"RGB\")`, (upscale224 only) `transforms.Resize((224,224), BILINEAR)`, "
-           "`ToTensor`, `Normalize(ImageNet)`, then `torch.stack`. One timed call processes "
-           "`--preprocess-images` images; the median call time is divided by the image count.",
+           "`ToTensor`, `Normalize(ImageNet)`, then `torch.stack`; on CUDA the batch is then "
+           "copied to the device from pinned memory and the timer waits for the copy, as the "
+           "batched path's input is. One timed call processes `--preprocess-images` images; the "
+           "median call time is divided by the image count.",
            _pre("per_image_pil")),
     Metric("preprocess_batched_tensor_us", "preprocess, batched tensor path", "us/image", LOWER, PORTABLE,
            "The whole uint8 batch at once on the target device: copy, `float()/255`, (upscale224 "
@@ -171,8 +181,9 @@ CATALOGUE: tuple[Metric, ...] = (
            "channel, broadcast to 3 channels while normalising. Includes the host-to-device copy "
            "on CUDA. Blocked timing: each sample is as many back-to-back calls as fill 10 ms (on "
            "CUDA always; on the CPU when a call is shorter, e.g. direct48's 0.4 ms for 128 "
-           "images), the mean call of the block. Agrees with the PIL path to within one gray "
-           "level.",
+           "images), the mean call of the block; the block is sized after one untimed call from "
+           "the fastest of three timed ones, and recorded (`block_calls`). Agrees with the PIL "
+           "path to within one gray level.",
            _pre("batched_tensor")),
     Metric("latency_b1_median_ms", "latency b1, median", "ms", LOWER, PORTABLE,
            "One image through the model: one cold call (*first call*), `--warmup` untimed calls, "
@@ -188,17 +199,25 @@ CATALOGUE: tuple[Metric, ...] = (
            "As p90, from >= 662 samples.", _latency("p99")),
     Metric("cold_start_ms", "first call (cold start), b1", "ms", LOWER, MACHINE,
            "The first forward call of the freshly built model at batch 1 (allocator warm-up, "
-           "kernel selection). One-time library costs are paid before either pipeline runs and "
-           "the pipeline order alternates between backbones, so neither side pays for the other.",
+           "kernel selection), after the one-time library costs. On CUDA it is timed in a fresh "
+           "process per pipeline, so neither pays for kernels the other loaded (CUDA loads them "
+           "lazily); on the CPU in the run's process, the pipeline order alternating between "
+           "backbones. Null under `--compile` (the first call compiles). `cold_start_note` says "
+           "which.",
            lambda r, bs: r.latency.cold_start_ms if r.latency else None),
     Metric("compile_s", "compile (first compiled call)", "s", LOWER, MACHINE,
            "With `--compile`: wall time of the first compiled call at batch 1 (compilation plus "
-           "one run); the timed samples after it are steady-state.",
+           "one run). Static shapes (`dynamic=False`): every batch size is compiled and timed "
+           "the same way before anything is timed, so no timed loop compiles.",
            lambda r, bs: r.compile_s),
+    Metric("compile_b{bs}_s", "compile b{bs} (first compiled call)", "s", LOWER, MACHINE,
+           "With `--compile`: the first compiled call at that batch size (its own graph).",
+           lambda r, bs: r.compile_s_per_batch.get(str(bs))),
     Metric("throughput_b{bs}_images_per_s", "throughput b{bs} (model only)", "images/s", HIGHER, PORTABLE,
            "N / median seconds per forward call on an already preprocessed batch. CUDA: blocks "
-           "of calls between two synchronisations (>= 10 ms each). The peak-memory call at the "
-           "largest batch is that batch's warmup.",
+           "of calls between two synchronisations (>= 10 ms each, sized after one untimed call "
+           "from the fastest of three; `block_calls`). The peak-memory calls at the largest "
+           "batch are that batch's warmup.",
            _images_per_s("throughput")),
     Metric("end_to_end_b{bs}_images_per_s", "end to end b{bs} (uint8 host batch -> logits)", "images/s",
            HIGHER, PORTABLE,
@@ -209,7 +228,9 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("train_b{bs}_images_per_s", "train b{bs} (one SGD step)", "images/s", HIGHER, PORTABLE,
            "`--mode train/both`: one optimizer step (forward under autocast, cross-entropy, "
            "backward, SGD with momentum 0.9, `zero_grad(set_to_none=True)`) on a random batch, "
-           "momentum buffers allocated before the first step; blocked timing on CUDA.",
+           "momentum buffers allocated before the first step; blocked timing on CUDA. Untimed "
+           "steps first: one, in fp16 at least 3 and until GradScaler stops skipping "
+           "overflowed steps (at most 8), so no timed step is a skipped one.",
            _images_per_s("train")),
     Metric("train_b{bs}_step_ms", "train step b{bs}, median", "ms", LOWER, MACHINE,
            "The median time of that step.", _train_step_ms),
@@ -221,7 +242,8 @@ CATALOGUE: tuple[Metric, ...] = (
            "Peak RSS growth (as for inference) over one step.",
            _train_peak("cpu_peak_rss_growth_bytes")),
     Metric("train_b{bs}_cuda_peak_bytes", "train b{bs}, CUDA peak allocated", "bytes", LOWER, MACHINE,
-           "`torch.cuda.max_memory_allocated` over one step (CUDA only).",
+           "CUDA only: over one warm step, as for inference: what the step allocated on top of "
+           "what was resident, plus this pipeline's weights, momentum buffers and batch.",
            _train_peak("cuda_peak_allocated_bytes")),
     Metric("transfer_b{bs}_host_upscale_ms", "to device b{bs}: upscale on host, copy f32", "ms",
            LOWER, MACHINE,
@@ -258,8 +280,8 @@ CATALOGUE: tuple[Metric, ...] = (
            "All state-dict tensors (parameters and BatchNorm statistics).",
            lambda r, bs: r.memory.weight_bytes),
     Metric("tensor_peak_bytes", "peak live tensors, inference batch", "bytes", LOWER, PORTABLE,
-           "At the largest `--batch-size`: the peak of bytes held at once by tensors created "
-           "during one forward, per operator (`TorchDispatchMode`, storages keyed by data "
+           "At the largest `--batch-size` (on CUDA after one untimed call at that size): the "
+           "peak of bytes held at once by tensors created during one forward, per operator (`TorchDispatchMode`, storages keyed by data "
            "pointer). Weights, buffers and the input existed before; views and in-place results "
            "allocate nothing. Same on every device; allocator caching and workspaces unseen.",
            _peak("tensor_peak_bytes")),
@@ -270,11 +292,14 @@ CATALOGUE: tuple[Metric, ...] = (
            _peak("cpu_peak_rss_growth_bytes")),
     Metric("peak_cuda_allocated_bytes", "CUDA peak allocated, inference batch", "bytes", LOWER,
            MACHINE,
-           "`torch.cuda.max_memory_allocated` after `empty_cache` and `reset_peak_memory_stats`, "
-           "around that forward; weights and input included.",
+           "This pipeline's own: `torch.cuda.max_memory_allocated` around that forward (after "
+           "`empty_cache` and `reset_peak_memory_stats`) less what was allocated just before it, "
+           "plus its own weights, buffers and input, so a model still resident (paired mode "
+           "keeps the other pipeline's) is not counted; both parts are in the report.",
            _peak("cuda_peak_allocated_bytes")),
     Metric("peak_cuda_reserved_bytes", "CUDA peak reserved, inference batch", "bytes", LOWER,
-           MACHINE, "`torch.cuda.max_memory_reserved`, likewise.",
+           MACHINE, "`torch.cuda.max_memory_reserved`'s growth over that forward, plus the same "
+           "own tensors.",
            _peak("cuda_peak_reserved_bytes")),
     Metric("nvml_device_used_bytes", "NVML device memory used, after batch", "bytes", LOWER,
            MACHINE,
@@ -284,11 +309,18 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("achieved_flops_per_s", "achieved compute, best throughput", "FLOP/s", HIGHER, MACHINE,
            "FLOPs per image x images/s at the best throughput batch.",
            _eff(lambda e: e.achieved_flops_per_s)),
-    Metric("matmul_fraction", "of this device's measured matmul rate", "fraction", HIGHER, MACHINE,
-           "Achieved compute / the rate `torch.mm` reached in the same run, in the math mode the "
-           "convolutions use (TF32 on CUDA fp32 by default), its size grown until a call takes "
-           "5 ms. Can exceed 100% where conv kernels beat the BLAS matmul.",
-           _eff(lambda e: e.matmul_fraction)),
+    Metric(CEILING_KEY, "of the compute ceiling measured in this run", "fraction", HIGHER,
+           MACHINE,
+           "Achieved compute / the run's compute ceiling: the best rate of square `torch.mm` at "
+           "doubling sizes up to the models' largest layer and of 3x3 convolutions with each "
+           "pipeline's widest and most expensive convolution shapes (batch doubled until a call "
+           "takes 5 ms, up to the largest `--batch-size`), all in the run's dtype, math mode "
+           "(TF32 on CUDA fp32 by default), memory format and backend (oneDNN, cuDNN), within "
+           "`--limits-time`; the report names the kernel that set it. A model that beats every "
+           "kernel timed keeps its raw fraction (> 1) and a flag, and tables say *above the "
+           "measured ceiling*. Reports written before the ceiling divided by one square matmul's "
+           "rate; their fraction is not shown. (The key is older than the ceiling.)",
+           _ceiling_fraction),
     Metric("preprocess_batched_copy_fraction", "preprocess batched, of copy bandwidth", "fraction",
            HIGHER, MACHINE,
            "Bytes the batched path must move per image (uint8 read + float written) against the "
@@ -301,7 +333,8 @@ CATALOGUE: tuple[Metric, ...] = (
            _eff(lambda e: e.preprocess_copy_fraction.get("per_image_pil"))),
     Metric("nvml_device_peak_bytes", "NVML device memory, peak in loop", "bytes", LOWER, MACHINE,
            "CUDA + NVML: a thread samples NVML every 10 ms in a pass of its own after the "
-           "largest-batch throughput loop: device memory used, peak.",
+           "largest-batch throughput loop (>= 2 s of back-to-back calls): device memory used, "
+           "peak.",
            _mon("device_used_peak_bytes")),
     Metric("nvml_process_peak_bytes", "NVML process memory, peak in loop", "bytes", LOWER, MACHINE,
            "This process's memory in that pass (matched by PID, or the device's only process "
@@ -309,8 +342,12 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("nvml_process_mean_bytes", "NVML process memory, mean in loop", "bytes", LOWER, MACHINE,
            "The same, mean.", _mon("process_used_mean_bytes")),
     Metric("energy_j_per_image", "GPU energy per image (NVML)", "J/image", LOWER, MACHINE,
-           "`nvmlDeviceGetTotalEnergyConsumption` before and after that pass / the images it "
-           "processed (Volta or newer).", _joules_per_image),
+           "`nvmlDeviceGetTotalEnergyConsumption` read through that pass (Volta or newer): the "
+           "counter refreshes only every ~100 ms, so the pass runs >= 2 s (on to 5 s while it "
+           "has refreshed < 10 times; less when --time-budget leaves less), and energy = the "
+           "counter's rate between its first and last refresh seen x the window, / the images "
+           "the window processed. Null, with `energy_note`, under 10 refreshes. The window, "
+           "calls, refreshes and their interval are in the report.", _joules_per_image),
 )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ class PreprocessResult:
     images: int  # images per timed call
     us_per_image: Stats
     stop_reason: str | None = None  # why its timed loop ended (see measure.timing)
+    block_calls: int | None = None  # calls per timed sample (1: per-call timing)
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,14 @@ class Efficiency:
 
     batch_size: int  # the throughput batch with the most images/s
     achieved_flops_per_s: float
+    # achieved / the run's compute ceiling (DeviceLimits.ceiling_flops_per_s), raw: a model
+    # that beats every kernel timed reads > 1 and `above_ceiling`. (The name is older than the
+    # ceiling: reports without `ceiling_kernel` divided by a plain square matmul's rate.)
     matmul_fraction: float
     preprocess_bytes_per_s: dict[str, float]  # path -> bytes read + written per second
     preprocess_copy_fraction: dict[str, float]  # path -> fraction of the copy bandwidth
+    ceiling_kernel: str | None = None  # the kernel whose rate matmul_fraction divides by
+    above_ceiling: bool = False  # achieved more than the measured ceiling: shown as such
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,10 @@ class PipelineResult:
     to_device: list[TransferResult] = field(default_factory=list)
     gpu_monitor: MonitorResult | None = None  # NVML samples during the largest-batch throughput
     efficiency: Efficiency | None = None
+    # --compile: the first compiled call at each batch size (its compilation plus one run), in
+    # seconds, keyed by the batch size; every shape is compiled before anything is timed
+    compile_s_per_batch: dict[str, float] = field(default_factory=dict)
+    cold_start_note: str | None = None  # how latency.cold_start_ms was taken, or why it is absent
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,15 @@ class MaxBatchResult:
     child_base_bytes: int | None = None  # RSS of a fresh process with the model built (CPU)
     reserved_bytes_at_max: int | None = None  # CUDA: allocator's reserved peak at the max batch
     non_allocator_bytes: int | None = None  # CUDA: context, handles, others: charged to budget
+    # where the max batch was confirmed ("fresh process" on both devices), and the memory the
+    # budget still had at it there: CUDA: the search's allocator cap less the fresh process's
+    # peak reserved; CPU: the budget less the confirmed child's peak RSS
+    confirmed_in: str | None = None
+    confirm_margin_bytes: int | None = None
+    # CUDA: memory outside the allocator measured again after the largest batch that fit (lazily
+    # loaded kernels and library workspaces grow it); above non_allocator_bytes, the budget was
+    # charged too little and the max batch may not fit the budget in a fresh process
+    non_allocator_bytes_at_max: int | None = None
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ Every model call goes through `Pipeline._run_model`: the first call at each batc
 eval and in train mode) checks that the output is a (batch, num_classes) tensor, and a model
 that raises or exits there becomes one ModelError naming the backbone, pipeline and batch size.
 After that first call the cost is a set lookup on (training, batch size); the try block is free
-(Python >= 3.11 raises no cost until something is raised). Out-of-memory errors pass unchanged:
-maxbatch's search tells them from every other failure.
+(Python >= 3.11 raises no cost until something is raised). Out-of-memory errors pass as they
+are, with the batch size noted on them (`batch_size`): maxbatch's search tells them from every
+other failure, and compare names the batch in its one error line.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ PREPROCESS_PATHS = (PER_IMAGE_PATH, BATCHED_PATH)
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 LR = 0.01
 MOMENTUM = 0.9
+FP16_WARM_STEPS = 3  # untimed train steps in fp16 at least (GradScaler's skipped steps)
+FP16_MAX_WARM_STEPS = 8  # ... and at most, while the scaler still skips steps
 
 
 @dataclass
@@ -70,9 +74,12 @@ class Pipeline:
         return self.model.input_size
 
     def preprocess_per_image(self, images: np.ndarray) -> Tensor:
-        """The original write-up's path: PIL L->RGB, resize, ToTensor, normalise, one by one."""
+        """The original write-up's path: PIL L->RGB, resize, ToTensor, normalise, one by one,
+        then stacked and (CUDA) copied to the device from pinned memory, as the batched path's
+        input is: both paths end with the batch on the device the model runs on. The copy is
+        asynchronous; the timers synchronise before they read the time."""
         tensors = [self._per_image(Image.fromarray(img, mode="L").convert("RGB")) for img in images]
-        return torch.stack(tensors)
+        return to_device_pinned(torch.stack(tensors), self.device)
 
     def _mean_std(self, device: torch.device) -> tuple[Tensor, Tensor]:
         if device not in self._norm:
@@ -102,9 +109,22 @@ class Pipeline:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def compile(self, mode: str) -> None:
-        """Route every forward through torch.compile; compilation happens on the first call."""
-        self._forward = torch.compile(self.model, mode=mode)
+    def compile(self, mode: str, shapes: int = 1) -> None:
+        """Route every forward through torch.compile; compilation happens on the first call
+        at each shape. Static shapes (dynamic=False): each batch size gets kernels specialised
+        to it, as a deployment compiled for its batch would, and a new batch size is a
+        compilation of its own (the caller warms each before timing). `shapes`: the input
+        shapes the run will use, so torch's recompile limit (8 by default, after which it runs
+        the model eagerly without a word) leaves room for each in eval and train mode."""
+        kwargs: dict[str, Any] = {"mode": mode, "dynamic": False}
+        limit = max(8, 2 * shapes + 2)
+        if "recompile_limit" in inspect.signature(torch.compile).parameters:
+            kwargs["recompile_limit"] = limit
+        else:  # pragma: no cover - torch before the per-compile limit
+            import torch._dynamo.config as dynamo_config
+
+            dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, limit)
+        self._forward = torch.compile(self.model, **kwargs)
 
     def infer(self, x: Tensor) -> Tensor:
         with torch.inference_mode(), self.autocast():
@@ -156,6 +176,25 @@ class Pipeline:
             optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
         return optimizer
 
+    def warm_train(self, x: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer) -> int:
+        """Untimed train steps before any measured one; returns how many ran. One in fp32 and
+        bf16. In fp16 the GradScaler starts at a scale of 2**16, so the first steps overflow,
+        are skipped (no optimizer update) and only halve the scale: at least
+        FP16_WARM_STEPS, then on until a step is not skipped (at most FP16_MAX_WARM_STEPS),
+        so no timed step is a skipped one."""
+        if self._scaler is None:
+            self.train_step(x, labels, optimizer)
+            return 1
+        steps = 0
+        while steps < FP16_MAX_WARM_STEPS:
+            scale = float(self._scaler.get_scale())
+            self.train_step(x, labels, optimizer)
+            steps += 1
+            skipped = float(self._scaler.get_scale()) < scale
+            if steps >= FP16_WARM_STEPS and not skipped:
+                break
+        return steps
+
     def train_step(self, x: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimizer step: forward, cross-entropy, backward, SGD update (in train mode)."""
         with self.autocast():
@@ -170,6 +209,13 @@ class Pipeline:
         optimizer.zero_grad(set_to_none=True)
 
 
+def to_device_pinned(x: Tensor, device: torch.device) -> Tensor:
+    """A host tensor on `device`: CUDA: through pinned memory, asynchronously; else as is."""
+    if device.type != "cuda":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def _raised(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"raised {type(exc).__name__}" + (f": {lines[0][:200]}" if lines else "")
@@ -177,12 +223,15 @@ def _raised(exc: BaseException) -> str:
 
 def call_model(forward: Callable[[Tensor], Any], x: Tensor, model: EmotionNet) -> Any:
     """`forward(x)`; what the model raises or exits with becomes one ModelError naming it, the
-    pipeline and the batch size. Out-of-memory errors pass unchanged (maxbatch's search tells
-    them from every other failure), and so does KeyboardInterrupt: it is taken for a Ctrl-C."""
+    pipeline and the batch size. Out-of-memory errors pass as they are, the batch size noted on
+    them as `batch_size` (maxbatch's search tells them from every other failure; compare's
+    error line names the batch), and so does KeyboardInterrupt: it is taken for a Ctrl-C."""
     try:
         return forward(x)
     except Exception as exc:
         if is_oom(exc):
+            if getattr(exc, "batch_size", None) is None:
+                exc.batch_size = x.shape[0]  # type: ignore[attr-defined]  # for the error line
             raise
         raise model_failure(model, x, _raised(exc)) from exc
     except SystemExit as exc:

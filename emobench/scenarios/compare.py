@@ -23,21 +23,23 @@ from emobench.device import (
     check_device_options,
     emulated_precision,
     resolve_device,
+    tf32_note,
 )
-from emobench.errors import ModelError
+from emobench.errors import MeasurementError, ModelError
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.contention import ContentionMonitor
 from emobench.measure.env import fingerprint
 from emobench.measure.flops import ParamCounts, count_flops, count_parameters
 from emobench.measure.limits import measure_limits
 from emobench.measure.memory import peak_memory
+from emobench.measure.search import is_oom
 from emobench.measure.timing import (
     LoopSettings,
     Timer,
     TimingResult,
     Watchdog,
     cpu_timer,
-    throughput_timer_for,
+    sized_block_timer,
     time_loop,
     timer_for,
 )
@@ -56,18 +58,20 @@ from emobench.results.measurements import Contention
 from emobench.results.metrics import DIRECT, UPSCALE
 from emobench.results.progress import ProgressFn
 from emobench.runtimes.torch import Pipeline
+from emobench.scenarios import cold_start
 from emobench.scenarios.context import Deferred, RunContext
 from emobench.scenarios.paired import paired_headline
 from emobench.scenarios.parts import SHARED_TIMER as SHARED_TIMER  # re-exported: tests use it
 from emobench.scenarios.parts import (
     _batch_timing,
     _efficiency,
-    _gpu_monitor,
     _gpu_process_probe,
     _shared_loop,
-    monitor_pass,
+    ceiling_plan_for,
 )
+from emobench.scenarios.parts import _gpu_monitor as _gpu_monitor  # re-exported: tests use it
 from emobench.scenarios.parts import _NoMonitor as _NoMonitor  # re-exported: tests use it
+from emobench.scenarios.parts import monitor_pass as monitor_pass  # re-exported: tests use it
 from emobench.scenarios.pipeline_steps import (
     _compile,
     _eager_forward,
@@ -177,8 +181,37 @@ def run_benchmark(
     device = preflight(config)
     if images is None:
         images = load_input_images(config)
-    with device_scope(device):
-        return _run(config, device, images, progress, kind, started)
+    steps: list[Steps] = []
+    try:
+        with device_scope(device):
+            return _run(config, device, images, progress, kind, started, steps)
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        where = steps[0].current if steps else "the run"
+        raise MeasurementError(out_of_memory_message(exc, where, config, device)) from None
+
+
+def out_of_memory_message(
+    exc: BaseException, where: str, config: RunConfig, device: torch.device
+) -> str:
+    """One line for a run that ran out of memory: the step it stopped in, the batch size where
+    the model call knows it, the allocator's first sentence, and the command that finds the
+    largest batch that fits."""
+    batch = getattr(exc, "batch_size", None)
+    at = f" at batch {batch}" if batch is not None else ""
+    text = str(exc).strip().splitlines()
+    first = ". ".join(text[0].split(". ")[:2])[:160] if text else type(exc).__name__
+    mode = "infer" if config.mode == "infer" else "train"
+    backbone = next(
+        (b for b in config.backbones if where.startswith((f"{b}/", f"{b}:"))), config.backbones[0]
+    )
+    gpu = "GPU " if device.type == "cuda" else ""
+    return (
+        f"out of {gpu}memory{at} during '{where}' ({first}); use a smaller --batch-size: "
+        f"`emobench maxbatch --backbone {backbone} --device {device} --mode {mode}` finds the "
+        "largest batch that fits"
+    )
 
 
 def device_scope(device: torch.device) -> AbstractContextManager[Any]:
@@ -196,20 +229,29 @@ def _run(
     progress: ProgressFn,
     kind: str,
     started: float,
+    announced: list[Steps] | None = None,
 ) -> Report:
-    """Take the plan's steps, then assemble the report."""
+    """Take the plan's steps, then assemble the report (`announced` receives the step counter,
+    so a failure can say which step it stopped in)."""
     settings_in_force = apply_backend_settings(config)
     environment = fingerprint(device)
     plan = step_plan(config, device)
     steps = Steps(plan, progress)
+    if announced is not None:
+        announced.append(steps)
     steps.monitor = ContentionMonitor(_gpu_process_probe(device))
     ctx = RunContext(config, device, plan, steps, Budget(config.time_budget_s))
     if Step(LIMITS) in plan.run:
-        steps(f"device limits: {config.precision} matmul rate and copy bandwidth")
+        steps(f"device limits: {config.precision} compute ceiling and copy bandwidth")
         timer, _ = timer_for(device)
+        ceiling = ceiling_plan_for(
+            build_model, config.backbones, config.pipelines, config.num_classes,
+            max(config.batch_sizes), config.channels_last,
+        )  # fmt: skip
         ctx.limits = measure_limits(
-            device, config.precision, timer, config.limits_time_s, host_timer=cpu_timer
-        )
+            device, config.precision, timer, config.limits_time_s, host_timer=cpu_timer,
+            plan=ceiling,
+        )  # fmt: skip
     steps("one-time library initialisation (not counted in any pipeline's cold start)")
     pay_one_time_costs(device, config.modes)
     order = measure_order(config)
@@ -218,6 +260,9 @@ def _run(
     progress("done", steps.total, steps.total)
     emulated = emulated_precision(config.precision, device)
     notes = _notes(ctx, results, contention, emulated)
+    tf32 = tf32_note(settings_in_force, config.precision, device)
+    if tf32:
+        notes.insert(0, tf32)
     return Report(
         kind=kind,
         created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -324,17 +369,28 @@ class _Bench:
         self, fn: Callable[[], object], warm: bool = False, blocked: bool = False
     ) -> TimingResult | None:
         """Time fn; `warm`: fn already ran at this size (no cold call, no warmup); `blocked`:
-        a throughput-like figure (CUDA: blocks of calls per synchronisation). None when the
-        run's watchdog cut a call before the first sample (the report's notes say why)."""
+        a throughput-like figure (blocks of calls per sample, sized by timing.sized_block_timer,
+        whose calls are the warmup: no cold call, no further warmup). None when the run's
+        watchdog cut a call before the first sample (the report's notes say why)."""
         settings = self.ctx.budget.settings(self.loop, self.ctx.steps)
-        if warm:
+        if warm or blocked:
             settings = dataclasses.replace(settings, warmup_iters=0)
 
         def measure(watchdog: Watchdog) -> TimingResult:
-            clock, name = (self.timer, self.timer_name)
-            if blocked:
-                clock, name = throughput_timer_for(self.ctx.device, fn, watchdog)
-            return time_loop(fn, settings, clock, name, cold=not warm, watchdog=watchdog)
+            if not blocked:
+                return time_loop(
+                    fn, settings, self.timer, self.timer_name, cold=not warm, watchdog=watchdog
+                )
+            block = sized_block_timer(self.ctx.device, fn, watchdog, warm)
+            return time_loop(
+                fn,
+                settings,
+                block.timer,
+                block.name,
+                cold=False,
+                watchdog=watchdog,
+                calls_per_sample=block.calls,
+            )
 
         return self.ctx.watched(measure)
 
@@ -348,11 +404,6 @@ class _Inference:
     end_to_end: list[BatchTiming] = field(default_factory=list)
     monitor: nvml_mod.MonitorResult | None = None
     warm_batch: int | None = None  # the batch size the peak-memory call already warmed
-    # inputs left referenced until the pipeline's result is built, so its train and transfer
-    # steps run with them resident: the peak-memory call's batch, and the last batch unless
-    # its loop dropped it
-    peak_input: torch.Tensor | None = None
-    last_input: torch.Tensor | None = None
 
 
 def measure_pipeline(
@@ -366,15 +417,15 @@ def measure_pipeline(
     bench = _setup(backbone, pipeline_name, ctx, images)
     memory = _sizes(bench)
     base = _identity(bench, backbone, pipeline_name)
-    compile_s = None
+    compiled: dict[str, float] = {}
     if Step(COMPILE) in ctx.plan.pipeline:
-        compile_s, error = _compile_step(bench)
+        compiled, error = _compile_step(bench)
         if error is not None:
             return _compile_failed(bench, base, memory, error)
-    latency, cold_ms = _latency(bench)
+    latency, cold_ms, cold_note = _latency(bench)
     params, flops = _counts(bench)
     preprocess = _preprocessing(bench, images)
-    inference = _inference(bench, memory)
+    inference = _inference(bench, memory)  # its inputs are gone before the train peak
     if ctx.defer:
         ctx.deferred[pipeline_name] = Deferred(
             bench.pipe, bench.x1, bench.host, cold_ms, inference.warm_batch
@@ -390,11 +441,13 @@ def measure_pipeline(
         throughput=inference.throughput,
         end_to_end=inference.end_to_end,
         memory=inference.memory,
-        compile_s=compile_s,
+        compile_s=compiled.get("1"),
         train=train,
         to_device=to_device,
         gpu_monitor=inference.monitor,
         efficiency=efficiency,
+        compile_s_per_batch=compiled,
+        cold_start_note=cold_note,
     )
 
 
@@ -439,18 +492,30 @@ def _identity(bench: _Bench, backbone: str, pipeline_name: str) -> dict[str, Any
     }
 
 
-def _compile_step(bench: _Bench) -> tuple[float | None, str | None]:
-    """torch.compile: the seconds its first call took, or why the compiler failed."""
-    mode = bench.config.compile
+def _compile_step(bench: _Bench) -> tuple[dict[str, float], str | None]:
+    """torch.compile, static shapes: the first call at batch 1 and at every --batch-size, each
+    compiling its own graph, timed apart before anything else is timed (keyed by batch size);
+    or why the compiler failed. Running out of memory is no compiler failure: it ends the run
+    (see run_benchmark)."""
+    mode, config = bench.config.compile, bench.config
     bench.ctx.steps(f"{bench.tag}: torch.compile (mode {mode})")
+    sizes = sorted({1, *config.batch_sizes})
     try:
-        return _compile(bench.pipe, mode, bench.x1), None
+        bench.pipe.compile(mode, shapes=len(sizes))
+        seconds = {}
+        for bs in sizes:
+            x = bench.x1 if bs == 1 else bench.pipe.preprocess_batched(bench.host[:bs])
+            seconds[str(bs)] = _compile(bench.pipe, x)
+            del x
+        return seconds, None
     except Exception as exc:  # a compiler failure: report it, keep the other pipeline
+        if is_oom(exc):
+            raise
         cause: BaseException = exc
         if isinstance(exc, ModelError) and exc.__cause__ is not None:
             cause = exc.__cause__  # the compiler's own error, raised in the first call
         lines = str(cause).splitlines() or [""]
-        return None, f"torch.compile failed: {type(cause).__name__}: {lines[0][:300]}"
+        return {}, f"torch.compile failed: {type(cause).__name__}: {lines[0][:300]}"
 
 
 def _compile_failed(
@@ -471,19 +536,55 @@ def _compile_failed(
     )
 
 
-def _latency(bench: _Bench) -> tuple[TimingResult | None, float | None]:
-    """Batch-1 latency, or (paired) only its cold start, the loop waiting for the other
-    pipeline: (latency, cold start in ms)."""
-    # before anything else runs the model, so its cold start is the model's first call
+def _latency(bench: _Bench) -> tuple[TimingResult | None, float | None, str | None]:
+    """Batch-1 latency, or (paired) only its first call, the loop waiting for the other
+    pipeline: (latency, cold start in ms, how the cold start was taken or why it is absent).
+
+    The first in-process call is made either way (it is the loop's cold call, or paired the
+    call that warms the model); its time is the cold start on the CPU. On CUDA the cold start
+    comes from a fresh process instead (scenarios.cold_start), under --compile from nowhere."""
+    # before anything else runs the model, so its first call is the model's first call
     plan = bench.ctx.plan
     if Step(LATENCY) in plan.paired:
         first = partial(bench.pipe.infer, bench.x1)
         what = f"{bench.tag}: cold start, batch 1"
-        return None, bench.ctx.watched(lambda watchdog: watchdog.call(bench.timer, first), what)
+        ms = bench.ctx.watched(lambda watchdog: watchdog.call(bench.timer, first), what)
+        cold_ms, note = _cold_start(bench, ms)
+        return None, cold_ms, note
     if Step(LATENCY) in plan.pipeline:
         bench.ctx.steps(f"{bench.tag}: latency, batch 1")
-        return bench.timed(partial(bench.pipe.infer, bench.x1)), None
-    return None, None
+        latency = bench.timed(partial(bench.pipe.infer, bench.x1))
+        cold_ms, note = _cold_start(bench, latency.cold_start_ms if latency else None)
+        if latency is not None:
+            latency = dataclasses.replace(latency, cold_start_ms=cold_ms)
+        return latency, cold_ms, note
+    return None, None, None
+
+
+def _cold_start(bench: _Bench, in_process_ms: float | None) -> tuple[float | None, str]:
+    """The cold start the report gives, and how it was taken (see scenarios.cold_start)."""
+    ctx = bench.ctx
+    if bench.config.compile != "none":
+        return None, cold_start.COMPILED
+    if ctx.device.type != "cuda":
+        if in_process_ms is None:
+            return None, "not measured: the watchdog cut the first call (see the notes)"
+        return in_process_ms, cold_start.IN_PROCESS
+    timeout = cold_start.COLD_START_TIMEOUT_S
+    bound = ctx.budget.watchdog(ctx.steps).limit_s
+    if bound is not None:
+        timeout = min(timeout, bound)
+    backbone, _, pipeline = bench.tag.rpartition("/")
+    return cold_start.cold_start_in_child(
+        bench.config, backbone, pipeline, str(ctx.device), timeout, launch=cold_start_launch
+    )
+
+
+def cold_start_launch(entry: str, argument: str, timeout_s: float) -> Any:
+    """The fresh process that times a CUDA cold start (a seam: tests replace it)."""
+    from emobench.launchers.child import run_child
+
+    return run_child(entry, argument, timeout_s)
 
 
 def _counts(bench: _Bench) -> tuple[ParamCounts, int | None]:
@@ -520,7 +621,7 @@ def _infer_batch(bench: _Bench, bs: int, out: _Inference) -> None:
     the peak memory; the loops wait for the other pipeline)."""
     plan, step, tag, pipe = bench.ctx.plan, bench.ctx.steps, bench.tag, bench.pipe
     batch_u8 = bench.host[:bs]
-    xb = out.last_input = pipe.preprocess_batched(batch_u8)
+    xb = pipe.preprocess_batched(batch_u8)
     warm = False
     measure_memory = bs == plan.memory_batch
     memo = " and peak memory" if measure_memory else ""
@@ -529,9 +630,8 @@ def _infer_batch(bench: _Bench, bs: int, out: _Inference) -> None:
     elif Step(SHARED, bs) in plan.pipeline:
         step(f"{tag}: throughput, end to end{memo}, batch {bs}")
     if measure_memory:
-        # the peak-memory call is also this batch size's warmup
+        # the peak-memory calls (one untimed, one measured) are also this batch size's warmup
         out.memory = _peak_memory(bench, xb, bs, out.memory)
-        out.peak_input = xb
         warm = bench.config.compile == "none" and out.memory.peak is not None
     if plan.interleaved:
         out.warm_batch = bs if warm else out.warm_batch
@@ -551,10 +651,9 @@ def _infer_batch(bench: _Bench, bs: int, out: _Inference) -> None:
             if bs == max(bench.config.batch_sizes):
                 # NVML is sampled in a pass of its own: its thread never shares the GIL
                 # with the launches of the timed loop
-                out.monitor = _monitor(bench, partial(pipe.infer, xb), timing.stats.n, bs)
+                out.monitor = _monitor(bench, partial(pipe.infer, xb), bs)
             warm = True
-    del xb
-    out.last_input = None
+    del xb  # not resident in the end-to-end loop, nor in the train steps after it
     if Step(END_TO_END, bs) in plan.pipeline:
         step(f"{tag}: end to end, batch {bs}")
         timing = bench.timed(partial(pipe.end_to_end, batch_u8), warm, True)
@@ -562,25 +661,26 @@ def _infer_batch(bench: _Bench, bs: int, out: _Inference) -> None:
             out.end_to_end.append(_batch_timing(bs, timing))
 
 
-def _monitor(
-    bench: _Bench, fn: Callable[[], object], calls: int, bs: int
-) -> nvml_mod.MonitorResult | None:
-    """The NVML pass after a throughput loop, its calls watched like the loop's."""
-    monitor = _gpu_monitor(bench.ctx.device, True)
-    return bench.ctx.watched(
-        lambda watchdog: monitor_pass(monitor, partial(watchdog.call, fn), calls, bs)
-    )
+def _monitor(bench: _Bench, fn: Callable[[], object], bs: int) -> nvml_mod.MonitorResult | None:
+    """The NVML pass after a throughput loop (at least 2 s of back-to-back calls, or this
+    step's share of --time-budget when that is less), its calls watched like the loop's."""
+    return bench.ctx.energy_pass(fn, bs)
 
 
 def _peak_memory(bench: _Bench, xb: torch.Tensor, bs: int, memory: MemoryResult) -> MemoryResult:
-    """Inference peak memory of one call at batch size `bs` (the eager model under --compile)."""
+    """Inference peak memory of one call at batch size `bs` (the eager model under --compile).
+    CUDA: after one untimed call at that size (cuDNN autotuning under --cudnn-benchmark and the
+    allocator's first segments land there, not in the peak). CPU: the first call's, as the
+    RSS high-water mark always was: a warm call would cost one more forward at the largest
+    batch (about half of --quick's whole budget for vgg16 on a 2-core CPU)."""
     forward = partial(bench.pipe.infer, xb)
     if bench.config.compile != "none":
         forward = partial(_eager_forward, bench.model, xb, bench.pipe)
     held = [*bench.model.parameters(), *bench.model.buffers(), xb]
     device = bench.ctx.device
+    warm = 1 if device.type == "cuda" else 0
     peak = bench.ctx.watched(
-        lambda watchdog: peak_memory(partial(watchdog.call, forward), device, held)
+        lambda watchdog: peak_memory(partial(watchdog.call, forward), device, held, warm)
     )
     if peak is None:  # the call was cut: no peak (the notes say why)
         return memory

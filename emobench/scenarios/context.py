@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import torch
 
 from emobench.config import RunConfig
+from emobench.measure import nvml as nvml_mod
 from emobench.measure.limits import DeviceLimits
-from emobench.measure.timing import CallCut, Watchdog
+from emobench.measure.timing import CallCut, LoopSettings, Watchdog
+from emobench.results.measurements import MonitorResult
 from emobench.runtimes.torch import Pipeline
+from emobench.scenarios.parts import _gpu_monitor, monitor_pass
 from emobench.scenarios.steps import Budget, StepPlan, Steps
 
 T = TypeVar("T")
@@ -62,6 +66,21 @@ class RunContext:
         self.cuts.append(f"{what or self.steps.current}: {kept}: {reason}")
         if self.budget.exhausted_at is None:
             self.budget.exhausted_at = self.steps.current
+
+    def share_s(self, cap_s: float) -> float:
+        """The seconds the measurement about to start may take: `cap_s`, or this step's share
+        of what is left of --time-budget when that is less."""
+        return self.budget.settings(LoopSettings(max_time_s=cap_s), self.steps).max_time_s
+
+    def energy_pass(self, fn: Callable[[], object], batch_size: int) -> MonitorResult | None:
+        """The NVML pass of `fn` (see parts.monitor_pass) on this run's device: its window at
+        most this step's share of --time-budget, each call under the watchdog; None without
+        NVML or CUDA (no call made), or when a call was cut before the pass ended."""
+        monitor = _gpu_monitor(self.device, True)
+        limit = self.share_s(nvml_mod.ENERGY_MAX_WINDOW_S)
+        return self.watched(
+            lambda watchdog: monitor_pass(monitor, partial(watchdog.call, fn), batch_size, limit)
+        )
 
     @property
     def defer(self) -> bool:

@@ -1,5 +1,5 @@
-"""Find the largest batch each pipeline fits: a probed search on CUDA, a memory fit confirmed by a
-real run in a child process on CPU."""
+"""Find the largest batch each pipeline fits: a probed search on CUDA, a memory fit on CPU; on
+both the winning batch is confirmed by a real run in a fresh process (launchers.child)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import torch
 
-from emobench.device import resolve_device
+from emobench.device import device_scope, resolve_device
 from emobench.errors import UsageError
 from emobench.launchers.child import run_child
 from emobench.measure import search as mb
@@ -107,11 +107,18 @@ def cuda_hooks(device: torch.device, model: torch.nn.Module | None = None) -> mb
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
 
+    def allocation_failures() -> int:
+        """Out-of-memory errors the allocator raised and cudaMalloc calls it had to retry."""
+        stats = torch.cuda.memory_stats(device)
+        return int(stats.get("num_ooms", 0)) + int(stats.get("num_alloc_retries", 0))
+
     return mb.MemoryHooks(
         reset,
         lambda: int(torch.cuda.max_memory_allocated(device)),
         release,
         lambda: int(torch.cuda.max_memory_reserved(device)),
+        sync=lambda: torch.cuda.synchronize(device),
+        allocation_failures=allocation_failures,
     )
 
 
@@ -124,13 +131,18 @@ def non_allocator_bytes(device: torch.device) -> int:
 
 def allocator_fraction(budget: int, outside: int, total: int) -> float:
     """The allocator's share of the card so that allocator + everything outside it <= budget."""
+    return allocator_cap(budget, outside, total) / total
+
+
+def allocator_cap(budget: int, outside: int, total: int) -> int:
+    """The allocator's bytes so that allocator + everything outside it <= budget."""
     if budget <= outside:
         raise UsageError(
             f"--budget {budget / 2**30:.2f} GiB is not more than the "
             f"{outside / 2**30:.2f} GiB already used outside torch's allocator on this GPU "
             "(CUDA context, library handles, other processes)"
         )
-    return min(1.0, (budget - outside) / total)
+    return min(total, budget - outside)
 
 
 def device_memory_bytes(device: torch.device) -> int:
@@ -197,25 +209,70 @@ def _cuda_maxbatch(
     note: Callable[[str], None],
 ) -> MaxBatchResult:
     total = device_memory_bytes(device)
-    try:
-        model = build_model(config.backbone, pipeline, num_classes=config.num_classes).to(device)
-        step = make_step(model, config.mode, device)
-        hooks = cuda_hooks(device, model)
-        # one batch-1 step creates the context and the cuBLAS/cuDNN handles, so the memory
-        # outside the allocator is all there when it is measured and charged to the budget
-        mb.guarded_try_batch(step, hooks)(1)
-        outside = non_allocator_bytes(device)
-        torch.cuda.set_per_process_memory_fraction(
-            allocator_fraction(budget, outside, total), device
-        )
-        search = mb.search_max_batch(
-            mb.guarded_try_batch(step, hooks),
-            config.max_batch,
-            on_probe=lambda p: note(f"batch {p.batch_size}: {p.outcome}"),
-        )
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
-        torch.cuda.empty_cache()
+    confirmation: dict[str, int | None] = {}
+    with device_scope(device):
+        try:
+            model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
+            model = model.to(device)
+            step = make_step(model, config.mode, device)
+            hooks = cuda_hooks(device, model)
+            try_batch = mb.guarded_try_batch(step, hooks)
+            # one batch-1 step creates the context and the cuBLAS/cuDNN handles, so the memory
+            # outside the allocator is all there when it is measured and charged to the budget
+            started = time.perf_counter()
+            first = try_batch(1)
+            if first.outcome == mb.ERROR:  # an error, not "nothing fits"
+                seconds = time.perf_counter() - started
+                probe = mb.Probe(1, mb.ERROR, first.peak_bytes, seconds, first.message)
+                note(f"batch 1: error: {first.message}")
+                return _cuda_result(config, pipeline, budget, _failed_search(probe), None, {})
+            outside = non_allocator_bytes(device)
+            cap = allocator_cap(budget, outside, total)
+            torch.cuda.set_per_process_memory_fraction(cap / total, device)
+
+            def confirm_fresh(n: int) -> mb.ProbeOutcome:
+                # the searching process steps aside (model and cache off the device), then a
+                # fresh one runs batch n under the same allocator cap
+                model.to("cpu")
+                hooks.release()
+                torch.cuda.set_per_process_memory_fraction(1.0, device)
+                note(f"confirming batch {n} in a fresh process")
+                out, margin = _cuda_child_probe(config, pipeline, n, device, cap)
+                confirmation["margin"] = margin
+                return out
+
+            def on_probe(p: mb.Probe) -> None:
+                note(f"batch {p.batch_size}: {p.outcome}")
+                # the budget charged `outside` once, after batch 1: measure it again after
+                # each new largest batch that fit, so the report shows whether it grew
+                # (not after the fresh-process confirmation: this process stepped aside then)
+                fresh = "margin" in confirmation
+                if p.outcome == mb.OK and not fresh and p.batch_size >= seen_outside["batch"]:
+                    seen_outside.update(batch=p.batch_size, bytes=non_allocator_bytes(device))
+
+            seen_outside = {"batch": 1, "bytes": outside}
+            search = mb.search_max_batch(
+                try_batch, config.max_batch, on_probe=on_probe, confirm_with=confirm_fresh
+            )
+            confirmation["outside_at_max"] = seen_outside["bytes"]
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+            torch.cuda.empty_cache()
+    return _cuda_result(config, pipeline, budget, search, outside, confirmation)
+
+
+def _failed_search(probe: mb.Probe) -> mb.SearchResult:
+    return mb.SearchResult(0, False, [probe], error=probe.message)
+
+
+def _cuda_result(
+    config: MaxBatchConfig,
+    pipeline: str,
+    budget: int,
+    search: mb.SearchResult,
+    outside: int | None,
+    confirmation: dict[str, int | None],
+) -> MaxBatchResult:
     at_max = [p for p in search.probes if p.batch_size == search.max_batch and p.outcome == mb.OK]
     return MaxBatchResult(
         backbone=config.backbone,
@@ -234,6 +291,9 @@ def _cuda_maxbatch(
         error=search.error,
         reserved_bytes_at_max=at_max[-1].reserved_bytes if at_max else None,
         non_allocator_bytes=outside,
+        confirmed_in=FRESH_PROCESS if "margin" in confirmation else None,
+        confirm_margin_bytes=confirmation.get("margin") if search.confirmed else None,
+        non_allocator_bytes_at_max=confirmation.get("outside_at_max"),
     )
 
 
@@ -293,6 +353,8 @@ def _cpu_maxbatch(
         if confirmed_peak and predicted
         else None,
         child_base_bytes=child_base,
+        confirmed_in=FRESH_PROCESS if good and error is None else None,
+        confirm_margin_bytes=budget - confirmed_peak if confirmed_peak and error is None else None,
     )
 
 
@@ -404,9 +466,11 @@ def _result_base(
     }
 
 
-def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int) -> mb.Probe:
-    """Run one real step at `batch` in a fresh process and read its peak RSS."""
-    args = json.dumps(
+FRESH_PROCESS = "fresh process"
+
+
+def _child_args(config: MaxBatchConfig, pipeline: str, batch: int, **extra: Any) -> str:
+    return json.dumps(
         {
             "backbone": config.backbone,
             "pipeline": pipeline,
@@ -416,8 +480,13 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
             # a plugin's folder, passed explicitly: the child never imports from its cwd
             "plugin_path": get_backbone(config.backbone).plugin_path,
         }
+        | extra
     )
-    child = run_child(CHILD_ENTRY, args, CHILD_TIMEOUT_S)
+
+
+def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int) -> mb.Probe:
+    """Run one real step at `batch` in a fresh process and read its peak RSS."""
+    child = run_child(CHILD_ENTRY, _child_args(config, pipeline, batch), CHILD_TIMEOUT_S)
     if child.timed_out:
         return mb.Probe(batch, mb.ERROR, None, child.seconds, "child timed out")
     seconds = child.seconds
@@ -432,17 +501,52 @@ def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int)
     if peak > budget:
         return mb.Probe(batch, mb.OVER_BUDGET, peak, seconds, "peak RSS over the budget")
     what = "fresh process, model built" if batch == 0 else "confirmed in a child"
-    return mb.Probe(batch, mb.OK, peak, seconds, f"{what} ({out['method']})")
+    margin = f", {mib(budget - peak)} of the budget left" if batch else ""
+    return mb.Probe(batch, mb.OK, peak, seconds, f"{what} ({out['method']}){margin}")
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def _cuda_child_probe(
+    config: MaxBatchConfig,
+    pipeline: str,
+    batch: int,
+    device: torch.device,
+    cap: int,
+) -> tuple[mb.ProbeOutcome, int | None]:
+    """Run one step at `batch` in a fresh process on `device`, its allocator capped at `cap`
+    bytes (the search's cap: the budget less what was in use outside the allocator):
+    (outcome, bytes of the cap left at the step's peak reserved)."""
+    argument = _child_args(config, pipeline, batch, device=str(device), cap=cap)
+    child = run_child(CHILD_ENTRY, argument, CHILD_TIMEOUT_S)
+    if child.timed_out:
+        return mb.ProbeOutcome(mb.ERROR, message="fresh process timed out"), None
+    out = child.last_json()
+    if not isinstance(out, dict) or out.get("outcome") not in (mb.OK, mb.OOM, mb.ERROR):
+        why = f"exit {child.returncode}: {child.last_error_line()}"
+        return mb.ProbeOutcome(mb.ERROR, message=f"fresh process failed: {why}"), None
+    peak, reserved = out.get("peak_bytes"), out.get("reserved_bytes")
+    if out["outcome"] != mb.OK:
+        message = f"fresh process: {out.get('message')}"
+        return mb.ProbeOutcome(out["outcome"], peak, message, reserved), None
+    margin = cap - int(reserved) if reserved is not None else None
+    left = f"{mib(margin)} of the budget left" if margin is not None else "margin unknown"
+    message = f"{FRESH_PROCESS}: fits under the same allocator cap ({mib(cap)}), {left}"
+    return mb.ProbeOutcome(mb.OK, peak, message, reserved), margin
 
 
 CHILD_ENTRY = "emobench.scenarios.maxbatch:_child_main"  # run by launchers.child
 
 
 def _child_main(raw: str) -> None:
-    """Child process: build the model, run one step at the batch, print its peak RSS as JSON.
+    """Child process: build the model, run one step at the batch, print its peak as JSON.
 
-    Batch 0 builds the model only and reports the process's RSS then: the fixed cost of a
-    fresh process (interpreter, torch, weights) that the in-process fit cannot see.
+    On CPU, batch 0 builds the model only and reports the process's RSS then: the fixed cost of
+    a fresh process (interpreter, torch, weights) that the in-process fit cannot see. On CUDA
+    ("device" given) the step runs under the allocator cap "cap", after a batch-1 step that
+    creates the library handles, as the search ran it.
     """
     args = json.loads(raw)
     if args.get("plugin_path"):
@@ -451,6 +555,9 @@ def _child_main(raw: str) -> None:
         plugin.import_from_cwd = False
         sys.path.insert(0, args["plugin_path"])
     model = build_model(args["backbone"], args["pipeline"], num_classes=args["num_classes"])
+    if args.get("device", "cpu") != "cpu":
+        print(json.dumps(_cuda_child_step(model, args)))
+        return
     step = make_step(model, args["mode"], torch.device("cpu"))
     result: dict[str, object]
     if args["batch"] == 0:
@@ -464,6 +571,33 @@ def _child_main(raw: str) -> None:
         kind = mb.OOM if mb.is_oom(exc) else mb.ERROR
         result = {"outcome": kind, "message": f"{type(exc).__name__}: {str(exc)[:200]}"}
     print(json.dumps(result))
+
+
+def _cuda_child_step(model: EmotionNet, args: dict[str, Any]) -> dict[str, object]:
+    """The fresh CUDA process's step: batch 1 (handles), then the cap, then the batch."""
+    device = torch.device(args["device"])
+    with device_scope(device):
+        model = model.to(device)
+        try_batch = mb.guarded_try_batch(
+            make_step(model, args["mode"], device), cuda_hooks(device, model)
+        )
+        first = try_batch(1)
+        if first.outcome != mb.OK:
+            return {"outcome": first.outcome, "message": f"batch 1: {first.message}"}
+        total = device_memory_bytes(device)
+        free = int(torch.cuda.mem_get_info(device)[0]) + int(torch.cuda.memory_reserved(device))
+        torch.cuda.set_per_process_memory_fraction(args["cap"] / total, device)
+        out = try_batch(args["batch"])
+        result: dict[str, object] = {
+            "outcome": out.outcome,
+            "peak_bytes": out.peak_bytes,
+            "reserved_bytes": out.reserved_bytes,
+            "method": "cuda allocator",
+        }
+        if out.outcome != mb.OK:
+            short = f" (only {mib(free)} was free for it: the device is fuller than the cap)"
+            result["message"] = f"{out.message}{short if free < args['cap'] else ''}"
+        return result
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from emobench.measure.timing import (
     TimingResult,
     Watchdog,
     paired_loop,
-    throughput_timer_for,
+    sized_block_timer,
     timer_for,
 )
 from emobench.results import BatchTiming, PairedRatio, PipelineResult, PreprocessResult
@@ -30,10 +30,8 @@ from emobench.scenarios.parts import (
     SHARED_TIMER,
     _batch_timing,
     _efficiency,
-    _gpu_monitor,
     _preprocess_result,
     _split_call,
-    monitor_pass,
 )
 from emobench.scenarios.steps import (
     END_TO_END,
@@ -111,18 +109,21 @@ class _Rounds:
         return lambda: (clock(fn),)
 
     def blocked(
-        self, fa: Callable[[], object], fb: Callable[[], object], names: list[str]
+        self,
+        fa: Callable[[], object],
+        fb: Callable[[], object],
+        names: list[tuple[str, int]],
+        warm: bool = False,
     ) -> Callable[[Watchdog], tuple[Sample, Sample]]:
-        """Samples of `fa` and `fb` in blocks sized by their first calls (under the loop's
-        watchdog); the timers' names go to `names`."""
+        """Samples of `fa` and `fb` in blocks, each sized by timing.sized_block_timer under the
+        loop's watchdog (`warm`: both already ran at this shape); each timer's name and calls
+        per sample go to `names`."""
 
         def sized(watchdog: Watchdog) -> tuple[Sample, Sample]:
-            (ta, na), (tb, nb) = (
-                throughput_timer_for(self.ctx.device, fa, watchdog),
-                throughput_timer_for(self.ctx.device, fb, watchdog),
-            )
-            names.extend((na, nb))
-            return self.one(fa, ta), self.one(fb, tb)
+            a = sized_block_timer(self.ctx.device, fa, watchdog, warm)
+            b = sized_block_timer(self.ctx.device, fb, watchdog, warm)
+            names.extend(((a.name, a.calls), (b.name, b.calls)))
+            return self.one(fa, a.timer), self.one(fb, b.timer)
 
         return sized
 
@@ -160,9 +161,15 @@ def paired_headline(
 
 
 def _timing(
-    result: PairedLoop, side: int, part: int, name: str, cold: float | None, warmup: int
+    result: PairedLoop,
+    side: int,
+    part: int,
+    name: str,
+    cold: float | None,
+    warmup: int,
+    calls: int = 1,
 ) -> TimingResult:
-    """One side's samples of one timed part of a paired loop."""
+    """One side's samples of one timed part of a paired loop (`calls` per sample)."""
     samples = result.samples_a if side == 0 else result.samples_b
     return TimingResult(
         cold_start_ms=cold,
@@ -171,6 +178,7 @@ def _timing(
         timer=name,
         stop_reason=result.stop_reason,
         elapsed_s=result.elapsed_s,
+        block_calls=calls,
     )
 
 
@@ -214,12 +222,12 @@ def _preprocess_batched(rounds: _Rounds, out: dict[str, _Headline]) -> None:
         partial(a.pipe.preprocess_batched, a.host[:n]),
         partial(b.pipe.preprocess_batched, b.host[:n]),
     )
-    names: list[str] = []
-    res = rounds.run_sized("preprocess_batched_tensor_us", rounds.blocked(fa, fb, names))
+    names: list[tuple[str, int]] = []
+    res = rounds.run_sized("preprocess_batched_tensor_us", rounds.blocked(fa, fb, names), True)
     if res is None:
         return
-    for i, (side, name) in enumerate(zip(SIDES, names, strict=True)):
-        timing = _timing(res, i, 0, name, None, 0)
+    for i, (side, (name, calls)) in enumerate(zip(SIDES, names, strict=True)):
+        timing = _timing(res, i, 0, name, None, 0, calls)
         out[side].preprocess.append(_preprocess_result(BATCHED_PATH, n, timing))
 
 
@@ -265,13 +273,13 @@ def _batch_loop(rounds: _Rounds, bs: int, kind: str, out: dict[str, _Headline]) 
             partial(a.pipe.end_to_end, a.host[:bs]),
             partial(b.pipe.end_to_end, b.host[:bs]),
         )
-    names: list[str] = []
+    names: list[tuple[str, int]] = []
     res = rounds.run_sized(f"{kind}_b{bs}_images_per_s", rounds.blocked(fa, fb, names), True)
     if res is None:
         return
-    for i, (side, name) in enumerate(zip(SIDES, names, strict=True)):
+    for i, (side, (name, calls)) in enumerate(zip(SIDES, names, strict=True)):
         timings = out[side].throughput if kind == "throughput" else out[side].end_to_end
-        timings.append(_batch_timing(bs, _timing(res, i, 0, name, None, 0)))
+        timings.append(_batch_timing(bs, _timing(res, i, 0, name, None, 0, calls)))
 
 
 def _with_headline(
@@ -284,11 +292,7 @@ def _with_headline(
         x = d.pipe.preprocess_batched(d.host[:peak])
         best = next((t for t in h.throughput if t.batch_size == peak), None)
         if best is not None:
-            n, fn = best.timing.stats.n, partial(d.pipe.infer, x)
-            gpu = _gpu_monitor(ctx.device, True)
-            monitor = ctx.watched(
-                lambda watchdog: monitor_pass(gpu, partial(watchdog.call, fn), n, peak)
-            )
+            monitor = ctx.energy_pass(partial(d.pipe.infer, x), peak)
     return dataclasses.replace(
         result,
         latency=h.latency,

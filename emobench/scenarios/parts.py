@@ -6,14 +6,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.contention import nvml_other_processes
-from emobench.measure.limits import DeviceLimits
+from emobench.measure.flops import Layer, layer_shapes
+from emobench.measure.limits import CeilingPlan, DeviceLimits, ceiling_plan
 from emobench.measure.timing import (
     UNWATCHED,
     LoopSettings,
@@ -27,7 +29,6 @@ from emobench.runtimes.torch import PER_IMAGE_PATH, Pipeline
 from emobench.stats.summary import Stats
 
 SHARED_TIMER = "perf_counter_ns, one loop for model-only and end-to-end"
-MONITOR_PASS_MAX_CALLS = 50
 
 
 def _batch_timing(batch_size: int, timing: TimingResult) -> BatchTiming:
@@ -41,7 +42,8 @@ def _batch_timing(batch_size: int, timing: TimingResult) -> BatchTiming:
 
 def _preprocess_result(path: str, n: int, t: TimingResult) -> PreprocessResult:
     """A preprocessing path's timing of `n` images, per image in microseconds."""
-    return PreprocessResult(path, n, t.stats.scaled(1000.0 / n, "us/image"), t.stop_reason)
+    us = t.stats.scaled(1000.0 / n, "us/image")
+    return PreprocessResult(path, n, us, t.stop_reason, t.block_calls)
 
 
 def _split_call(pipe: Pipeline, batch_u8: torch.Tensor) -> Callable[[], tuple[float, float]]:
@@ -93,6 +95,7 @@ def _shared_loop(
             timer=SHARED_TIMER,
             stop_reason=reason,
             elapsed_s=elapsed,
+            block_calls=1,
         )
 
     return result(model_only, None), result(e2e, cold)
@@ -126,13 +129,50 @@ def _efficiency(
             fractions[p.path] = bound / seconds
         else:
             fractions[p.path] = per_image_bytes / limits.copy_bytes_per_s / seconds
+    # the run's compute ceiling; a report's limits from before it: the plain matmul rate
+    ceiling = limits.ceiling_flops_per_s or limits.matmul_flops_per_s
+    fraction = achieved / ceiling
     return Efficiency(
         batch_size=best.batch_size,
         achieved_flops_per_s=achieved,
-        matmul_fraction=achieved / limits.matmul_flops_per_s,
+        matmul_fraction=fraction,
         preprocess_bytes_per_s=rates,
         preprocess_copy_fraction=fractions,
+        ceiling_kernel=limits.ceiling_kernel or f"matmul n={limits.matmul_n}",
+        above_ceiling=fraction > 1,
     )
+
+
+def ceiling_plan_for(
+    build: Callable[..., torch.nn.Module],
+    backbones: Sequence[str],
+    pipelines: Sequence[str],
+    num_classes: int,
+    max_batch: int,
+    channels_last: bool,
+) -> CeilingPlan:
+    """The compute ceiling's kernels for a run: every backbone x pipeline built by `build`
+    (the run's build_model) on the meta device (no weights, no compute) and run once with
+    forward hooks for its layers' shapes. A model that cannot be built or run there (a plugin)
+    is noted, and its shapes left out."""
+    from emobench.models import PIPELINES
+
+    layers: dict[str, list[Layer]] = {}
+    notes: list[str] = []
+    for backbone in backbones:
+        for pipeline in pipelines:
+            owner = f"{backbone}/{pipeline}"
+            try:
+                with torch.device("meta"):
+                    model = build(backbone, pipeline, num_classes=num_classes)
+                    size = PIPELINES[pipeline]
+                    x = torch.zeros(1, 3, size, size)
+                model.eval()
+                with torch.no_grad():
+                    layers[owner] = layer_shapes(model, partial(model, x))
+            except Exception as e:  # a plugin's failure here only costs its shapes
+                notes.append(f"{owner}: layer shapes unknown on the meta device ({e!r:.80})")
+    return ceiling_plan(layers, max_batch, channels_last, notes)
 
 
 class _NoMonitor:
@@ -148,19 +188,25 @@ class _NoMonitor:
 
 
 def monitor_pass(
-    monitor: Any, fn: Callable[[], object], calls: int, batch_size: int
+    monitor: Any,
+    fn: Callable[[], object],
+    batch_size: int,
+    limit_s: float = nvml_mod.ENERGY_MAX_WINDOW_S,
+    sync: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> nvml_mod.MonitorResult | None:
-    """Run `fn` `calls` times (at most MONITOR_PASS_MAX_CALLS) inside an NVML monitor, after the
-    timed loop rather than during it; None where there is no monitor."""
-    calls = max(1, min(calls, MONITOR_PASS_MAX_CALLS))
-    with monitor as mon:
-        for _ in range(calls):
-            fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    if mon is None or mon.result is None:
+    """Back-to-back calls of `fn` inside an NVML monitor, after the timed loop rather than
+    during it, for at least 2 s (see nvml.energy_pass; never past `limit_s`, the share of
+    --time-budget left to it): the window, its calls and images and the energy counter's
+    updates are recorded. None, with no call made, where there is no monitor."""
+    if isinstance(monitor, _NoMonitor):
         return None
-    return dataclasses.replace(mon.result, images=calls * batch_size)
+    if sync is None:
+        sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    calls = nvml_mod.energy_pass(monitor, fn, limit_s, sync, clock)
+    if monitor.result is None:
+        return None
+    return dataclasses.replace(monitor.result, calls=calls, images=calls * batch_size)
 
 
 def _gpu_monitor(device: torch.device, wanted: bool) -> Any:

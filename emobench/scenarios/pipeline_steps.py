@@ -21,6 +21,7 @@ from emobench.measure.timing import TimingResult, Watchdog
 from emobench.models import EmotionNet
 from emobench.results import PreprocessResult, TrainResult, Transfer, TransferResult
 from emobench.runtimes.torch import BATCHED_PATH, PER_IMAGE_PATH, Pipeline, call_model
+from emobench.scenarios.parts import _preprocess_result
 
 
 def _transfer_record(model: Any) -> Transfer:
@@ -39,11 +40,13 @@ def _eager_forward(model: EmotionNet, x: torch.Tensor, pipe: Pipeline | None = N
         return call_model(model, x, model)
 
 
-def _compile(pipe: Pipeline, mode: str, x1: torch.Tensor) -> float:
-    """Compile, and time the first call (compilation happens there) on its own."""
-    pipe.compile(mode)
+def _compile(pipe: Pipeline, x: torch.Tensor) -> float:
+    """The first call of the compiled pipeline at `x`'s shape (compilation happens there),
+    timed on its own in seconds."""
+    if pipe.device.type == "cuda":
+        torch.cuda.synchronize(pipe.device)
     started = time.perf_counter()
-    pipe.infer(x1)
+    pipe.infer(x)
     if pipe.device.type == "cuda":
         torch.cuda.synchronize(pipe.device)
     return time.perf_counter() - started
@@ -64,7 +67,7 @@ def _preprocess(
     step(f"{tag}: preprocessing, batched tensor path ({n} images)")
     batched = timed(partial(pipe.preprocess_batched, host[:n]), blocked=True)
     return [
-        PreprocessResult(path, n, t.stats.scaled(1000.0 / n, "us/image"), t.stop_reason)
+        _preprocess_result(path, n, t)
         for path, t in ((PER_IMAGE_PATH, per_image), (BATCHED_PATH, batched))
         if t is not None
     ]
@@ -87,13 +90,16 @@ def _train(
             x = pipe.example_input(bs, random=True)
             labels = torch.randint(0, config.num_classes, (bs,), device=pipe.device)
             one_step = partial(pipe.train_step, x, labels, optimizer)
+            # untimed steps first (fp16: until GradScaler stops skipping overflowed steps),
+            # so neither the peak nor the timed steps see a first or a skipped step
+            warmed = watched(partial(_watched_warm, pipe, x, labels, optimizer)) is not None
             peak = None
-            if "memory" in config.measurements:  # the measured step is also the warmup
+            if warmed and "memory" in config.measurements:
                 held = [*pipe.model.parameters(), *pipe.model.buffers(), x, labels]
                 held += [t for st in optimizer.state.values() for t in st.values()]
                 tensors = [t for t in held if torch.is_tensor(t)]
                 peak = watched(partial(_watched_peak, one_step, pipe.device, tensors))
-            timing = timed(one_step, peak is not None, blocked=True)
+            timing = timed(one_step, warmed, blocked=True)
             optimizer.zero_grad(set_to_none=True)  # what a cut step may have left
             if timing is not None:
                 results.append(TrainResult(bs, bs / (timing.stats.median / 1000.0), timing, peak))
@@ -105,8 +111,19 @@ def _train(
 def _watched_peak(
     fn: Callable[[], object], device: torch.device, held: list[torch.Tensor], watchdog: Watchdog
 ) -> Any:
-    """Peak memory of one call of `fn`, the call under `watchdog`."""
+    """Peak memory of one call of `fn` (already warm), the call under `watchdog`."""
     return peak_memory(partial(watchdog.call, fn), device, held)
+
+
+def _watched_warm(
+    pipe: Pipeline,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    watchdog: Watchdog,
+) -> int:
+    """The untimed train steps (Pipeline.warm_train), under `watchdog`."""
+    return watchdog.call(pipe.warm_train, x, labels, optimizer)
 
 
 def _to_device(

@@ -110,3 +110,36 @@ class Stats:
     def scaled(self, factor: float, unit: str) -> Stats:
         """The same samples multiplied by `factor`, e.g. ms per batch -> us per image."""
         return Stats.from_samples([s * factor for s in self.samples], unit)
+
+
+def t_interval(values: list[float], level: float = MEDIAN_CI_LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): Student's t interval of the mean of `values` (at least 2; runs, not
+    samples: each value is one run's figure). The mean at both ends when every value is equal."""
+    from scipy.stats import t
+
+    n = len(values)
+    if n < 2:
+        raise ValueError(f"a t interval needs at least 2 values, got {n}")
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values)
+    half = float(t.ppf(1 - (1 - level) / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def log_t_interval(
+    ratios: list[float], level: float = MEDIAN_CI_LEVEL
+) -> tuple[float, float, float]:
+    """(geometric mean, low, high): the t interval of the mean log ratio, back on the ratio scale
+    (a 20% rise and its inverse are the same size). Every ratio must be positive and finite."""
+    if any(not (r > 0 and math.isfinite(r)) for r in ratios):
+        raise ValueError("a log-ratio interval needs positive, finite ratios")
+    mean, low, high = t_interval([math.log(r) for r in ratios], level)
+    return math.exp(mean), math.exp(low), math.exp(high)
+
+
+def median_ci_min_n(level: float = MEDIAN_CI_LEVEL) -> int:
+    """The fewest samples that give the median a distribution-free interval at `level`."""
+    n = 1
+    while median_ci_ranks(n, level) is None:
+        n += 1
+    return n

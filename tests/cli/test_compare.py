@@ -250,3 +250,52 @@ def test_compare_cli_with_speed_options(tmp_path: Path, native_bf16: None) -> No
     data = json.loads(out.read_text())
     assert data["config"]["precision"] == "bf16" and data["limits"]["matmul_dtype"] == "bf16"
     assert data["results"][0]["train"][0]["batch_size"] == 2
+
+
+def test_out_of_memory_in_compare_is_one_error_line_naming_the_batch_and_maxbatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.OutOfMemoryError is a RuntimeError: it escaped the shell's MemoryError handler
+    as a traceback."""
+    from tests.scenarios.test_compare_cuda import oom_at_batch
+
+    monkeypatch.setattr(runner_mod, "build_model", oom_at_batch(2))
+    result = runner.invoke(app, ["compare", *TINY_ARGS, "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()[-1:]
+    assert line.startswith("error: out of memory at batch 2 during 'resnet18/")
+    assert "emobench maxbatch --backbone resnet18 --device cpu --mode infer" in line
+    assert "Traceback" not in result.output and not (tmp_path / "r.json").exists()
+
+
+def test_a_cuda_out_of_memory_error_anywhere_is_one_line_exit_1() -> None:
+    from emobench.cli.shell import clean_errors
+
+    @clean_errors
+    def command() -> None:
+        exc = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. More")
+        exc.batch_size = 512  # type: ignore[attr-defined]
+        raise exc
+
+    with pytest.raises(typer.Exit) as caught:
+        command()
+    assert caught.value.exit_code == 1
+
+    @clean_errors
+    def other() -> None:
+        raise RuntimeError("not memory")
+
+    with pytest.raises(RuntimeError, match="not memory"):
+        other()
+
+
+def test_the_cuda_out_of_memory_line() -> None:
+    from emobench.cli.shell import out_of_memory_line
+
+    exc = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. More")
+    exc.batch_size = 512  # type: ignore[attr-defined]
+    assert out_of_memory_line(exc) == (
+        "out of GPU memory at batch 512 (CUDA out of memory. Tried to allocate 2.00 GiB); use a "
+        "smaller batch: "
+        "`emobench maxbatch` finds the largest that fits"
+    )

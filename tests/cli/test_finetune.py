@@ -152,11 +152,18 @@ def test_claims_checks_training_speed_from_a_finetune_report(ft_report: Path) ->
     assert ft is not None
     up, dn = (ft.runs_for(p)[0].train_s_per_epoch for p in ("upscale224", "direct48"))
     assert speed == pytest.approx(up / dn)
+    from emobench.readout.claims import evaluate_reports, interval_verdict
+
+    (verdict,) = [v for v in evaluate_reports([(ft_report, rep)]).verdicts if v.key == "training"]
+    # the verdict is read from the interval of the per-epoch ratio, not from the point
+    assert verdict.measured == pytest.approx(speed)
+    assert verdict.threshold is not None
+    assert verdict.verdict == interval_verdict(verdict.low, verdict.high, verdict.threshold)
     result = cli.invoke(app, ["claims", str(ft_report)])
     assert result.exit_code == 0, result.output
-    assert "training 5-10x faster per epoch" in result.output
-    expected = "holds" if speed >= 4.5 else "does not hold"
-    assert expected in result.output
+    lines = [line for line in result.output.splitlines() if "training 5-10x" in line]
+    (row,) = [line for line in lines if "│" in line]  # the table's row; a "why" line follows
+    assert verdict.verdict in row
 
 
 def test_tradeoff_takes_max_batch_from_a_maxbatch_report(ft_report: Path) -> None:
@@ -348,3 +355,25 @@ def test_help_names_every_backbone_source_and_force() -> None:
     assert "Any backbone of `emobench models`, plugins included" in text
     assert "--force" in text and "--allow-emulated" in text
     assert "in (0, 10]" in text  # --lr's range
+
+
+@pytest.fixture
+def turing_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake sm_75 GPU (Tesla T4): fp16 native, bf16 only emulated."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+
+
+def test_bf16_before_sm_80_is_refused_as_compare_refuses_it(
+    tmp_path: Path, fer_csv: Path, turing_gpu: None
+) -> None:
+    args = ["finetune", "--data", str(fer_csv), *ONE_EPOCH, "--precision", "bf16"]
+    args[args.index("cpu")] = "cuda:1"
+    result = cli.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert "--precision bf16: Tesla T4 is sm_75; native bf16 needs sm_80 or newer" in line
+    assert "pass --allow-emulated" in line
+    assert not (tmp_path / "ck").exists()

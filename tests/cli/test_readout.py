@@ -71,7 +71,9 @@ def test_claims_cli(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "29x fewer parameters" in result.stdout and "does not hold" in result.stdout
-    assert md.read_text().count("\n") == 1 + 2 + 5
+    table = [line for line in md.read_text().splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 8 + 5  # header, vgg16's eight claims, five for the approach
+    assert "| vgg16 | 22x larger batches | cuda-nvidia-h100-" in md.read_text()
     wrong = runner.invoke(app, ["claims", str(tmp_path / "mb.json")])
     assert wrong.exit_code == 2 and "compare or run" in wrong.stderr
 
@@ -209,3 +211,117 @@ def test_the_tradeoff_branch_writes_through_the_same_policy(tmp_path: Path) -> N
     assert out_csv.read_text().startswith("backbone,pipeline,")
     refused = runner.invoke(app, ["report", str(ft), "--csv", str(ft)])
     _one_error(refused, "is one of this command's inputs")
+
+
+# -- issue #22: claims with intervals, per machine class ----------------------------------------
+
+
+def _paired(rep: R.Report, ratio: float, low: float, high: float) -> R.Report:
+    import dataclasses
+
+    found = R.PairedRatio("vgg16", "latency_b1_median_ms", 30, ratio, low, high, "ci", [ratio])
+    return dataclasses.replace(rep, paired=[found])
+
+
+def test_claims_cli_one_row_per_machine_class_and_a_summary(tmp_path: Path) -> None:
+    from tests.factories import other_class, with_env
+
+    reports = {
+        "a.json": _paired(make_report(), 15.2, 14.6, 15.9),
+        "b.json": other_class(_paired(make_report(), 13.0, 12.0, 13.9)),
+        "c.json": with_env(_paired(make_report(), 14.0, 13.1, 15.2), cpu_model="Intel Xeon"),
+    }
+    for name, rep in reports.items():
+        R.save(rep, tmp_path / name)
+    ids = [class_id(rep.environment) for rep in reports.values()]
+    md = tmp_path / "claims.md"
+    args = ["claims", *(str(tmp_path / n) for n in reports), "--markdown", str(md)]
+    result = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    summary = (
+        f"vgg16, 16x faster inference: holds on 1 of 3 machine classes; inconclusive on "
+        f"{ids[2]}; does not hold on {ids[1]}"
+    )
+    assert summary in result.stdout
+    text = md.read_text()
+    assert text.startswith(MARKER)
+    assert (
+        "| backbone | claim | machine class | claimed | threshold | measured [95% CI] | verdict "
+        "| why |" in text
+    )
+    for cid, cells in zip(
+        ids,
+        (
+            "15.20x [14.60, 15.90] | holds",
+            "13.00x [12.00, 13.90] | does not hold",
+            "14.00x [13.10, 15.20] | inconclusive",
+        ),
+        strict=True,
+    ):
+        assert f"| vgg16 | 16x faster inference | {cid} | 16x | >= 14.40x | {cells} |" in text
+    assert f"* {summary}" in text
+    assert f"* `{ids[1]}`: AMD EPYC, ISA avx2" in text and "(b.json)" in text
+    assert "To settle: about" in text and "lower --target-ci" in text
+
+
+def test_claims_cli_pools_one_class_and_takes_maxbatch_reports_beside(tmp_path: Path) -> None:
+    paths = []
+    for i, ratio in enumerate((14.0, 15.0, 16.5)):
+        paths.append(tmp_path / f"run-{i}.json")
+        R.save(_paired(make_report(), ratio, ratio - 0.5, ratio + 0.5), paths[-1])
+    R.save(maxbatch_report(100, 2500), tmp_path / "mb.json")
+    md = tmp_path / "pooled.md"
+    args = ["claims", *map(str, paths), str(tmp_path / "mb.json"), "--markdown", str(md)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    cid = class_id(make_report().environment)
+    row = next(line for line in text.splitlines() if "| 16x faster inference |" in line)
+    assert f"| {cid} | 16x | >= 14.40x | 15.13x [" in row and "| inconclusive |" in row
+    assert "Student's t over 3 runs (log ratio)" in row
+    assert "(run-0.json, run-1.json, run-2.json)" in text
+    assert "| vgg16 | 22x larger batches | cuda-nvidia-h100-" in text and "25.00x | holds" in text
+    alone = runner.invoke(app, ["claims", str(tmp_path / "mb.json")])
+    _one_error(alone, "claims need a compare or run report")
+
+
+# -- issue #22: report --html, through the one output policy -------------------------------------
+
+
+def test_report_html_follows_the_output_policy(two_machines: list[Path], tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    args = ["report", *map(str, two_machines), "--html", str(page)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    again = runner.invoke(app, args)  # ours: replaced without --force
+    assert again.exit_code == 0, again.output
+    foreign = tmp_path / "notes.html"
+    foreign.write_text("<html>my notes</html>")
+    refused = runner.invoke(app, ["report", str(two_machines[0]), "--html", str(foreign)])
+    assert refused.exit_code == 2 and foreign.read_text() == "<html>my notes</html>"
+    assert refused.stderr.startswith(f"error: --html {foreign}: ")
+    forced = runner.invoke(app, ["report", str(two_machines[0]), "--html", str(foreign), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert '<meta name="generator" content="emobench' in foreign.read_text()
+    fresh = tmp_path / "fresh.html"
+    same = runner.invoke(
+        app, ["report", str(two_machines[0]), "--html", str(fresh), "--markdown", str(fresh)]
+    )
+    assert same.exit_code == 2 and "names the same file" in same.stderr
+    own_input = runner.invoke(app, ["report", str(two_machines[0]), "--html", str(two_machines[0])])
+    assert own_input.exit_code == 2 and R.load(two_machines[0]).kind == "run"
+
+
+def test_report_html_with_a_finetune_report_holds_the_tradeoff(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.paths import REPORTS
+
+    ft = tmp_path / "ft.json"
+    shutil.copy(REPORTS / "finetune-v1.json", ft)
+    page = tmp_path / "ft.html"
+    result = runner.invoke(app, ["report", str(ft), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "speed against accuracy" in text and "training 5-10x faster per epoch" in text

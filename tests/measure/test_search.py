@@ -158,3 +158,129 @@ def test_disguised_ooms_are_does_not_fit(message: str, kind: str) -> None:
     assert result.error is None and result.max_batch == 40 and result.confirmed
     failed = [p for p in result.probes if p.outcome == mb.OOM]
     assert failed and all(p.message and p.message.startswith(f"[{kind}] ") for p in failed)
+
+
+class AsyncDevice:
+    """A device whose work runs later: a step queues an error, the next sync raises it."""
+
+    def __init__(self) -> None:
+        self.pending: Exception | None = None
+        self.failures = 0  # the allocator's failed allocations
+        self.events: list[str] = []
+
+    def sync(self) -> None:
+        self.events.append("sync")
+        if self.pending is not None:
+            error, self.pending = self.pending, None
+            raise error
+
+    def hooks(self) -> mb.MemoryHooks:
+        return mb.MemoryHooks(
+            reset=lambda: self.events.append("reset"),
+            peak_bytes=lambda: 1,
+            release=self.sync,  # as on CUDA: release synchronises too
+            sync=self.sync,
+            allocation_failures=lambda: self.failures,
+        )
+
+
+def test_fits_is_decided_after_the_kernels_ran() -> None:
+    """The step returned before its kernels failed: the probe said "ok" and the error escaped
+    from release(), outside the try."""
+    device = AsyncDevice()
+
+    def step(n: int) -> None:
+        device.events.append(f"step {n}")
+        if n >= 8:
+            device.pending = RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    try_batch = mb.guarded_try_batch(step, device.hooks())
+    assert try_batch(4).outcome == mb.OK
+    out = try_batch(8)
+    assert out.outcome == mb.ERROR and "illegal memory access" in (out.message or "")
+    assert device.events[-4:] == ["reset", "step 8", "sync", "sync"]  # synced inside the try
+    result = mb.search_max_batch(try_batch, 1024)
+    assert result.max_batch == 4 and result.error is not None and result.confirmed is None
+
+
+@pytest.mark.parametrize(
+    "message", ["cuDNN error: CUDNN_STATUS_INTERNAL_ERROR", "CUBLAS_STATUS_NOT_INITIALIZED"]
+)
+@pytest.mark.parametrize("after_failed_allocation", [True, False])
+def test_library_errors_are_oom_only_after_a_failed_allocation(
+    message: str, after_failed_allocation: bool
+) -> None:
+    device = AsyncDevice()
+
+    def step(n: int) -> None:
+        if n > 40:
+            if after_failed_allocation:
+                device.failures += 1
+            device.pending = RuntimeError(message)
+
+    result = mb.search_max_batch(mb.guarded_try_batch(step, device.hooks()), 4096)
+    failed = result.probes[6]
+    assert failed.batch_size == 64
+    if after_failed_allocation:
+        assert failed.outcome == mb.OOM
+        assert failed.message and failed.message.startswith("[library after allocation failure]")
+        assert result.error is None and result.max_batch == 40 and result.confirmed
+    else:  # alone, it is a real error: the search stops
+        assert failed.outcome == mb.ERROR and result.max_batch == 32
+        assert result.error is not None and message in result.error
+
+
+def test_library_error_raised_from_an_oom_is_oom() -> None:
+    error = RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR")
+    assert mb.oom_kind(error) is None
+    try:
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        except torch.OutOfMemoryError:
+            raise error from None
+    except RuntimeError:
+        pass
+    assert error.__context__ is not None
+    assert mb.oom_kind(error) == "library after allocation failure"
+    assert mb.oom_kind(RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED"), True) is not None
+    assert not mb.is_oom(RuntimeError("CUDA error: an illegal memory access"), True)
+
+
+def test_a_broken_device_never_turns_an_error_into_an_exception() -> None:
+    """After a sticky error every CUDA call fails: release and the next reset included."""
+    broken = {"on": False}
+
+    def fail_if_broken() -> None:
+        if broken["on"]:
+            raise RuntimeError("CUDA error: unspecified launch failure")
+
+    def step(n: int) -> None:
+        if n == 2:
+            broken["on"] = True
+            raise RuntimeError("CUDA error: unspecified launch failure")
+
+    hooks = mb.MemoryHooks(fail_if_broken, lambda: 1, fail_if_broken)
+    try_batch = mb.guarded_try_batch(step, hooks)
+    out = try_batch(2)
+    assert out.outcome == mb.ERROR and out.message == (
+        "RuntimeError: CUDA error: unspecified launch failure"
+    )
+    out = try_batch(1)
+    assert out.outcome == mb.ERROR and (out.message or "").startswith("before the step: ")
+
+
+def test_the_confirmation_can_run_elsewhere() -> None:
+    try_batch, calls = fits_below(100)
+    confirmed_at: list[int] = []
+
+    def fresh(n: int) -> mb.ProbeOutcome:
+        confirmed_at.append(n)
+        return mb.ProbeOutcome(mb.OK, 7, "fresh process")
+
+    result = mb.search_max_batch(try_batch, 4096, confirm_with=fresh)
+    assert confirmed_at == [100] and 100 not in calls[calls.index(100) + 1 :]
+    assert result.confirmed and result.probes[-1].message == "fresh process"
+    broken = mb.search_max_batch(
+        try_batch, 4096, confirm_with=lambda n: mb.ProbeOutcome(mb.ERROR, message="no child")
+    )
+    assert broken.max_batch == 100 and broken.confirmed is None and broken.error == "no child"

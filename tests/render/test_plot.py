@@ -119,3 +119,78 @@ def test_zero_nan_and_missing_values_do_not_crash_the_plot(tmp_path: Path) -> No
     out = tmp_path / "plot.png"
     plot_reports([(tmp_path / "r.json", report)], out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- issue #22: catalogue labels, intervals, claims, legends off the data, classes side by side ---
+
+
+def test_ratio_bars_use_catalogue_labels_intervals_and_machine_classes(
+    two_classes: list[Path],
+) -> None:
+    """Every bar is labelled from the metric catalogue; one bar per machine class (the two
+    reports of one class pooled as runs), exact metrics once, with the interval the claims
+    use."""
+    from emobench import results as R
+    from emobench.render.plot import EXACT_GROUP, ratio_bars
+    from emobench.results.metrics import CATALOGUE
+
+    loaded = [(p, R.load(p)) for p in two_classes]
+    bars = ratio_bars(loaded)
+    labels = {m.key: m.label for m in CATALOGUE}
+    assert all(b.label == labels[b.key] and b.key not in b.label for b in bars)
+    latency = [b for b in bars if (b.backbone, b.key) == ("vgg16", "latency_b1_median_ms")]
+    assert len(latency) == 2 and len({b.group for b in latency}) == 2  # two classes
+    avx2 = next(b for b in latency if "avx2" in b.group)
+    assert avx2.point == pytest.approx((20 * 30) ** 0.5, rel=0.02)  # two runs: geometric mean
+    assert avx2.low is not None and avx2.high is not None and avx2.low < avx2.point < avx2.high
+    params = [b for b in bars if (b.backbone, b.key) == ("vgg16", "params_total")]
+    assert [b.group for b in params] == [EXACT_GROUP] and params[0].low is None
+
+
+def test_claims_are_read_from_the_claims_module() -> None:
+    from emobench.readout.claims import CLAIMS
+    from emobench.render.plot import claimed_ratios
+
+    claimed = claimed_ratios()
+    by_key = {c.key: c.claimed for c in CLAIMS}
+    assert claimed["latency_b1_median_ms"][0] == by_key["inference"] == 16.0
+    assert claimed["params_total"][0] == by_key["parameters"]
+    assert claimed["input_bytes_per_image"][0] == by_key["memory"]
+    assert claimed["preprocess_per_image_pil_us"][0] == by_key["preprocessing"]
+
+
+@needs_matplotlib
+def test_the_plot_has_catalogue_labels_whiskers_claims_and_legends_off_the_axes(
+    two_classes: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emobench import results as R
+    from emobench.render import plot
+
+    figures = []
+    real_save = plot._save
+    monkeypatch.setattr(plot, "_save", lambda fig, out: (figures.append(fig), real_save(fig, out)))
+    out = tmp_path / "plot.png"
+    plot.plot_reports([(p, R.load(p)) for p in two_classes], out)
+    (fig,) = figures
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure was closed after saving
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax_ratio = fig.axes[2]
+    ticks = [t.get_text() for t in ax_ratio.get_yticklabels()]
+    assert "vgg16: latency b1, median\nclaimed 16x" in ticks
+    assert "vgg16: parameters, total (exact)\nclaimed 29x" in ticks
+    assert not any("_" in t for t in ticks)  # never a raw key like tensor_peak_bytes
+    whiskers = [c for c in ax_ratio.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert whiskers  # the 95% intervals
+    dashed = [c for c in ax_ratio.collections if 16.0 in c.get_segments()[0][:, 0]]
+    assert dashed  # the claim's reference line at 16x
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 2
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer))  # covers no data
+    names = [t.get_text() for t in legends[1].get_texts()]
+    assert sum("avx2" in n for n in names) == 1 and sum("avx512" in n for n in names) == 1

@@ -3,6 +3,7 @@ seeds, paired comparison, bad recipes refused. Tiny models, a few hundred images
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -648,3 +649,82 @@ def test_a_cuda_fp16_run_resumes_from_its_checkpoints(tmp_path: Path, fer_data) 
     assert run.resumed_from_epoch == 1 and [e.epoch for e in run.epochs] == [1, 2]
     state = torch.load(Path(config.checkpoint_dir) / "direct48-seed0-state.pt", weights_only=True)
     assert state["epoch"] == 2 and state["scaler"]  # the fp16 GradScaler's state is kept
+
+
+class _Stop(Exception):
+    pass
+
+
+def _no_build(*args: object, **kwargs: object) -> torch.nn.Module:
+    raise _Stop  # the checks passed: training would start here
+
+
+def test_run_finetune_refuses_bf16_before_sm_80(
+    tmp_path: Path, fer_data, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The scenario refuses it as compare's does, not only the command."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    gpu = torch.device("cuda", 0)
+    config = _config(tmp_path, device="cuda", precision="bf16")
+    with pytest.raises(UsageError, match="Tesla T4 is sm_75; native bf16 needs sm_80"):
+        run_finetune(config, fer_data, gpu, build=_no_build)
+    assert not (tmp_path / "ck").exists()
+    # --allow-emulated measures it anyway; fp16 is native on sm_75
+    for allowed in (
+        dataclasses.replace(config, allow_emulated=True),
+        _config(tmp_path, device="cuda", precision="fp16"),
+    ):
+        with pytest.raises(_Stop):
+            run_finetune(allowed, fer_data, gpu, build=_no_build)
+
+
+def test_the_whole_fine_tune_runs_with_its_device_current(
+    tmp_path: Path, fer_data, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Every DataLoader iterator (its pin-memory thread pins for the device current when the
+    iterator is made) and every step is made inside the device's scope."""
+    from contextlib import contextmanager
+
+    from torch.utils.data import DataLoader
+
+    import emobench.scenarios.finetune.run as run_mod
+
+    state = {"inside": False}
+    scoped: list[torch.device] = []
+    iterators: list[bool] = []
+
+    @contextmanager
+    def recording_scope(device: torch.device):  # type: ignore[no-untyped-def]
+        scoped.append(device)
+        state["inside"] = True
+        try:
+            yield
+        finally:
+            state["inside"] = False
+
+    real_iter = DataLoader.__iter__
+
+    def recording_iter(self):  # type: ignore[no-untyped-def]
+        iterators.append(state["inside"])
+        return real_iter(self)
+
+    monkeypatch.setattr(run_mod, "device_scope", recording_scope)
+    monkeypatch.setattr(DataLoader, "__iter__", recording_iter)
+    config = _config(tmp_path, epochs=1, pipelines=("direct48",))
+    run_finetune(config, fer_data, CPU, build=small_cnn)
+    assert scoped == [CPU] and iterators and all(iterators)
+
+
+def test_device_scope_makes_the_device_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import nullcontext
+
+    from emobench.device import device_scope
+
+    entered: list[object] = []
+    monkeypatch.setattr(torch.cuda, "device", lambda d: entered.append(d) or nullcontext())
+    with device_scope(torch.device("cuda", 1)):
+        pass
+    assert entered == [torch.device("cuda", 1)]
+    assert isinstance(device_scope(CPU), nullcontext) and len(entered) == 1

@@ -45,3 +45,30 @@ def test_tail_percentiles_need_enough_samples(q: int, attr: str) -> None:
     assert getattr(few, attr) is None  # would just be (near) the maximum
     enough = Stats.from_samples([float(i) for i in range(need)], "ms")
     assert getattr(enough, attr) == pytest.approx((need - 1) * q / 100)
+
+
+def test_t_interval_of_runs() -> None:
+    from scipy import stats as sps
+
+    from emobench.stats.summary import log_t_interval, t_interval
+
+    values = [14.0, 15.0, 16.5]
+    mean, low, high = t_interval(values)
+    expected = sps.t.interval(0.95, 2, loc=sum(values) / 3, scale=sps.sem(values))
+    assert mean == pytest.approx(15.166666666666666)
+    assert (low, high) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+    assert t_interval([2.0, 2.0]) == (2.0, 2.0, 2.0)  # no spread: the mean at both ends
+    with pytest.raises(ValueError, match="at least 2"):
+        t_interval([1.0])
+    # on the log scale: a ratio and its inverse are the same distance from 1
+    centre, lo, hi = log_t_interval([0.5, 2.0, 1.0])
+    assert centre == pytest.approx(1.0) and lo == pytest.approx(1 / hi)
+    with pytest.raises(ValueError, match="positive"):
+        log_t_interval([1.0, 0.0])
+
+
+def test_median_interval_needs_six_samples_at_95_percent() -> None:
+    from emobench.stats.summary import median_ci_min_n
+
+    assert median_ci_min_n() == 6
+    assert median_ci_ranks(5) is None and median_ci_ranks(6) is not None

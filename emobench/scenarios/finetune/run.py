@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from emobench.data.labeled import LabeledData
-from emobench.device import emulated_precision
+from emobench.device import device_scope, emulated_precision
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import PeakMemory
 from emobench.models import EmotionNet, build_model
@@ -161,6 +161,22 @@ def run_finetune(
     With --resume every checkpoint is checked first. A value that came out non-finite (a
     diverged loss) is recorded as null with a note, so a run that reached its end always has
     a report that can be written."""
+    settings.check_device(config, device)  # bf16 before sm_80 refused, as compare refuses it
+    # the device current throughout: on cuda:1 the model, the optimizer, the scaler, library
+    # handles and each epoch's DataLoader pin-memory thread (it pins for the device current
+    # when its iterator is made; torch ignores pin_memory_device) all stay off cuda:0
+    with device_scope(device):
+        return _run_finetune(config, data, device, build, progress, data_hash)
+
+
+def _run_finetune(
+    config: FinetuneConfig,
+    data: LabeledData,
+    device: torch.device,
+    build: BuildFn | None,
+    progress: FinetuneProgress,
+    data_hash: str | None,
+) -> Report:
     started = time.perf_counter()
     build = build or build_model  # looked up now, so tests can patch this module's build_model
     folder = Path(config.checkpoint_dir)

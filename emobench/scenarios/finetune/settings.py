@@ -14,13 +14,16 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emobench.config import RunConfig, check_backbone
-from emobench.device import check_cuda_only_options, parse_device_spec
+from emobench.device import check_cuda_only_options, check_device_options, parse_device_spec
 from emobench.errors import UsageError
 from emobench.files import check_folder, file_kind
 from emobench.names import COMPILE_MODES, DIRECT, FINETUNE_DIR, PIPELINE_NAMES, PRECISIONS, UPSCALE
+
+if TYPE_CHECKING:
+    import torch
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
@@ -85,6 +88,7 @@ class FinetuneConfig:
     checkpoint_dir: str = str(CHECKPOINT_DIR)
     resume: bool = False
     measure_memory: bool = True
+    allow_emulated: bool = False  # run a precision the device only emulates (bf16 before sm_80)
 
     def __post_init__(self) -> None:
         # a registered name, an installed plugin's or module:function; a plugin's models are
@@ -125,6 +129,15 @@ class FinetuneConfig:
             "lr": self.learning_rate,
             "weight_decay": self.decay,
         }
+
+
+def check_device(config: FinetuneConfig, device: torch.device) -> None:
+    """The checks `compare` makes on the resolved device: fp16 needs CUDA, a precision the
+    device only emulates (bf16 before sm_80) needs allow_emulated, --compile its compiler."""
+    speed = RunConfig(
+        precision=config.precision, compile=config.compile, allow_emulated=config.allow_emulated
+    )
+    check_device_options(speed, device)
 
 
 def _finite_in(value: float, low: float, high: float, low_open: bool = False) -> bool:
