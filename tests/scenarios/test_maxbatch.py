@@ -64,10 +64,9 @@ class FakeCuda:
         self.synced = 0
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import gc
         import types
         from contextlib import nullcontext
-
-        import gc
 
         # release() collects garbage after every probe (~0.15 s with torch loaded, for tensors a
         # failed step left behind): the fake device has none, and 40 probes would cost 6 s
