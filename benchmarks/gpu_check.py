@@ -51,6 +51,7 @@ OUT = Path("results/gpu-check")  # under ROOT: the commands run there
 TOTAL_BUDGET_S = 360  # the quick profile's commands together, on one H100/H200-class GPU
 COMPARE_STARTUP_S = 18  # interpreter, torch, CUDA context, models: outside --time-budget
 THROUGHPUT_SLACK = 0.95  # blocked b1 throughput may not fall below 95% of per-call
+MEMORY_FLOOR_BYTES = 64 * 2**20  # and at least this much, in bytes
 MEMORY_TOLERANCE = 0.25  # peak allocated - weights vs the live-tensor peak
 ENERGY_MIN_WINDOW_S = 1.0
 ENERGY_MIN_UPDATES = 10
@@ -257,7 +258,9 @@ def check_memory(r: dict[str, Any]) -> tuple[bool, str]:
     weights = int(get(r, "memory.weight_bytes"))
     live = int(get(r, "memory.peak.tensor_peak_bytes"))
     own = allocated - weights
-    ok = live > 0 and abs(own - live) <= MEMORY_TOLERANCE * live
+    # cuDNN's per-call workspace is in the allocator's peak, not among the live tensors: a
+    # small model's tens of MiB of workspace would exceed 25% alone, hence the floor
+    ok = live > 0 and abs(own - live) <= max(MEMORY_TOLERANCE * live, MEMORY_FLOOR_BYTES)
     off = f"{(own - live) / live:+.0%}" if live else "no live tensors"
     own_text = f"allocated {mib(allocated)} - weights {mib(weights)} = {mib(own)}"
     return ok, f"{own_text} vs live tensors {mib(live)} ({off})"

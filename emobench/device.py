@@ -229,6 +229,11 @@ def set_tf32(allowed: bool, matmul: bool = True, conv: bool = True) -> None:
         b.cuda.matmul.fp32_precision = mode
     if conv:
         getattr(b.cudnn, "conv").fp32_precision = mode  # noqa: B009 (untyped in torch's stubs)
+        # cuDNN's RNN flag follows, so the two cuDNN switches never disagree (torch's legacy
+        # cudnn.allow_tf32 getter refuses a mix; on torch 2.14 it also refuses "ieee" for both)
+        rnn = getattr(b.cudnn, "rnn", None)
+        if rnn is not None:
+            rnn.fp32_precision = mode
 
 
 @contextmanager

@@ -7,9 +7,12 @@ Torch-free and typer-free, so the CLI can check paths before any heavy import.
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 import secrets
 import stat
+import struct
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,8 +21,10 @@ from typing import BinaryIO
 
 from emobench.errors import EmobenchError, UsageError
 
-REPORT_MARKER = '"schema": "emobench.report"'  # how report.to_json writes the schema key
+REPORT_SCHEMA = "emobench.report"  # results.schema.SCHEMA (files.py is torch-free, import-free)
+CALIBRATION_SCHEMA = "emobench.calibration"  # what calibrate --out writes (cli/gate.py)
 REPORT_SNIFF_BYTES = 256 * 2**20  # a file larger than this is not one of our reports
+JSON_PARSE_BYTES = 64 * 2**20  # a JSON file up to this size is parsed to judge it
 
 
 def file_kind(mode: int) -> str:
@@ -80,29 +85,77 @@ def read_text(path: Path, error: type[EmobenchError], noun: str, max_bytes: int)
         raise error(f"{path}: cannot read {noun} (not UTF-8 text: {exc.reason})") from None
 
 
-def is_report_file(path: Path) -> bool:
-    """Whether the regular file at `path` is an emobench report (its schema key is there)."""
+def _read_head(path: Path, head: int, tail: int = 0) -> tuple[bytes, bytes, int] | None:
+    """The first `head` bytes of the regular file at `path`, its last `tail` bytes (those after
+    the head only) and its size; None when it is not a regular file or cannot be read."""
     try:
-        if path.stat().st_size > REPORT_SNIFF_BYTES:
+        with open_regular(path, EmobenchError) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            first = fh.read(head)
+            last = b""
+            if tail and size > head:
+                fh.seek(max(size - tail, head))
+                last = fh.read(tail)
+    except (EmobenchError, OSError):
+        return None
+    return first, last, size
+
+
+def _is_json_of(path: Path, schema: str) -> bool:
+    """Whether the file at `path` is a JSON object whose "schema" is `schema`.
+
+    Cheap first: the first non-blank byte must be `{`. A file of at most JSON_PARSE_BYTES is then
+    parsed whole. A larger one (up to REPORT_SNIFF_BYTES; ours are a few MB) is not parsed, which
+    would take gigabytes: it must end with `}` and hold the schema key as our writers put it,
+    a top-level key of an indent-2 object on a line of its own (see `top_level_schema`).
+    """
+    got = _read_head(path, JSON_PARSE_BYTES + 1)
+    if got is None:
+        return False
+    head, _, size = got
+    if not head.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+        return False
+    if size <= JSON_PARSE_BYTES:
+        try:
+            data = json.loads(head.decode("utf-8-sig"))
+        except (ValueError, RecursionError):
             return False
+        return isinstance(data, dict) and data.get("schema") == schema
+    if size > REPORT_SNIFF_BYTES:
+        return False
+    try:
         with path.open("rb") as fh:
-            return REPORT_MARKER.encode() in fh.read()
+            whole = fh.read(REPORT_SNIFF_BYTES + 1)
     except OSError:
         return False
+    return whole.rstrip().endswith(b"}") and top_level_schema(schema) in whole
 
 
-# What makes an existing file "one of ours" of each kind (found in its first SNIFF_BYTES):
-# replacing it needs no --force. Writers put the marker there (see `marker`).
-ARTEFACT_MARKERS: dict[str, tuple[bytes, ...]] = {
-    "report": (REPORT_MARKER.encode(),),
-    "markdown": (b"<!-- written by emobench",),
-    "html": (b'<meta name="generator" content="emobench',),
-    "plot": (b"emobench",),  # PNG tEXt / SVG / PDF metadata: Software or Creator = emobench
-    "calibration": (b'"schema": "emobench.calibration"',),
-    # a CSV has no room for a marker: ours start with a header naming these columns
-    "csv": (b"backbone", b"pipeline"),
-}
-SNIFF_BYTES = 1 << 20
+def top_level_schema(schema: str) -> bytes:
+    """The schema key as json.dumps(indent=2) writes it at the top level of an object."""
+    return f'\n  "schema": "{schema}",'.encode()
+
+
+def is_report_file(path: Path) -> bool:
+    """Whether the regular file at `path` is an emobench report: a JSON object whose "schema"
+    is "emobench.report" (a file above JSON_PARSE_BYTES is judged as `_is_json_of` says)."""
+    return _is_json_of(path, REPORT_SCHEMA)
+
+
+# What makes an existing file "one of ours" of each kind: replacing it needs no --force.
+# report/calibration: a JSON object with our "schema"; markdown: the `marker` line first;
+# html: the generator meta tag in the head; plot: PNG tEXt Software, SVG dc:creator, or PDF
+# /Creator naming emobench (what render/plot.PLOT_FORMATS asks matplotlib for); csv: a header.
+ARTEFACT_KINDS = ("report", "markdown", "html", "plot", "calibration", "csv")
+HEAD_BYTES = 4096  # where an HTML head's generator tag or an SVG's metadata must be
+PDF_TAIL_BYTES = 64 * 1024  # matplotlib writes the PDF info dictionary near the end
+MARKDOWN_MARKER = b"<!-- written by emobench"
+HTML_GENERATOR = re.compile(rb'<meta name="generator" content="emobench[ "]', re.IGNORECASE)
+SVG_CREATOR = re.compile(
+    rb"<metadata>.*?<dc:creator>\s*<cc:Agent>\s*<dc:title>emobench</dc:title>", re.DOTALL
+)
+PDF_CREATOR = re.compile(rb"/(?:Creator|Producer) \(emobench")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Markdown emobench wrote before it had a marker line starts with one of its table headers.
 LEGACY_MARKDOWN_HEADERS = (
     b"| backbone | pipeline | metric | kind | baseline | current |",  # check, ci
@@ -119,23 +172,76 @@ def marker(kind: str) -> str:
     raise ValueError(f"no marker line for {kind!r}")
 
 
+def _png_software_is_ours(path: Path) -> bool:
+    """A PNG whose tEXt (or iTXt) chunk with keyword Software starts with emobench: the chunks
+    are walked up to the image data, so the word elsewhere (pixels, other keys) does not count."""
+    try:
+        with open_regular(path, EmobenchError) as fh:
+            if fh.read(8) != PNG_SIGNATURE:
+                return False
+            for _ in range(1000):
+                header = fh.read(8)
+                if len(header) < 8:
+                    return False
+                length, ctype = struct.unpack(">I4s", header)
+                if ctype in (b"IDAT", b"IEND"):
+                    return False
+                if ctype in (b"tEXt", b"iTXt") and length <= 1 << 20:
+                    data = fh.read(length)
+                    key, _, value = data.partition(b"\0")
+                    if ctype == b"iTXt":  # compression flag, method, language, translated key
+                        value = value[2:].split(b"\0", 2)[-1] if value[:1] == b"\0" else b""
+                    if key == b"Software" and value.startswith(b"emobench"):
+                        return True
+                    fh.seek(4, os.SEEK_CUR)  # the CRC
+                else:
+                    fh.seek(length + 4, os.SEEK_CUR)
+    except (EmobenchError, OSError, struct.error):
+        return False
+    return False
+
+
+def _plot_is_ours(path: Path) -> bool:
+    got = _read_head(path, HEAD_BYTES, PDF_TAIL_BYTES)
+    if got is None:
+        return False
+    head, tail, _ = got
+    if head.startswith(PNG_SIGNATURE):
+        return _png_software_is_ours(path)
+    if head.startswith(b"%PDF-"):
+        return PDF_CREATOR.search(head) is not None or PDF_CREATOR.search(tail) is not None
+    start = head.lstrip()
+    if start.startswith((b"<?xml", b"<svg", b"<!DOCTYPE svg")):
+        return SVG_CREATOR.search(head) is not None
+    return False
+
+
 def is_artefact(path: Path, kind: str) -> bool:
-    """Whether the regular file at `path` is an emobench artefact of `kind` (see
-    ARTEFACT_MARKERS); reports are sniffed whole (up to REPORT_SNIFF_BYTES)."""
+    """Whether the regular file at `path` is an emobench artefact of `kind`, judged by where our
+    writers put their mark (see ARTEFACT_KINDS), never by the text turning up anywhere."""
     if kind == "report":
         return is_report_file(path)
-    needles = ARTEFACT_MARKERS[kind]
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(SNIFF_BYTES)
-    except OSError:
+    if kind == "calibration":
+        return _is_json_of(path, CALIBRATION_SCHEMA)
+    if kind == "plot":
+        return _plot_is_ours(path)
+    if kind not in ARTEFACT_KINDS:
+        raise ValueError(f"unknown artefact kind {kind!r}")
+    got = _read_head(path, HEAD_BYTES)
+    if got is None:
         return False
+    head = got[0].removeprefix(b"\xef\xbb\xbf")
     if kind == "csv":
-        first = head.split(b"\n", 1)[0].split(b",")
-        return all(n in first for n in needles)
-    if kind == "markdown" and head.startswith(LEGACY_MARKDOWN_HEADERS):
-        return True
-    return any(n in head for n in needles)
+        first = [c.strip() for c in head.split(b"\n", 1)[0].split(b",")]
+        return b"backbone" in first and b"pipeline" in first
+    if kind == "markdown":
+        return head.startswith((MARKDOWN_MARKER, *LEGACY_MARKDOWN_HEADERS))
+    # html
+    start = head.lstrip()
+    if not start[:14].lower().startswith((b"<!doctype html", b"<html")):
+        return False
+    end = start.lower().find(b"</head>")
+    return HTML_GENERATOR.search(start if end < 0 else start[:end]) is not None
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -269,6 +269,26 @@ def _pipeline(**changes: object) -> dict:
     return r | changes
 
 
+def test_gpu_check_memory_check_has_a_floor_for_small_models() -> None:
+    """Review of #21: cuDNN's workspace (tens of MiB) is in the allocator's peak but not among
+    the live tensors; 25% of a small model's ~50 MiB peak would fail an honest run."""
+    gc = _gpu_check()
+    small = {
+        "memory": {
+            "weight_bytes": 10 * 2**20,
+            "peak": {"cuda_peak_allocated_bytes": 110 * 2**20, "tensor_peak_bytes": 50 * 2**20},
+        }
+    }
+    assert gc.check_memory(small)[0]  # 100 MiB vs 50 MiB: within the 64 MiB floor
+    big = {
+        "memory": {
+            "weight_bytes": 0,
+            "peak": {"cuda_peak_allocated_bytes": 900 * 2**20, "tensor_peak_bytes": 400 * 2**20},
+        }
+    }
+    assert not gc.check_memory(big)[0]
+
+
 def test_gpu_check_verdicts_fail_honestly_and_name_missing_fields() -> None:
     gc = _gpu_check()
     run = gc.compare_run("c", "vgg16", 60)
@@ -280,7 +300,8 @@ def test_gpu_check_verdicts_fail_honestly_and_name_missing_fields() -> None:
         gpu_monitor={"window_s": 0.05, "energy_updates": 0, "energy_joules": None},
         memory={
             "weight_bytes": 0,
-            "peak": {"cuda_peak_allocated_bytes": 9, "tensor_peak_bytes": 4},
+            # 900 MiB allocated for 400 MiB of live tensors: over 25% and over the 64 MiB floor
+            "peak": {"cuda_peak_allocated_bytes": 900 * 2**20, "tensor_peak_bytes": 400 * 2**20},
         },
         throughput=[{"batch_size": 1, "images_per_s": 100.0, "timing": {}}],  # no block size
         efficiency={"matmul_fraction": 1.3, "ceiling_kernel": "matmul n=4096"},
@@ -327,13 +348,19 @@ def test_gpu_check_kills_a_command_at_its_budget(tmp_path: Path) -> None:
     grandchild = (
         f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     )
+    # "working" only once the grandchild is up, so a slow start on a loaded machine cannot
+    # make the kill come first (the budget is a bound, not something the test times)
     spawn = (
-        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); "
+        "import os, subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {grandchild!r}]); "
+        f"[time.sleep(0.05) for _ in range(1200) if not os.path.exists({str(pid_file)!r})]; "
         "print('working', flush=True); time.sleep(60)"
     )
-    run = gc.Run("sleeper", ["-c", spawn], 2, kind="tests")
+    run = gc.Run("sleeper", ["-c", spawn], 5, kind="tests")
     code, seconds, tail = gc.execute(run, sys.executable, tmp_path / "sleeper.log")
-    assert code is None and tail == "working" and 2 <= seconds < 30
+    assert code is None and 5 <= seconds < 60
+    if tail != "working":  # the machine was too loaded to start two interpreters in 5 s
+        pytest.skip("the command did not get going within its budget on this machine")
     import psutil
 
     child = int(pid_file.read_text())

@@ -112,3 +112,128 @@ def test_artefacts_are_recognised_by_their_marker(
     path = tmp_path / "f"
     path.write_text(text)
     assert is_artefact(path, kind) is ours
+
+
+# -- review: a marker counts only where our writers put it, never anywhere in the file ---------
+
+
+def _written_artefacts(tmp_path: Path) -> dict[str, Path]:
+    """One file of each kind, written through the real writers."""
+    from emobench.cli.gate import _calibration_json
+    from emobench.files import write_atomic
+    from emobench.render.gate import verdicts_markdown
+    from emobench.render.html import report_page
+    from emobench.render.readout import merged_markdown
+
+    out = {"report": tmp_path / "r.json"}
+    R.save(make_report(), out["report"])
+    for name, text in (
+        ("markdown", merged_markdown([], ())),
+        ("markdown-check", verdicts_markdown([])),
+        ("html", report_page([(Path("r.json"), make_report())])),
+        ("calibration", _calibration_json([], 0.05)),
+    ):
+        out[name] = tmp_path / name
+        write_atomic(out[name], text)
+    return out
+
+
+def test_every_artefact_our_writers_write_is_recognised(tmp_path: Path) -> None:
+    from emobench.files import is_artefact
+
+    for name, path in _written_artefacts(tmp_path).items():
+        assert is_artefact(path, name.split("-")[0]), name
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("markdown", "# my notes\nemobench writes `<!-- written by emobench -->` first.\n"),
+        ("markdown", "# notes\n| backbone | pipeline | machine | report |\n"),
+        ("report", 'REPORT_SCHEMA = "x"  # writes "schema": "emobench.report"\n'),
+        ("report", '{"schema": "emobench.report"\n'),  # not JSON
+        ("report", '[{"schema": "emobench.report"}]'),  # not an object
+        ("report", '{"notes": {"schema": "emobench.report"}}'),  # not at the top level
+        ("calibration", '{"a": 1}\n"schema": "emobench.calibration",\n'),
+        (
+            "html",
+            "<!DOCTYPE html><html><head><title>mine</title></head><body>"
+            '<meta name="generator" content="emobench"></body></html>',
+        ),
+        ("html", 'notes: <meta name="generator" content="emobench 1">'),
+        ("plot", '<svg xmlns="http://www.w3.org/2000/svg"><text>made with emobench</text></svg>'),
+        ("plot", "%PDF-1.4\n(emobench was here) /Title (emobench)\n%%EOF\n"),
+    ],
+)
+def test_a_user_file_mentioning_our_marker_is_not_ours(
+    tmp_path: Path, kind: str, text: str
+) -> None:
+    from emobench.errors import UsageError
+    from emobench.files import check_output, is_artefact
+
+    path = tmp_path / "mine"
+    path.write_text(text)
+    assert not is_artefact(path, kind)
+    with pytest.raises(UsageError, match="pass --force"):
+        check_output(path, "--out", kind=kind)
+
+
+def test_a_copy_of_emobench_source_is_not_a_report(tmp_path: Path) -> None:
+    import emobench.files
+    from emobench.files import is_artefact
+
+    copy = tmp_path / "files.py"
+    copy.write_bytes(Path(emobench.files.__file__).read_bytes())
+    assert not is_artefact(copy, "report") and not is_artefact(copy, "calibration")
+
+
+def _png(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    import struct
+    import zlib
+
+    body = b"".join(
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        for kind, data in chunks
+    )
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def test_a_png_is_ours_only_by_its_software_text_chunk(tmp_path: Path) -> None:
+    from emobench.files import is_artefact
+
+    ihdr = (b"IHDR", bytes(13))
+    cases = {
+        "ours.png": (_png([ihdr, (b"tEXt", b"Software\0emobench"), (b"IEND", b"")]), True),
+        "title.png": (_png([ihdr, (b"tEXt", b"Title\0emobench"), (b"IEND", b"")]), False),
+        "pixels.png": (_png([ihdr, (b"IDAT", b"emobench"), (b"IEND", b"")]), False),
+        "late.png": (  # after the image data: not where matplotlib writes it
+            _png([ihdr, (b"IDAT", b"x"), (b"tEXt", b"Software\0emobench"), (b"IEND", b"")]),
+            False,
+        ),
+        "cut.png": (_png([ihdr])[:20], False),
+    }
+    for name, (data, ours) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert is_artefact(tmp_path / name, "plot") is ours, name
+
+
+@pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("matplotlib") is None, reason="needs matplotlib"
+)
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_plots_written_by_plot_save_are_ours(tmp_path: Path, suffix: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emobench.files import is_artefact
+    from emobench.render.plot import _save
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], label="emobench")
+    out = tmp_path / f"p{suffix}"
+    _save(fig, out)
+    plt.close(fig)
+    assert is_artefact(out, "plot")
+    assert not is_artefact(out, "report") and not is_artefact(out, "html")

@@ -79,7 +79,13 @@ def baseline_save(
     from emobench.gate.store import machine_class, save_baseline
     from emobench.machine import describe
 
-    target = save_baseline(list(report_files), name, force=force, directory=directory)
+    target = save_baseline(
+        list(report_files),
+        name,
+        force=force,
+        directory=directory,
+        note=lambda line: typer.echo(f"note: {line}: counted once", err=True),
+    )
     stored = report_mod.load(target)
     typer.echo(
         f"baseline written to {target} "
@@ -364,7 +370,7 @@ def calibrate_cmd(
         typer.echo(f"baseline written to {target} with calibrated thresholds")
 
 
-CALIBRATION_SCHEMA = "emobench.calibration"  # files.ARTEFACT_MARKERS recognises it
+CALIBRATION_SCHEMA = "emobench.calibration"  # files.is_artefact recognises it
 
 
 def _calibration_json(calibrations: list[Any], alpha: float) -> str:

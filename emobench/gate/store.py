@@ -5,13 +5,14 @@ force. Also the machine class of a report, which decides which baseline it is ch
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from emobench import machine
+from emobench import files, machine
 from emobench import results as R
 from emobench.errors import ReportError, UsageError
-from emobench.gate.calibrate import combine_runs
+from emobench.gate.calibrate import combine_runs, distinct_runs
 from emobench.names import BASELINE_DIR
 
 CANDIDATE_NAME = "baseline-candidate-{machine_class}.json"  # under results/
@@ -210,22 +211,49 @@ def load_runs(paths: list[Path], name: str = "") -> list[R.Report]:
     return reports
 
 
+def load_distinct_runs(paths: list[Path], name: str = "") -> tuple[list[R.Report], list[str]]:
+    """`load_runs` with each run once, as calibrate --from counts them: a file given twice
+    (or two names of one file) is read once, and two files of one run (calibrate.run_identity:
+    a copy, a re-saved baseline, a baseline and its last run) are one. Returns the reports and
+    one note per duplicate ('a.json given 3 times'), for a `note: ...: counted once` line."""
+    unique: list[Path] = []
+    for path in paths:
+        if not any(path == seen or files.same_file(path, seen) for seen in unique):
+            unique.append(path)
+    notes = []
+    for path in unique:
+        times = sum(p == path or files.same_file(p, path) for p in paths)
+        if times > 1:
+            notes.append(f"{path} given {times} times")
+    named = list(zip(map(str, unique), load_runs(unique, name), strict=True))
+    kept, same_run = distinct_runs(named)
+    return [report for _, report in kept], notes + same_run
+
+
 def save_baseline(
     report_path: Path | list[Path],
     name: str,
     force: bool = False,
     directory: Path = BASELINE_DIR,
+    note: Callable[[str], None] = lambda _: None,
 ) -> Path:
     """Copy a validated report to NAME/<machine class>.json; never overwrite without force.
 
     Several reports (runs of one suite on one machine class) are stored as one baseline that
     carries every run's ratios; with three or more, the check compares with their geometric
-    mean at the threshold their spread gives (calibrate.gate_threshold).
+    mean at the threshold their spread gives (calibrate.gate_threshold). Each run counts once
+    (`load_distinct_runs`; `note` gets a line per duplicate): the same report given three times
+    would otherwise be three identical runs, a spread of 0 and a gate tighter than the runs
+    justify. The target may be one of the inputs (with force): every input is read before the
+    new baseline replaces it atomically, so new runs can be pooled into an existing baseline.
     """
     check_baseline_name(name)
     paths = report_path if isinstance(report_path, list) else [report_path]
-    report = combine_runs(load_runs(paths, name))
+    reports, notes = load_distinct_runs(paths, name)
+    report = combine_runs(reports)
     target = baseline_target(report, name, directory)
     check_baseline_target(target, force)
     R.save(report, target)
+    for line in notes:
+        note(line)
     return target

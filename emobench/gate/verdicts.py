@@ -243,7 +243,11 @@ def _mark_incomparable(
         why = [
             f"{k} {d}"
             for k, d in diffs.items()
-            if v.kind != R.EXACT and _affected(v.metric, units.get(v.metric, ""), k)
+            if v.kind != R.EXACT
+            # a stopping rule changes how many samples a figure has, not what it estimates:
+            # ratios and directions stay comparable (and gate); absolute timings do not
+            and not (k in STOPPING_SETTINGS and v.kind != R.MACHINE)
+            and _affected(v.metric, units.get(v.metric, ""), k)
         ]
         out.append(dataclasses.replace(v, verdict=INCOMPARABLE, note="; ".join(why)) if why else v)
     measured = [v for v in out if v.kind != R.EXACT]

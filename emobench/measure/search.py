@@ -24,14 +24,6 @@ OOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("allocator", ("out of memory", "can't allocate memory")),
     ("cublas alloc", ("CUBLAS_STATUS_ALLOC_FAILED",)),
     ("cudnn workspace", ("CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", "CUDNN_STATUS_ALLOC_FAILED")),
-    (
-        "cudnn no engine",
-        (
-            "unable to find an engine to execute this computation",
-            "CUDNN_STATUS_NOT_SUPPORTED",
-            "CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR",
-        ),
-    ),
     ("32-bit index limit", ("canUse32BitIndexMath", "must fit into 32-bit index math")),
 )
 
@@ -40,7 +32,16 @@ OOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # allocate as "not initialized"); alone they are real errors: a broken install, a bad kernel.
 AFTER_ALLOCATION_FAILURE: tuple[str, tuple[str, ...]] = (
     "library after allocation failure",
-    ("CUDNN_STATUS_INTERNAL_ERROR", "CUBLAS_STATUS_NOT_INITIALIZED"),
+    (
+        "CUDNN_STATUS_INTERNAL_ERROR",
+        "CUBLAS_STATUS_NOT_INITIALIZED",
+        # "no engine": out of workspace when an allocation failed first (torch's cuDNN code
+        # catches the failed workspace allocation, which counts in num_ooms, before it says
+        # this); alone, a convolution cuDNN cannot run at all: an error, not "max batch 0"
+        "unable to find an engine to execute this computation",
+        "CUDNN_STATUS_NOT_SUPPORTED",
+        "CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR",
+    ),
 )
 
 OOM_MESSAGES = tuple(m for _, messages in OOM_KINDS for m in messages)

@@ -12,10 +12,14 @@ The interval, by what the reports of one class hold (reports of one class pool a
 * exact figures (parameters, input bytes) are the same on every machine: no interval;
 * one run: its paired rounds' interval (the 95% order-statistic interval of the median
   per-round ratio, `PairedRatio`), else a percentile bootstrap of both pipelines' samples;
-* two runs: the span of their two intervals (a run-level interval needs three);
-* three runs or more (several reports of the class, a `--repeat` report's runs, a calibrated
-  baseline's): Student's t interval of the mean log ratio over the runs (`stats.summary`),
-  which carries the run-to-run spread one run's rounds cannot see.
+* two runs or more (several reports of the class, a `--repeat` report's runs, a calibrated
+  baseline's): Student's t interval of the mean log ratio over the runs with n - 1 degrees of
+  freedom (`stats.summary`), which carries the run-to-run spread one run's rounds cannot see;
+  for two runs never narrower than the span of their own intervals; for accuracy differences
+  (seeds scored on one test set) never narrower than the median seed's own interval.
+
+One run's interval covers the noise within that run only: a one-run holds / does not hold
+says so in its settle text.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +42,13 @@ from emobench.stats.summary import log_t_interval, median_ci_min_n, t_interval
 
 HOLDS_WITHIN = 0.10  # the threshold factor: a claim's threshold is claimed x (1 - HOLDS_WITHIN)
 INPUT_RATIO = (224 * 224) / (48 * 48)
-RUN_LEVEL_MIN_RUNS = 3  # runs behind a run-level (t) interval; two give the span of theirs
+RUN_LEVEL_MIN_RUNS = 3  # runs a go/no-go reading should pool (`--repeat 3`)
+# A one-run verdict's caveat: its interval is the noise within that run (its paired rounds);
+# runs on one machine can differ by more.
+ONE_RUN_CAVEAT = (
+    f"one run: within-run interval; pool --repeat {RUN_LEVEL_MIN_RUNS} for a run-level one"
+)
+_TIMED_CLAIMS = ("preprocessing", "inference", "processing")
 ACCURACY_MARGIN_POINTS = 1.0  # "maintained": direct48 at most this many points less accurate
 
 HOLDS = "holds"
@@ -175,6 +186,7 @@ class ClaimVerdict:
     claimed_text: str = ""
     key: str = ""  # the Claim's key
     exact: bool = False
+    batch: int | None = None  # the batch size a batch-dependent claim was read at
 
 
 @dataclass(frozen=True)
@@ -220,8 +232,14 @@ class RunFigure:
 
 
 def pool(runs: list[RunFigure], additive: bool = False) -> Interval | None:
-    """The interval of one machine class's runs: one run's own, the span of two, a t interval
-    over three or more (of the log ratio; of the difference when `additive`)."""
+    """The interval of one machine class's runs: one run's own; from two runs on, Student's t
+    over the runs (of the log ratio; of the difference when `additive`) with n - 1 degrees of
+    freedom, widened where the runs' own intervals say more:
+
+    * two ratio runs: never narrower than the span of the runs' own intervals (two draws'
+      range alone covers the median about half the time; t(0.975, 1) = 12.71 is honest);
+    * differences (accuracy, seeds scored on one test set): never narrower than the median
+      per-seed interval, since the spread across seeds leaves out the test set's sampling."""
     if not runs:
         return None
     n = len(runs)
@@ -231,27 +249,23 @@ def pool(runs: list[RunFigure], additive: bool = False) -> Interval | None:
             r.value, r.low, r.high, r.method, 1, r.rounds, r.stop_reason, additive=additive
         )
     values = [r.value for r in runs]
-    if n >= RUN_LEVEL_MIN_RUNS:
-        if additive:
-            point, low, high = t_interval(values)
-            scale = "difference"
-        else:
-            point, low, high = log_t_interval(values)
-            scale = "log ratio"
-        return Interval(
-            point, low, high, f"Student's t over {n} runs ({scale})", n, additive=additive
-        )
-    lows = [r.value if r.low is None else r.low for r in runs]
-    highs = [r.value if r.high is None else r.high for r in runs]
-    point = sum(values) / n if additive else math.sqrt(values[0] * values[1])
-    return Interval(
-        point,
-        min(lows),
-        max(highs),
-        f"span of 2 runs' intervals ({RUN_LEVEL_MIN_RUNS} give a run-level one)",
-        n,
-        additive=additive,
-    )
+    own = [r for r in runs if r.low is not None and r.high is not None]
+    lows = [r.low for r in own if r.low is not None]
+    highs = [r.high for r in own if r.high is not None]
+    if additive:
+        point, low, high = t_interval(values)
+        method = f"Student's t over {n} runs (difference)"
+        if own:
+            low = min(low, statistics.median(lows))
+            high = max(high, statistics.median(highs))
+            method += ", at least as wide as the median run's own interval"
+    else:
+        point, low, high = log_t_interval(values)
+        method = f"Student's t over {n} runs (log ratio)"
+        if n == 2 and own:
+            low, high = min(low, *lows), max(high, *highs)
+            method += ", at least as wide as the span of the runs' own intervals"
+    return Interval(point, low, high, method, n, additive=additive)
 
 
 def _needed(iv: Interval, threshold: float, now: int) -> int | None:
@@ -285,12 +299,10 @@ def _settle(iv: Interval, threshold: float, hint: str = MORE_RUNS) -> str:
                 f"--max-time), or {hint}"
             )
         return hint
-    if iv.runs >= RUN_LEVEL_MIN_RUNS:
+    if iv.runs >= 2:
         need = _needed(iv, threshold, iv.runs)
         about = f"about {need} runs" if need else "more runs"
         return f"{about} at this spread ({iv.runs} now): {hint}"
-    if iv.runs == 2:
-        return f"a third run gives a run-level interval: {hint}"
     if iv.rounds is not None:
         need = _needed(iv, threshold, iv.rounds)
         about = f"about {need} rounds" if need else "more rounds"
@@ -473,6 +485,8 @@ def _row(
     verdict = interval_verdict(low, high, threshold)
     hint = _SETTLE_HINTS.get(claim.key, MORE_RUNS)
     settle = _settle(iv, threshold, hint) if verdict == INCONCLUSIVE else ""
+    if verdict in (HOLDS, FAILS) and iv.runs == 1 and claim.key in _TIMED_CLAIMS:
+        settle = ONE_RUN_CAVEAT
     return ClaimVerdict(
         backbone,
         claim.text,
@@ -647,21 +661,38 @@ def _no_timing(claim: Claim, backbone: str) -> ClaimVerdict:
     return _flat(claim, NOT_MEASURED, why, backbone)
 
 
+def _e2e_batches(rep: R.Report, backbone: str) -> dict[int, R.MetricRow]:
+    """A report's end-to-end rows with a ratio, by batch size."""
+    return {
+        int(k.removeprefix("end_to_end_b").split("_")[0]): r
+        for k, r in _rows_of(rep, backbone).items()
+        if k.startswith("end_to_end_b") and r.ratio is not None
+    }
+
+
+def _processing_batch(held: list[dict[int, R.MetricRow]]) -> int:
+    """The batch the class's end-to-end claim reads: 1 where any report has it, else the
+    smallest batch every report has, else the batch most reports have (the smallest of ties)."""
+    every = set().union(*held)
+    if 1 in every:
+        return 1
+    common = set.intersection(*(set(h) for h in held))
+    if common:
+        return min(common)
+    return min(every, key=lambda b: (-sum(b in h for h in held), b))
+
+
 def _processing_claims(backbone: str, groups: list[_Group]) -> list[ClaimVerdict]:
-    """'8-16x faster processing and inference': end to end, uint8 host batch to logits."""
+    """'8-16x faster processing and inference': end to end, uint8 host batch to logits, at
+    batch 1 where the class has it (else the smallest batch all its reports have)."""
     claim = PROCESSING_CLAIM
     out = []
     for group in groups:
         reps = [r for r in group.of_kind(*TIMING_KINDS) if backbone in r.backbones]
         if not reps:
             continue
-        rows = _rows_of(reps[0], backbone)
-        e2e = sorted(
-            (int(k.removeprefix("end_to_end_b").split("_")[0]), r)
-            for k, r in rows.items()
-            if k.startswith("end_to_end_b") and r.ratio is not None
-        )
-        if not e2e:
+        held = [_e2e_batches(rep, backbone) for rep in reps]
+        if not any(held):
             out.append(
                 _row(
                     claim,
@@ -673,14 +704,23 @@ def _processing_claims(backbone: str, groups: list[_Group]) -> list[ClaimVerdict
                 )
             )
             continue
-        bs, row = e2e[0]
-        others = ", ".join(f"b{b}: {_ratio_text(r)}" for b, r in e2e[1:])
+        bs = _processing_batch(held)
+        first = next(h for h in held if bs in h)
+        key = first[bs].key
+        others = ", ".join(f"b{b}: {_ratio_text(r)}" for b, r in sorted(first.items()) if b != bs)
+        lacking = sum(bs not in h for h in held)
         reason = (
             f"end to end at batch {bs} on {_class_device(group)} (uint8 host batch -> "
             "preprocessing -> forward -> logits); the range's low end, 8x, is what is tested"
             + (f"; other batch sizes {others}" if others else "")
+            + (
+                f"; {lacking} of {len(reps)} reports lack batch {bs}: left out of the pool"
+                if lacking
+                else ""
+            )
         )
-        out.append(_row(claim, backbone, group, pool(timing_runs(reps, backbone, row.key)), reason))
+        row = _row(claim, backbone, group, pool(timing_runs(reps, backbone, key)), reason)
+        out.append(dataclasses.replace(row, batch=bs))
     return out or [_no_timing(claim, backbone)]
 
 
@@ -743,10 +783,15 @@ def _batch_runs(
         runs.append((dn.max_batch / up.max_batch, dn.capped))
         if not reason:
             capped = " (direct48 capped: the real ratio is higher)" if dn.capped else ""
-            budget_gib = rep.config.get("budget_bytes", 0) / 2**30
+            budget = dn.budget_bytes  # the typed field, not the untyped config dict
+            within = (
+                f"{budget / 2**30:.1f} GiB"
+                if isinstance(budget, (int, float)) and not isinstance(budget, bool)
+                else "? GiB"
+            )
             reason = (
                 f"{mode} max batch {dn.max_batch:,} vs {up.max_batch:,} on "
-                f"{rep.environment.get('device')} within {budget_gib:.1f} GiB{capped}"
+                f"{rep.environment.get('device')} within {within}{capped}"
             )
     return runs, reason
 
@@ -819,10 +864,24 @@ def _epoch_run(up: FinetuneRun, dn: FinetuneRun) -> RunFigure:
     return RunFigure(ratio, None, None, "one epoch a side: no interval (one seed)")
 
 
+def _train_images(data: object) -> str:
+    """The training-image count of a finetune report's untyped data dict, '1,234'; '?' where
+    it is missing or not numbers (a per-class list or one number)."""
+    counts = data.get("counts") if isinstance(data, dict) else None
+    train = counts.get("train") if isinstance(counts, dict) else None
+    values = train if isinstance(train, list) else [train]
+    if not values or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    ):
+        return "?"
+    return f"{int(sum(values)):,}"
+
+
 def _training_row(backbone: str, group: _Group, reps: list[R.Report]) -> ClaimVerdict:
     runs: list[RunFigure] = []
     per: dict[str, float] = {}
-    images = batch = None
+    images: str = "?"
+    batch = None
     for rep in reps:
         ft = rep.finetune
         assert ft is not None
@@ -834,7 +893,7 @@ def _training_row(backbone: str, group: _Group, reps: list[R.Report]) -> ClaimVe
             runs.append(_epoch_run(up, dn))
             if not per:
                 per = {R.UPSCALE: up.train_s_per_epoch, R.DIRECT: dn.train_s_per_epoch}
-                images = sum(ft.data.get("counts", {}).get("train", []))
+                images = _train_images(ft.data)
                 batch = rep.config.get("batch_size")
     if not runs:
         return _row(
@@ -843,7 +902,7 @@ def _training_row(backbone: str, group: _Group, reps: list[R.Report]) -> ClaimVe
     device = reps[0].config.get("resolved_device")
     reason = (
         f"median training pass per epoch on {device}: upscale224 {per[R.UPSCALE]:.2f} s vs "
-        f"direct48 {per[R.DIRECT]:.2f} s, {images:,} training images, batch {batch}; the "
+        f"direct48 {per[R.DIRECT]:.2f} s, {images} training images, batch {batch}; the "
         "range's low end, 5x, is what is tested"
     )
     return _row(TRAINING_CLAIM, backbone, group, pool(runs), reason)
@@ -903,6 +962,10 @@ def summaries(verdicts: list[ClaimVerdict]) -> list[ClaimSummary]:
             where = [v.machine_class for v in classed if v.verdict == verdict]
             if where:
                 parts.append(f"{verdict} on {', '.join(where)}")
+        batches = {v.batch for v in classed if v.batch is not None}
+        if len(batches) > 1:
+            at = ", ".join(f"batch {v.batch} on {v.machine_class}" for v in classed if v.batch)
+            parts.append(f"read at {at}")
         out.append(ClaimSummary(backbone, claim, "; ".join(parts)))
     return out
 

@@ -12,11 +12,13 @@ from emobench import files, machine
 from emobench.gate.calibrate import Calibration
 from emobench.gate.store import Selection, StoredBaseline
 from emobench.gate.verdicts import (
+    INCOMPARABLE,
     NOT_COMPARABLE,
     NOT_ESTIMATED,
     OTHER_CLASS,
     PASS,
     SKIPPED,
+    UNRELIABLE,
     Verdict,
 )
 from emobench.render.format import ABSENT, cell, fmt_ratio
@@ -61,14 +63,24 @@ def check_summary(
     """
     failed = sum(v.failed for v in verdicts)
     not_comparable = sum(v.verdict == NOT_COMPARABLE for v in verdicts)
+    # incomparable (other settings) and unreliable (a busy machine) rows were not compared
+    # either: they are counted apart, never as passes
+    unchecked = [v for v in verdicts if v.verdict in (INCOMPARABLE, UNRELIABLE)]
     shown = [v for v in verdicts if v.verdict in NOT_COMPARED]
-    compared = len(verdicts) - len(shown)
+    compared = len(verdicts) - len(shown) - len(unchecked)
     first = f"regression check: {compared - failed} of {compared} checks pass"
     if not_comparable:
         first += (
             f"; {not_comparable} not comparable (a value missing or not a finite number), "
             "counted as failures"
         )
+    for label, verdict in (
+        ("measured under other settings", INCOMPARABLE),
+        ("from a busy machine", UNRELIABLE),
+    ):
+        count = sum(v.verdict == verdict for v in unchecked)
+        if count:
+            first += f"; {count} not checked ({label}), not counted as passes"
     if shown:
         why = sorted(
             {

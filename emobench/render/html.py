@@ -8,7 +8,7 @@ and verdicts (readout.claims), the plots (render.plot) and, for reports of sever
 classes, the ratios side by side per class. Torch-free: it reads loaded reports only.
 
 The `<meta name="generator" content="emobench ...">` line marks the page as ours
-(files.ARTEFACT_MARKERS["html"]), so a later run may replace it without --force.
+(files.is_artefact(path, "html")), so a later run may replace it without --force.
 """
 
 from __future__ import annotations

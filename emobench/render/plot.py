@@ -61,6 +61,12 @@ def _save(fig: Any, out: Path) -> None:
         fig.savefig(tmp, dpi=110, format=fmt, metadata=metadata, bbox_inches="tight")
 
 
+def _plain(text: str) -> str:
+    """Text from a report (a backbone, a machine class) drawn as it is: a `$` would start
+    matplotlib's mathtext, and a pair of them around anything it cannot parse fails the plot."""
+    return text.replace("$", r"\$")
+
+
 def _plottable(value: float | None) -> bool:
     """A value a log axis can show: positive and finite (zero or None is left out)."""
     return value is not None and math.isfinite(value) and value > 0
@@ -192,12 +198,14 @@ def _curves(ax_lat: Any, ax_tput: Any, groups: list[tuple[str, list[R.Report]]])
             )
             ax_lat.plot(sizes, lat, **style)
             ax_tput.plot(sizes, tput, **style)
-    handles = [Line2D([], [], color=c, lw=2, label=b) for b, c in backbones.items()]
+    handles = [Line2D([], [], color=c, lw=2, label=_plain(b)) for b, c in backbones.items()]
     handles += [
         Line2D([], [], color="black", linestyle=ls, label=p) for p, ls in PIPELINE_STYLES.items()
     ]
     handles += [
-        Line2D([], [], color="black", linestyle="none", marker=CLASS_MARKERS[i % 6], label=c)
+        Line2D(
+            [], [], color="black", linestyle="none", marker=CLASS_MARKERS[i % 6], label=_plain(c)
+        )
         for i, c in enumerate(classes)
     ]
     for ax, title, unit in (
@@ -268,7 +276,7 @@ def _draw_ratios(ax: Any, bars: list[RatioBar], groups: list[str]) -> list[Any]:
             ax.vlines(claimed, y0 - 0.45, y0 + 0.45, colors="black", linestyles="--", lw=1.2)
             label += f"\nclaimed {claimed:g}x"
             xs.append(claimed)
-        labels.append(label)
+        labels.append(_plain(label))
     ax.set_yticks(range(len(rows) - 1, -1, -1), labels)
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.axvline(1.0, color="black", linewidth=0.8)
@@ -287,7 +295,7 @@ def _draw_ratios(ax: Any, bars: list[RatioBar], groups: list[str]) -> list[Any]:
     )
     ax.grid(True, axis="x", which="both", alpha=0.3)
     shown = [g for g in groups if any(b.group == g for b in bars)]
-    handles: list[Any] = [Patch(color=colours[g], label=g) for g in shown]
+    handles: list[Any] = [Patch(color=colours[g], label=_plain(g)) for g in shown]
     if any(b.group == EXACT_GROUP for b in bars):
         handles.append(Patch(color=colours[EXACT_GROUP], label=EXACT_GROUP))
     handles.append(Line2D([], [], color="black", linestyle="--", label="the write-up's claim"))
@@ -417,7 +425,7 @@ def _tradeoff_figure(tradeoff: Tradeoff) -> Any:
             marker = "o" if r.pipeline == R.DIRECT else "s"
             ax.scatter([x], [y * 100], marker=marker, s=70 if on else 40)
             ax.annotate(
-                f"{r.backbone}/{r.pipeline}",
+                _plain(f"{r.backbone}/{r.pipeline}"),
                 (x, y * 100),
                 fontsize=8,
                 xytext=(4, 4),

@@ -7,6 +7,7 @@ dataclass."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import types
@@ -195,7 +196,10 @@ def _build(tp: Any, value: Any) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"expected a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # kept as it is: check_domains refuses it, naming the field
+            return value
     if tp is int or tp is bool or tp is str:
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise TypeError(f"expected {tp.__name__}, got {value!r}")
@@ -214,7 +218,11 @@ class Domain:
     test: Callable[[float], bool]
 
     def holds(self, value: float) -> bool:
-        return math.isfinite(value) and self.test(value)
+        """False for an integer too large for a float (10**400): no field may hold one."""
+        try:
+            return math.isfinite(value) and self.test(value)
+        except OverflowError:
+            return False
 
 
 ANY = Domain("", lambda v: True)  # a fitted intercept, a slope, a difference
@@ -428,7 +436,35 @@ NON_EMPTY: dict[type, tuple[str, ...]] = {
 
 def _describe(domain: Domain, value: object) -> str:
     kind = "an integer" if isinstance(value, int) else "a finite number"
+    if isinstance(value, int) and value.bit_length() > 1024:  # beyond every float
+        got = f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+        return f"must be a finite number {domain.text}".rstrip() + f", got {got}"
     return f"must be {kind} {domain.text}".rstrip() + f", got {value!r}"
+
+
+# Fields of one object that must not decrease in this order, where present (None is skipped):
+# an interval holds its point estimate, a low end is not above its high end. A tolerance of
+# ORDER_TOLERANCE (relative) allows for rounding in the JSON.
+ORDERED: dict[type, tuple[tuple[str, ...], ...]] = {
+    Stats: (("median_ci_low", "median", "median_ci_high"), ("min", "median", "p90", "p99")),
+    PairedRatio: (("ci_low", "ratio", "ci_high"),),
+    # a bootstrap percentile interval need not hold its point estimate: only low <= high
+    PairedComparison: (("ci_low_points", "ci_high_points"),),
+    Contention: (("cpu_freq_mhz_min", "cpu_freq_mhz_max"),),
+    MaxBatchResult: (("safe_batch", "max_batch"),),
+}
+ORDER_TOLERANCE = 1e-9
+
+
+def _order_problem(obj: Any, path: str) -> str | None:
+    """The first pair of ORDERED fields of `obj` out of order, naming both fields."""
+    for chain in ORDERED.get(type(obj), ()):
+        present = [(name, getattr(obj, name)) for name in chain if getattr(obj, name) is not None]
+        for (a, low), (b, high) in itertools.pairwise(present):
+            if low > high + ORDER_TOLERANCE * max(abs(low), abs(high)):
+                where = f"{path}." if path else ""
+                return f"{where}{a} ({low!r}) must not be above {where}{b} ({high!r})"
+    return None
 
 
 def _number_problem(domain: Domain, value: Any, path: str) -> str | None:
@@ -475,7 +511,7 @@ def check_domains(obj: Any, path: str = "") -> str | None:
             found = check_domains(value, where)
         if found:
             return found
-    return None
+    return _order_problem(obj, path)
 
 
 def _non_finite(data: Any) -> str | None:

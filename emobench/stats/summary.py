@@ -120,9 +120,14 @@ def t_interval(values: list[float], level: float = MEDIAN_CI_LEVEL) -> tuple[flo
     n = len(values)
     if n < 2:
         raise ValueError(f"a t interval needs at least 2 values, got {n}")
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values)
+    try:
+        mean = statistics.fmean(values)
+        sd = statistics.stdev(values)
+    except OverflowError:  # values past the float range: the mean of halves, open both ways
+        return statistics.fmean([v / 2 for v in values]) * 2, -math.inf, math.inf
     half = float(t.ppf(1 - (1 - level) / 2, n - 1)) * sd / math.sqrt(n)
+    if not math.isfinite(half):
+        return mean, -math.inf, math.inf
     return mean, mean - half, mean + half
 
 
@@ -134,7 +139,15 @@ def log_t_interval(
     if any(not (r > 0 and math.isfinite(r)) for r in ratios):
         raise ValueError("a log-ratio interval needs positive, finite ratios")
     mean, low, high = t_interval([math.log(r) for r in ratios], level)
-    return math.exp(mean), math.exp(low), math.exp(high)
+    return _exp(mean), _exp(low), _exp(high)
+
+
+def _exp(x: float) -> float:
+    """exp that saturates: inf above the float range (an open bound), 0 below it."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def median_ci_min_n(level: float = MEDIAN_CI_LEVEL) -> int:

@@ -573,3 +573,18 @@ def test_calibrate_of_a_suite_refuses_an_existing_baseline_after_one_run(
         "already exists; pass --force to overwrite it"
     ]
     assert calls == [1]
+
+
+# -- review: baseline save counts each run once ------------------------------------------------
+
+
+def test_baseline_save_counts_a_report_given_twice_once(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    R.save(make_report(), report)
+    folder = tmp_path / "b"
+    args = ["baseline", "save", str(report), str(report), str(report), "--name", "ci"]
+    result = runner.invoke(app, [*args, "--dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert f"note: {report} given 3 times: counted once" in result.stderr
+    (stored,) = (folder / "ci").iterdir()
+    assert R.load(stored).run_ratios == {}  # one run, not three identical ones

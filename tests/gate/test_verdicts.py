@@ -368,3 +368,24 @@ def test_a_busy_run_does_not_hide_a_value_it_could_not_compare() -> None:
     cur = _busy(_replace_result(make_report(), "direct48", latency=None))
     v = by_key(B.check(cur, make_report()))[("ratio", "latency_b1_median_ms")]
     assert v.verdict == B.NOT_COMPARABLE and v.failed
+
+
+def test_a_stopping_rule_difference_keeps_ratios_gating_and_counts_nothing_unchecked() -> None:
+    """Review of #26: a baseline recorded with another --max-time made every timing row
+    'incomparable', which never gated, and the summary counted them as passes: a 10x slower
+    direct48 read '92 of 92 checks pass', exit 0. A stopping rule changes the number of samples,
+    not what a ratio estimates: ratios gate; absolute timings are not checked and the summary
+    says so instead of counting them as passes."""
+    from emobench.render.gate import check_summary
+
+    base = with_config(make_report(), max_time_s=10.0)
+    slow = with_config(make_report(dn_latency=[x * 10 for x in TIGHT_DN]), max_time_s=3.0)
+    verdicts = B.check(slow, base)
+    ratio_rows = [v for v in verdicts if v.kind == R.PORTABLE and v.metric.startswith("latency")]
+    assert ratio_rows and any(v.verdict == B.FAIL for v in ratio_rows)
+    machine_rows = [v for v in verdicts if v.kind == R.MACHINE and v.verdict == B.INCOMPARABLE]
+    assert machine_rows
+    line = check_summary(verdicts, None)[0]
+    compared = len(verdicts) - len(machine_rows)
+    assert f"of {compared} checks pass" in line
+    assert f"{len(machine_rows)} not checked (measured under other settings)" in line

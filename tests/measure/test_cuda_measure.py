@@ -352,12 +352,20 @@ def tf32_restored() -> object:
     b = torch.backends
     new = device_mod.tf32_api() == device_mod.FP32_PRECISION
     if new:
-        before = (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision)
+        before = (
+            b.cuda.matmul.fp32_precision,
+            b.cudnn.conv.fp32_precision,
+            b.cudnn.rnn.fp32_precision,
+        )
     else:
         before = (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32)
     yield
     if new:
-        b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision = before
+        (
+            b.cuda.matmul.fp32_precision,
+            b.cudnn.conv.fp32_precision,
+            b.cudnn.rnn.fp32_precision,
+        ) = before
     else:
         b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = before
 
@@ -371,6 +379,7 @@ def test_tf32_switches_are_set_and_read_through_the_new_api(tf32_restored: objec
     assert device_mod.tf32_state() == {"matmul": True, "conv": True}
     device_mod.set_tf32(False)
     assert device_mod.tf32_state() == {"matmul": False, "conv": False}
+    assert b.cudnn.rnn.fp32_precision == "ieee"  # cuDNN's RNN flag follows conv's
     b.cuda.matmul.fp32_precision = "none"  # inherits: from the cuda and generic settings
     assert device_mod.tf32_state()["matmul"] is False
     with device_mod.matmul_tf32(True):

@@ -130,12 +130,6 @@ def test_linear_fit_prediction() -> None:
 @pytest.mark.parametrize(
     ("message", "kind"),
     [
-        ("GET was unable to find an engine to execute this computation", "cudnn no engine"),
-        ("FIND was unable to find an engine to execute this computation", "cudnn no engine"),
-        (
-            "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if ...",
-            "cudnn no engine",
-        ),
         (
             "Expected canUse32BitIndexMath(input) && canUse32BitIndexMath(output)",
             "32-bit index limit",
@@ -158,6 +152,22 @@ def test_disguised_ooms_are_does_not_fit(message: str, kind: str) -> None:
     assert result.error is None and result.max_batch == 40 and result.confirmed
     failed = [p for p in result.probes if p.outcome == mb.OOM]
     assert failed and all(p.message and p.message.startswith(f"[{kind}] ") for p in failed)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "GET was unable to find an engine to execute this computation",
+        "FIND was unable to find an engine to execute this computation",
+        "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if ...",
+    ],
+)
+def test_cudnn_no_engine_is_oom_only_after_a_failed_allocation(message: str) -> None:
+    """Review of #21: 'no engine' always counted as out of memory, so a convolution cuDNN cannot
+    run at all read as "max batch 0" / "out of GPU memory". torch's cuDNN code catches a failed
+    workspace allocation (counted in num_ooms) before it says this: memory only after one."""
+    assert mb.oom_kind(RuntimeError(message)) is None
+    assert mb.oom_kind(RuntimeError(message), after_allocation_failure=True) is not None
 
 
 class AsyncDevice:

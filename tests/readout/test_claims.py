@@ -87,8 +87,8 @@ def test_the_verdict_is_read_from_the_interval(
         need = math.ceil(30 * (half / abs(math.log(ratio / 14.4))) ** 2)
         assert f"about {need} rounds" in v.settle and "raise --max-time" in v.settle
         assert "--repeat 3" in v.settle
-    else:
-        assert v.settle == ""
+    else:  # one run's verdict carries its caveat: the interval is within that run only
+        assert v.settle == "one run: within-run interval; pool --repeat 3 for a run-level one"
 
 
 def test_a_point_above_the_threshold_is_not_enough() -> None:
@@ -206,10 +206,59 @@ def test_reports_of_one_class_pool_as_runs() -> None:
     )
     assert v.interval == "Student's t over 3 runs (log ratio)"
     assert v.verdict == INCONCLUSIVE and "runs at this spread (3 now)" in v.settle
-    # two runs: the span of their intervals
-    two = one(reports[1:])
-    assert (two.low, two.high) == (14.5, 17.0) and two.verdict == HOLDS
-    assert "span of 2 runs' intervals" in two.interval
+    assert v.settle.startswith("about ")  # a run-level verdict: no one-run caveat
+
+
+def test_two_runs_pool_to_a_t_interval_with_one_degree_of_freedom() -> None:
+    """#22 review: [15.0, 15.1] (a `--repeat 2` report) read '15.05x [15.00, 15.10] holds': the
+    range of two draws covers the median about half the time. t(0.975, 1) = 12.71."""
+    rep = with_paired(make_report(), 15.0, 14.9, 15.1)
+    v = one([dataclasses.replace(rep, run_ratios={f"vgg16/{LATENCY}": [15.0, 15.1]})])
+    logs = [math.log(15.0), math.log(15.1)]
+    half = 12.706 * float(sps.tstd(logs)) / math.sqrt(2)
+    mean = sum(logs) / 2
+    assert v.low == pytest.approx(math.exp(mean - half), rel=1e-3)
+    assert v.high == pytest.approx(math.exp(mean + half), rel=1e-3)
+    assert v.low < 14.5 and v.high > 15.6  # far wider than the old [15.00, 15.10]
+    assert v.interval == "Student's t over 2 runs (log ratio)"
+    # the old span [14.8, 15.3] read 'holds'; the t interval [12.2, 18.6] straddles 14.4
+    u = one([dataclasses.replace(rep, run_ratios={f"vgg16/{LATENCY}": [14.8, 15.3]})])
+    assert u.low == pytest.approx(12.2, abs=0.1) and u.verdict == INCONCLUSIVE
+    assert "(2 now)" in u.settle
+
+
+def test_two_runs_with_intervals_are_never_narrower_than_theirs() -> None:
+    # equal figures: the t interval has zero width, the runs' own intervals do not
+    same = [
+        with_paired(make_report(), 15.0, 14.0, 16.0),
+        with_paired(make_report(), 15.0, 13.0, 15.5),
+    ]
+    v = one(same)
+    assert (v.low, v.high) == (13.0, 16.0) and v.verdict == INCONCLUSIVE
+    assert "at least as wide as the span of the runs' own intervals" in v.interval
+    # far apart: the t interval is wider than the span, and it is what is shown
+    apart = [with_paired(make_report(), r, r - 0.5, r + 0.5) for r in (15.0, 16.5)]
+    w = one(apart)
+    logs = [math.log(15.0), math.log(16.5)]
+    half = 12.706 * float(sps.tstd(logs)) / math.sqrt(2)
+    assert w.low == pytest.approx(math.exp(sum(logs) / 2 - half), rel=1e-3) and w.low < 14.5
+    assert w.high == pytest.approx(math.exp(sum(logs) / 2 + half), rel=1e-3) and w.high > 17.0
+
+
+def test_a_single_run_without_an_interval_stays_inconclusive() -> None:
+    v = one([with_paired(make_report(), 30.0, None, None, rounds=4)])
+    assert v.verdict == INCONCLUSIVE and v.low is None
+
+
+def test_run_ratios_past_the_float_range_give_an_open_bound() -> None:
+    """#22 review: run_ratios [1e-300, 1e300, 1.0] overflowed exp in claims and report --html."""
+    rep = dataclasses.replace(make_report(), run_ratios={f"vgg16/{LATENCY}": [1e-300, 1e300, 1.0]})
+    v = one([rep])
+    assert v.measured == pytest.approx(1.0) and v.low == 0.0 and v.high == math.inf
+    assert v.verdict == INCONCLUSIVE
+    from emobench.render.readout import claim_measured
+
+    assert claim_measured(v) == "1.00x [0.00, ∞]"
 
 
 def test_a_repeat_report_gives_each_of_its_runs() -> None:
@@ -400,3 +449,82 @@ def test_claims_repeat_dry_run_prints_the_commands(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert out.count("compare --backbone vgg16 --out /tmp/cr/run-") == 2
     assert "claims /tmp/cr/run-1.json /tmp/cr/run-2.json --markdown /tmp/cr/pooled.md" in out
+
+
+# -- #22 review: seeds on one test set, untyped fields, the end-to-end batch ----------------------
+
+ACCURACY = "no upscaling artifacts, transfer learning maintained"
+PROCESSING = "8-16x faster processing and inference"
+
+
+def test_seeds_on_one_test_set_keep_the_test_sets_uncertainty() -> None:
+    """Three seeds at +0.0 pts, each +-42.9 on the same test images, pooled to a zero-width
+    'holds': the spread across seeds leaves out the test set's sampling error."""
+    diffs = [(0.0, -42.9, 42.9)] * 3
+    v = _ft_rows(_finetune([6.0, 6.0], [2.0, 2.0], seeds=3, diffs=diffs))[ACCURACY]
+    assert (v.measured, v.low, v.high) == (0.0, -42.9, 42.9)
+    assert v.verdict == INCONCLUSIVE
+    assert "at least as wide as the median run's own interval" in v.interval
+    # where the seeds disagree more than one seed's interval, the t interval shows
+    spread = [(-10.0, -11.0, -9.0), (0.0, -1.0, 1.0), (10.0, 9.0, 11.0)]
+    w = _ft_rows(_finetune([6.0, 6.0], [2.0, 2.0], seeds=3, diffs=spread))[ACCURACY]
+    half = float(sps.t.ppf(0.975, 2)) * 10.0 / math.sqrt(3)
+    assert (w.low, w.high) == (pytest.approx(-half), pytest.approx(half))
+
+
+def test_a_maxbatch_budget_is_read_from_the_typed_field() -> None:
+    rep = maxbatch_report(100, 2500)
+    rep = dataclasses.replace(rep, config={**rep.config, "budget_bytes": "8 GiB"})
+    v = one([make_report(), rep], "22x larger batches")
+    assert "within 8.0 GiB" in v.reason and v.verdict == HOLDS
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"counts": "train=100"}, {"counts": {"train": "100"}}, {"counts": {"train": [1, "x"]}}, {}],
+)
+def test_untyped_finetune_counts_read_as_unknown(data: object) -> None:
+    rep = _finetune([60.0, 62.0, 61.0], [10.0, 10.5, 10.2])
+    assert rep.finetune is not None
+    rep = dataclasses.replace(rep, finetune=dataclasses.replace(rep.finetune, data=data))
+    v = _ft_rows(rep)["training 5-10x faster per epoch"]
+    assert "? training images" in v.reason and v.verdict == HOLDS
+
+
+def _e2e(batches: dict[int, tuple[float, float]], env: dict[str, str] | None = None) -> R.Report:
+    """A vgg16 report with end-to-end throughput at these batches: (upscale224, direct48)."""
+    rep = make_report()
+    by = {p: i for i, p in enumerate(("upscale224", "direct48"))}
+    results = [
+        dataclasses.replace(
+            r,
+            end_to_end=[
+                R.BatchTiming(b, sides[by[r.pipeline]], r.latency)  # type: ignore[arg-type]
+                for b, sides in sorted(batches.items())
+            ],
+        )
+        for r in rep.results
+    ]
+    rep = dataclasses.replace(rep, results=results)
+    return with_env(rep, **env) if env else rep
+
+
+def test_processing_claim_reads_batch_1_and_names_other_batches() -> None:
+    """#22 review: each class's first report's smallest batch: batch 1 on one class, batch 16
+    on another, under one claim; reports lacking that batch dropped silently."""
+    # class A: batch 1 in one report, only batch 16 in the other (used to be dropped silently)
+    a1 = _e2e({1: (10.0, 120.0), 16: (100.0, 900.0)})
+    a2 = _e2e({16: (100.0, 950.0)})
+    # class B: no batch 1; batch 16 is common, batch 4 only in its first report
+    b1 = other_class(_e2e({4: (10.0, 50.0), 16: (100.0, 1000.0)}))
+    b2 = other_class(_e2e({16: (100.0, 1100.0)}))
+    result = evaluate_reports([(Path(f"{n}.json"), r) for n, r in enumerate([a1, a2, b1, b2])])
+    found = [v for v in result.verdicts if v.claim == PROCESSING]
+    assert [v.batch for v in found] == [1, 16]
+    a, b = found
+    assert a.measured == pytest.approx(12.0) and "end to end at batch 1" in a.reason
+    assert "1 of 2 reports lack batch 1: left out of the pool" in a.reason
+    assert b.measured == pytest.approx(math.sqrt(10.0 * 11.0), rel=1e-3)  # both runs pooled
+    assert "end to end at batch 16" in b.reason and "lack batch" not in b.reason
+    summary = next(s for s in result.summaries if s.claim == PROCESSING)
+    assert f"read at batch 1 on {a.machine_class}, batch 16 on {b.machine_class}" in summary.text

@@ -77,7 +77,7 @@ def test_the_page_is_self_contained_and_holds_table_claims_plots_and_classes() -
     parsed = _parse(page)
     tags = [t for t, _ in parsed.starts]
     assert page.startswith("<!DOCTYPE html>\n<html") and tags[:2] == ["html", "head"]
-    assert '<meta name="generator" content="emobench' in page  # files.ARTEFACT_MARKERS["html"]
+    assert '<meta name="generator" content="emobench' in page  # files.is_artefact(path, "html")
     assert {"title", "style", "body", "h1", "nav", "table", "figure", "img"} <= set(tags)
     # nothing fetched: no scheme, no script, no stylesheet link; the image inline
     assert "http://" not in page and "https://" not in page and "url(" not in page

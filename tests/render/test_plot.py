@@ -194,3 +194,34 @@ def test_the_plot_has_catalogue_labels_whiskers_claims_and_legends_off_the_axes(
             assert not box.overlaps(ax.get_window_extent(renderer))  # covers no data
     names = [t.get_text() for t in legends[1].get_texts()]
     assert sum("avx2" in n for n in names) == 1 and sum("avx512" in n for n in names) == 1
+
+
+# -- review: a `$` in a label from a report is drawn as it is, never parsed as mathtext -------
+
+ODD = r"my$\notacommand$net"
+
+
+@needs_matplotlib
+def test_a_dollar_in_a_backbone_or_class_does_not_crash_the_plot(tmp_path: Path) -> None:
+    from emobench import results as R
+    from emobench.render.plot import plot_reports, reports_png
+    from tests.factories import make_report
+
+    report = make_report(backbones=(ODD,), device_name=r"AMD $\nope$ EPYC")
+    path = tmp_path / "r.json"
+    R.save(report, path)
+    plot_reports([(path, report)], tmp_path / "p.svg")
+    assert rb"my$\notacommand$net" in (tmp_path / "p.svg").read_bytes()  # drawn as written
+    assert reports_png([(path, report)])[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(app, ["report", str(path), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+
+
+@needs_matplotlib
+def test_a_dollar_in_a_tradeoff_label_does_not_crash_the_plot(tmp_path: Path) -> None:
+    from emobench.readout.tradeoff import Tradeoff, TradeoffRow
+    from emobench.render.plot import tradeoff_png
+
+    values = {"latency_b1_ms": 3.0, "train_s_per_epoch": 10.0, "accuracy": 0.6}
+    tradeoff = Tradeoff([TradeoffRow(ODD, "direct48", values)], {}, [])
+    assert tradeoff_png(tradeoff)[:8] == b"\x89PNG\r\n\x1a\n"

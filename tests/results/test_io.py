@@ -202,7 +202,22 @@ def _set_latency_median(value: float):
         ),
         (
             lambda d: d["results"][0].__setitem__("compile_s", 10**400),
-            "malformed report (int too large to convert to float)",
+            "results[0].compile_s must be a finite number > 0, got an integer of about 401 digits",
+        ),
+        (  # an integer field: the domain test itself used to raise OverflowError
+            lambda d: d["results"][0]["params"].__setitem__("total", 10**400),
+            "results[0].params.total must be a finite number >= 0, got an integer of about 401 "
+            "digits",
+        ),
+        (
+            lambda d: d["results"][0]["latency"]["stats"].__setitem__("n", -(10**400)),
+            "results[0].latency.stats.n must be a finite number >= 1, got an integer of about 401 "
+            "digits",
+        ),
+        (
+            lambda d: d["results"][0]["latency"]["stats"].__setitem__("median_ci_high", 0.001),
+            "results[0].latency.stats.median (100.05) must not be above "
+            "results[0].latency.stats.median_ci_high (0.001)",
         ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -261,3 +276,65 @@ def test_saving_a_nan_is_a_report_error_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="cannot write report"):
         R.save(report, tmp_path / "r.json")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- review: intervals hold their point, a low end is not above its high end -----------------
+
+
+def _paired_data(ratio: float, low: float | None, high: float | None) -> dict:
+    from tests.factories import make_report
+
+    found = R.PairedRatio("vgg16", "latency_b1_median_ms", 3, ratio, low, high, "ci", [ratio] * 3)
+    return R.to_dict(dataclasses.replace(make_report(), paired=[found]))
+
+
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "message"),
+    [
+        (14.0, 15.0, 13.0, "paired[0].ci_low (15.0) must not be above paired[0].ratio (14.0)"),
+        (16.0, 13.0, 15.0, "paired[0].ratio (16.0) must not be above paired[0].ci_high (15.0)"),
+        (14.0, None, 13.0, "paired[0].ratio (14.0) must not be above paired[0].ci_high (13.0)"),
+        (14.0, 14.0 * (1 + 1e-12), None, None),  # rounding in the JSON: within the tolerance
+        (14.0, None, None, None),
+    ],
+)
+def test_a_paired_ratio_lies_within_its_interval(
+    tmp_path: Path, ratio: float, low: float | None, high: float | None, message: str | None
+) -> None:
+    path = _edited(tmp_path, _paired_data(ratio, low, high), lambda d: None)
+    if message is None:
+        assert R.load(path).paired[0].ratio == ratio
+        return
+    with pytest.raises(ReportError) as caught:
+        R.load(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_safe_batch_is_not_above_max_batch_and_frequencies_are_ordered(tmp_path: Path) -> None:
+    from tests.factories import make_report, maxbatch_report
+
+    data = R.to_dict(maxbatch_report(100, 200))
+    path = _edited(tmp_path, data, lambda d: d["maxbatch"][1].__setitem__("safe_batch", 201))
+    with pytest.raises(ReportError) as caught:
+        R.load(path)
+    assert str(caught.value) == (
+        f"{path}: maxbatch[1].safe_batch (201) must not be above maxbatch[1].max_batch (200)"
+    )
+    from emobench.results.measurements import Contention
+
+    contention = Contention(10.0, 2, 5.0, 0.0, 0.0, None, 3000.0, 2000.0, None, False)
+    data = R.to_dict(dataclasses.replace(make_report(), contention=contention))
+    path = _edited(tmp_path, data, lambda d: None)
+    with pytest.raises(ReportError, match=r"contention.cpu_freq_mhz_min \(3000.0\) must not"):
+        R.load(path)
+
+
+def test_a_finetune_interval_is_ordered(tmp_path: Path) -> None:
+    from tests.paths import REPORTS
+
+    data = json.loads((REPORTS / "finetune-v1.json").read_text())
+    paired = data["finetune"]["paired"][0]
+    paired["ci_low_points"], paired["ci_high_points"] = 3.0, -3.0
+    path = _edited(tmp_path, data, lambda d: None)
+    with pytest.raises(ReportError, match=r"finetune.paired\[0\].ci_low_points \(3.0\) must not"):
+        R.load(path)

@@ -72,3 +72,16 @@ def test_median_interval_needs_six_samples_at_95_percent() -> None:
 
     assert median_ci_min_n() == 6
     assert median_ci_ranks(5) is None and median_ci_ranks(6) is not None
+
+
+def test_intervals_past_the_float_range_saturate() -> None:
+    """#22 review: run ratios [1e-300, 1e300, 1.0] made exp overflow (a traceback in claims
+    and report --html): the bound past the float range is open (inf), the other 0."""
+    import math
+
+    from emobench.stats.summary import log_t_interval, t_interval
+
+    assert log_t_interval([1e-300, 1e300, 1.0]) == (pytest.approx(1.0), 0.0, math.inf)
+    assert t_interval([1e308, -1e308, 1e308])[1:] == (-math.inf, math.inf)
+    mean, low, high = t_interval([1e308, 1e308, 1e308])  # fmean overflows its sum
+    assert mean == pytest.approx(1e308) and (low, high) == (-math.inf, math.inf)
