@@ -363,8 +363,22 @@ def test_gpu_check_kills_a_command_at_its_budget(tmp_path: Path) -> None:
         pytest.skip("the command did not get going within its budget on this machine")
     import psutil
 
+    import time
+
     child = int(pid_file.read_text())
-    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    # SIGKILL went to the whole group; a loaded machine may take a moment to deliver it
+    for _ in range(200):
+        if gone():
+            break
+        time.sleep(0.05)
+    assert gone()
 
 
 def test_gpu_check_exits_1_on_a_pipeline_error_and_ends_with_the_tally(

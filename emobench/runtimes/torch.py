@@ -126,6 +126,11 @@ class Pipeline:
             dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, limit)
         self._forward = torch.compile(self.model, **kwargs)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether forwards go through torch.compile (`compile` was called)."""
+        return self._forward is not self.model
+
     def infer(self, x: Tensor) -> Tensor:
         with torch.inference_mode(), self.autocast():
             return self._run_model(x)

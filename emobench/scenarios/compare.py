@@ -100,8 +100,9 @@ from emobench.scenarios.steps import (
 
 HOST_ONLY_NOTE = "host-to-device transfer: not applicable (host only, device is the CPU)"
 COMPILE_EAGER_NOTE = (
-    "with --compile, parameter use, FLOPs and peak memory are measured on the eager model "
-    "(torch's dispatch-mode trackers do not see inside compiled graphs); timings are compiled"
+    "with --compile, parameter use, FLOPs and inference peak memory are measured on the eager "
+    "model (torch's dispatch-mode trackers do not see inside compiled graphs); the train "
+    "step's live-tensor peak is absent (only the allocator's figures), timings are compiled"
 )
 
 

@@ -270,3 +270,24 @@ def test_the_inference_peak_is_a_warm_calls_on_cuda(
     memory = runner_mod.MemoryResult(4, 4, None, None)
     runner_mod._peak_memory(bench, pipe.example_input(2), 2, memory)
     assert seen == [warm]
+
+
+def test_a_compiled_train_steps_live_tensor_peak_is_absent_not_too_small() -> None:
+    """Review of #21: under --compile the train peak ran the compiled step, whose Inductor
+    outputs the live-tensor tracker never sees: undercounted, while the note said eager. Now
+    absent; the allocator's figures, which see everything, stay."""
+    import torch
+
+    from emobench.results.measurements import PeakMemory
+    from emobench.runtimes.torch import Pipeline
+    from emobench.scenarios.pipeline_steps import train_peak_of
+    from tests.conftest import small_cnn
+
+    pipe = Pipeline("direct48", small_cnn("resnet18", "direct48"), torch.device("cpu"))
+    peak = PeakMemory("tracked", tensor_peak_bytes=1000, cuda_peak_allocated_bytes=5000)
+    assert not pipe.compiled and train_peak_of(pipe, peak) == peak
+    pipe._forward = lambda x: pipe.model(x)  # what compile() installs: another callable
+    assert pipe.compiled
+    hidden = train_peak_of(pipe, peak)
+    assert hidden.tensor_peak_bytes is None and hidden.cuda_peak_allocated_bytes == 5000
+    assert train_peak_of(pipe, None) is None
