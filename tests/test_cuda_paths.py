@@ -361,9 +361,9 @@ def test_gpu_check_kills_a_command_at_its_budget(tmp_path: Path) -> None:
     assert code is None and 5 <= seconds < 60
     if tail != "working":  # the machine was too loaded to start two interpreters in 5 s
         pytest.skip("the command did not get going within its budget on this machine")
-    import psutil
-
     import time
+
+    import psutil
 
     child = int(pid_file.read_text())
 
