@@ -72,12 +72,17 @@ class RunContext:
         of what is left of --time-budget when that is less."""
         return self.budget.settings(LoopSettings(max_time_s=cap_s), self.steps).max_time_s
 
-    def energy_pass(self, fn: Callable[[], object], batch_size: int) -> MonitorResult | None:
+    def energy_pass(
+        self, fn: Callable[[], object], batch_size: int, passes_left: int = 1
+    ) -> MonitorResult | None:
         """The NVML pass of `fn` (see parts.monitor_pass) on this run's device: its window at
-        most this step's share of --time-budget, each call under the watchdog; None without
-        NVML or CUDA (no call made), or when a call was cut before the pass ended."""
+        most this step's share of --time-budget, split evenly among the `passes_left` energy
+        passes that still share it (the paired loops' two come after the last step), each call
+        under the watchdog; None without NVML or CUDA (no call made), or when a call was cut
+        before the pass ended."""
         monitor = _gpu_monitor(self.device, True)
-        limit = self.share_s(nvml_mod.ENERGY_MAX_WINDOW_S)
+        passes = max(1, passes_left)
+        limit = self.share_s(nvml_mod.ENERGY_MAX_WINDOW_S * passes) / passes
         return self.watched(
             lambda watchdog: monitor_pass(monitor, partial(watchdog.call, fn), batch_size, limit)
         )

@@ -155,8 +155,9 @@ def paired_headline(
         for kind, name in ((THROUGHPUT, "throughput"), (END_TO_END, "end_to_end")):
             if Step(kind, bs) in plan:
                 _batch_loop(rounds, bs, name, out)
-    up = _with_headline(ctx, up, a, out[UPSCALE])
-    dn = _with_headline(ctx, dn, b, out[DIRECT])
+    # both energy passes come after the last step: the first must leave the second its share
+    up = _with_headline(ctx, up, a, out[UPSCALE], energy_passes_left=2)
+    dn = _with_headline(ctx, dn, b, out[DIRECT], energy_passes_left=1)
     return up, dn, rounds.ratios
 
 
@@ -283,7 +284,11 @@ def _batch_loop(rounds: _Rounds, bs: int, kind: str, out: dict[str, _Headline]) 
 
 
 def _with_headline(
-    ctx: RunContext, result: PipelineResult, d: Deferred, h: _Headline
+    ctx: RunContext,
+    result: PipelineResult,
+    d: Deferred,
+    h: _Headline,
+    energy_passes_left: int = 1,
 ) -> PipelineResult:
     """One side's result with its interleaved headline figures, its NVML pass and efficiency."""
     monitor = result.gpu_monitor
@@ -292,7 +297,7 @@ def _with_headline(
         x = d.pipe.preprocess_batched(d.host[:peak])
         best = next((t for t in h.throughput if t.batch_size == peak), None)
         if best is not None:
-            monitor = ctx.energy_pass(partial(d.pipe.infer, x), peak)
+            monitor = ctx.energy_pass(partial(d.pipe.infer, x), peak, energy_passes_left)
     return dataclasses.replace(
         result,
         latency=h.latency,

@@ -291,3 +291,32 @@ def test_a_compiled_train_steps_live_tensor_peak_is_absent_not_too_small() -> No
     hidden = train_peak_of(pipe, peak)
     assert hidden.tensor_peak_bytes is None and hidden.cuda_peak_allocated_bytes == 5000
     assert train_peak_of(pipe, None) is None
+
+
+@pytest.mark.parametrize(
+    ("passes_left", "left_s", "expected"), [(2, 6.0, 3.0), (1, 3.0, 3.0), (2, 20.0, 5.0)]
+)
+def test_paired_energy_passes_split_what_is_left_of_the_budget(
+    monkeypatch: pytest.MonkeyPatch, passes_left: int, left_s: float, expected: float
+) -> None:
+    """Review of #21: both paired energy passes run after the last planned step, so the first
+    (upscale224, >= 2 s, up to 5 s) could take the whole rest of --time-budget and leave
+    direct48's energy absent. Each now gets an even share of what is left, at most 5 s."""
+    import types
+
+    import emobench.scenarios.context as ctx_mod
+    from emobench.measure import nvml as nvml_mod
+
+    limits: list[float] = []
+    monkeypatch.setattr(ctx_mod, "_gpu_monitor", lambda device, on: "monitor")
+    monkeypatch.setattr(
+        ctx_mod, "monitor_pass", lambda monitor, fn, bs, limit: limits.append(limit) or "ok"
+    )
+    fake = types.SimpleNamespace(
+        device=None,
+        share_s=lambda cap: min(cap, left_s),  # one step left: all that is left, capped
+        watched=lambda fn: fn(types.SimpleNamespace(call=lambda f, *a: f(*a))),
+    )
+    assert ctx_mod.RunContext.energy_pass(fake, lambda: None, 8, passes_left) == "ok"  # type: ignore[arg-type]
+    assert limits == [pytest.approx(expected)]
+    assert nvml_mod.ENERGY_MAX_WINDOW_S == 5.0
