@@ -445,23 +445,11 @@ def _calibration_runs(
 def _distinct_from_runs(paths: list[Path]) -> list[Any]:
     """The --from reports, each run counted once (gate.calibrate.run_identity); UsageError,
     before any calibration, when fewer than MIN_RUNS distinct runs remain."""
-    from emobench.gate.calibrate import MIN_RUNS, distinct_runs, runs_held
-    from emobench.gate.store import load_runs
+    from emobench.gate.calibrate import MIN_RUNS, runs_held
+    from emobench.gate.store import load_distinct_runs
 
-    unique: list[Path] = []
-    notes = []
-    for path in paths:
-        if any(path == seen or fileio.same_file(path, seen) for seen in unique):
-            continue
-        unique.append(path)
-    for path in unique:
-        times = sum(p == path or fileio.same_file(p, path) for p in paths)
-        if times > 1:
-            notes.append(f"{path} given {times} times")
-    named = list(zip(map(str, unique), load_runs(unique), strict=True))
-    kept, same_run = distinct_runs(named)
-    notes += same_run
-    total = sum(runs_held(report) for _, report in kept)
+    kept, notes = load_distinct_runs(paths)
+    total = sum(runs_held(report) for report in kept)
     counted = f" ({'; '.join(notes)}: counted once)" if notes else ""
     if total < MIN_RUNS:
         raise UsageError(
@@ -470,7 +458,7 @@ def _distinct_from_runs(paths: list[Path]) -> list[Any]:
         )
     for note in notes:
         typer.echo(f"note: {note}: counted once", err=True)
-    return [report for _, report in kept]
+    return kept
 
 
 def _store_calibrated(base: Any, name: str, force: bool, directory: Path) -> Path:

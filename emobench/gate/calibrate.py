@@ -23,6 +23,11 @@ import statistics
 from dataclasses import dataclass
 
 from emobench import results as R
+from emobench.results.runs import (  # noqa: F401  (store and the CLI read them here)
+    distinct_runs,
+    run_identity,
+    runs_held,
+)
 from emobench.stats.gate import (  # noqa: F401  (re-exported: the gate reads them here)
     DEFAULT_ALPHA,
     MIN_RUNS,
@@ -48,49 +53,6 @@ class Calibration:
     @property
     def rule_key(self) -> str:
         return self.key
-
-
-def runs_held(report: R.Report) -> int:
-    """How many runs a report holds: one, or the runs whose ratios it carries (`--repeat`, a
-    combined or calibrated baseline)."""
-    return max((len(usable(v)) for v in report.run_ratios.values()), default=0) or 1
-
-
-def run_identity(report: R.Report) -> str:
-    """What makes two report files the same run: its start time, environment and results
-    (a copy of a file, a file re-saved as a baseline, or a baseline and its last run)."""
-    import dataclasses
-    import hashlib
-    import json
-
-    held = {
-        "created_utc": report.created_utc,
-        "environment": report.environment,
-        "results": [dataclasses.asdict(r) for r in report.results],
-    }
-    text = json.dumps(held, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def distinct_runs(
-    named: list[tuple[str, R.Report]],
-) -> tuple[list[tuple[str, R.Report]], list[str]]:
-    """The reports with each run once (see run_identity; of two, the one holding more runs is
-    kept) and one note per duplicate dropped."""
-    kept: dict[str, int] = {}
-    out: list[tuple[str, R.Report]] = []
-    notes: list[str] = []
-    for name, report in named:
-        identity = run_identity(report)
-        if identity not in kept:
-            kept[identity] = len(out)
-            out.append((name, report))
-            continue
-        i = kept[identity]
-        notes.append(f"{name} holds the same run as {out[i][0]}")
-        if runs_held(report) > runs_held(out[i][1]):
-            out[i] = (name, report)
-    return out, notes
 
 
 def run_ratios(reports: list[R.Report]) -> dict[tuple[str, str], list[float]]:

@@ -25,8 +25,6 @@ says so in its settle text.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from emobench import results as R
 from emobench.names import TIMING_KINDS
 from emobench.readout.merge import MachineClass, settings_name
 from emobench.results.finetune import FinetuneRun, verdict_sentence
+from emobench.results.runs import distinct_runs
 from emobench.stats.gate import ratio_interval, usable
 from emobench.stats.summary import log_t_interval, median_ci_min_n, t_interval
 
@@ -326,42 +325,12 @@ class _Group:
         return [rep for _, rep in self.reports if rep.kind in kinds]
 
 
-def _identity(rep: R.Report) -> str:
-    """What makes two report files the same run (a copy, a baseline re-saved from a run)."""
-    held = {
-        "created_utc": rep.created_utc,
-        "environment": rep.environment,
-        "config": rep.config,
-        "results": [dataclasses.asdict(r) for r in rep.results],
-        "paired": [dataclasses.asdict(p) for p in rep.paired],
-        "maxbatch": [dataclasses.asdict(m) for m in rep.maxbatch],
-        "finetune": dataclasses.asdict(rep.finetune) if rep.finetune else None,
-    }
-    return hashlib.sha256(json.dumps(held, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _runs_held(rep: R.Report) -> int:
-    return max((len(usable(v)) for v in rep.run_ratios.values()), default=0) or 1
-
-
 def _distinct(
     loaded: list[tuple[Path, R.Report]],
 ) -> tuple[list[tuple[Path, R.Report]], list[str]]:
-    """Each run once: of two files holding one run, the one holding more runs is kept."""
-    kept: dict[str, int] = {}
-    out: list[tuple[Path, R.Report]] = []
-    notes: list[str] = []
-    for path, rep in loaded:
-        ident = _identity(rep)
-        if ident not in kept:
-            kept[ident] = len(out)
-            out.append((path, rep))
-            continue
-        i = kept[ident]
-        notes.append(f"{path.name} holds the same run as {out[i][0].name}: counted once")
-        if _runs_held(rep) > _runs_held(out[i][1]):
-            out[i] = (path, rep)
-    return out, notes
+    """Each run once (results.runs.distinct_runs), named by file name in the notes."""
+    kept, notes = distinct_runs(loaded, label=lambda path: path.name)
+    return kept, [f"{note}: counted once" for note in notes]
 
 
 def machine_groups(loaded: list[tuple[Path, R.Report]]) -> list[_Group]:
