@@ -95,6 +95,21 @@ CASES: tuple[Case, ...] = (
         "calibrate --from run1.json --from run2.json --from run3.json --out notes.txt",
         "--out notes.txt: exists and is not an emobench calibration file",
     ),
+    # report --html (#22): the same policy as every other output
+    _o("report good.json --html good.json --force", "--html good.json: is one of this command's"),
+    _o("report good.json --html notes.txt", "--html notes.txt: exists and is not an emobench html"),
+    _o("report good.json --html folder", "--html folder: is a folder"),
+    _o("report good.json --html fifo.json", "--html fifo.json: is a FIFO"),
+    _o("report good.json --html /dev/null", "--html /dev/null: is a character device"),
+    _o("report good.json --html same.html --markdown same.html", "names the same file"),
+    _o("report nan-latency.json --html page.html", f"{LATENCY}, got nan"),
+    # a user's file that merely mentions our marker is not ours
+    _o("report good.json --markdown mentions-marker.md", "exists and is not an emobench markdown"),
+    _o("report good.json --html mentions-marker.html", "exists and is not an emobench html"),
+    # claims over several reports (#22): every input checked as report's are
+    _o("claims good.json /dev/zero", "/dev/zero: is a character device"),
+    _o("claims good.json fifo.json", "fifo.json: is a FIFO"),
+    _o("claims good.json nan-latency.json", f"{LATENCY}, got nan"),
     _o("report good.json --markdown same.md --csv same.md", "--markdown names the same file"),
     _o("report good.json --plot out.txt", "--plot out.txt: extension '.txt'"),
     _o("report good.json --plot out", "--plot out: no extension"),
@@ -129,6 +144,13 @@ def make_fixtures(folder: Path) -> None:
     from emobench.gate.store import machine_class
     from tests.factories import drifting_runs, make_report
     from tests.paths import REPORTS
+
+    (folder / "mentions-marker.md").write_text(
+        "# my notes\n\nemobench writes <!-- written by emobench ... --> at the top.\n"
+    )
+    (folder / "mentions-marker.html").write_text(
+        '<p>not a page: <meta name="generator" content="emobench"></p>\n'
+    )
 
     def edited(name: str, data: dict, edit) -> None:
         edit(data)
