@@ -17,9 +17,14 @@ from emobench.names import (
     INPUT_SIZES,
     PIPELINE_NAMES,
     PLUGIN_GROUP,
+    ORT_RUNTIME,
     PRECISIONS,
+    QUANTIZE_MODES,
     RUN_MODES,
+    RUNTIMES,
     SOURCE_SIZE,
+    TORCH_RUNTIME,
+    variant_label,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +78,21 @@ MEASUREMENTS = (
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One way of running both pipelines that a report measures side by side: a runtime
+    (torch, or the ONNX file in ONNX Runtime), ONNX Runtime's int8 file, and a --threads
+    sweep's thread count (None: the run's threads)."""
+
+    runtime: str = TORCH_RUNTIME
+    quantize: str | None = None
+    threads: int | None = None
+
+    @property
+    def label(self) -> str:
+        return variant_label(self.runtime, self.quantize, self.threads)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that decides what a compare/run measures; recorded in full in the report."""
 
@@ -104,6 +124,9 @@ class RunConfig:
     allow_emulated: bool = False  # run a precision this device only emulates
     paired: bool = True  # headline timings in interleaved rounds of both pipelines
     name: str = field(default="compare")
+    runtimes: tuple[str, ...] = (TORCH_RUNTIME,)  # side by side in one report, in this order
+    quantize: str | None = None  # "int8": ONNX Runtime's int8 file measured beside its fp32 one
+    thread_counts: tuple[int, ...] = ()  # a --threads sweep (2+ values); () : `threads` alone
 
     @classmethod
     def from_options(cls, quick: bool, **given: Any) -> RunConfig:
@@ -158,10 +181,45 @@ class RunConfig:
         _choice("mode", self.mode, RUN_MODES)
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
+        self._check_runtimes()
         parse_device_spec(self.device)
         if self.device == "cpu":  # known without torch; check_device_options covers "auto"
             check_cuda_only_options(self, "cpu")
         return self
+
+    def _check_runtimes(self) -> None:
+        """--runtime, --quantize and a --threads sweep: what the runtimes can run (the
+        execution provider a CUDA device needs is checked in the runner's preflight)."""
+        if not self.runtimes:
+            raise UsageError("at least one --runtime is needed")
+        for r in self.runtimes:
+            _choice("runtime", r, RUNTIMES)
+        if len(set(self.runtimes)) != len(self.runtimes):
+            raise UsageError(f"--runtime given twice: {', '.join(self.runtimes)}")
+        for t in self.thread_counts:
+            if t < 1:
+                raise UsageError(f"--threads must be >= 1, got {t}")
+        if len(set(self.thread_counts)) != len(self.thread_counts):
+            counts = ", ".join(map(str, self.thread_counts))
+            raise UsageError(f"--threads given the same count twice: {counts}")
+        if self.quantize is not None:
+            _choice("quantize", self.quantize, QUANTIZE_MODES)
+            if ORT_RUNTIME not in self.runtimes:
+                raise UsageError(f"--quantize {self.quantize} needs --runtime {ORT_RUNTIME}")
+        if ORT_RUNTIME in self.runtimes:
+            check_runtime_options(self)
+
+    @property
+    def variants(self) -> tuple[Variant, ...]:
+        """Every runtime variant the run measures, in the order it measures them: per thread
+        count of a sweep, each runtime, ONNX Runtime's int8 file after its fp32 one."""
+        out = []
+        for threads in self.thread_counts or (None,):
+            for runtime in self.runtimes:
+                out.append(Variant(runtime, None, threads))
+                if runtime == ORT_RUNTIME and self.quantize is not None:
+                    out.append(Variant(runtime, self.quantize, threads))
+        return tuple(out)
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -217,6 +275,30 @@ def check_input_memory(config: RunConfig, device: torch.device | None = None) ->
             f"{what} needs at least {_gib(need)} for its inputs alone (3x{side}x{side} float32 "
             f"per image, before any model memory), more than the {_gib(have)} of {where}; "
             "use a smaller batch"
+        )
+
+
+def check_runtime_options(config: RunConfig) -> None:
+    """Options ONNX Runtime cannot honour: a UsageError before anything is exported."""
+    runtime = f"--runtime {ORT_RUNTIME}"
+    if config.compile != "none":
+        raise UsageError(
+            f"{runtime} runs the exported file, not torch.compile: drop --compile "
+            f"{config.compile} (or measure it in its own run with --runtime {TORCH_RUNTIME})"
+        )
+    if "train" in config.modes:
+        raise UsageError(
+            f"{runtime} measures inference only (an ONNX file does not train): use --mode infer"
+        )
+    if config.precision != "fp32":
+        raise UsageError(
+            f"{runtime} runs the fp32 export (and its int8 file with --quantize int8), not "
+            f"--precision {config.precision}: use --precision fp32"
+        )
+    if config.channels_last:
+        raise UsageError(
+            f"{runtime} chooses its own memory layout: --channels-last applies to "
+            f"--runtime {TORCH_RUNTIME} only"
         )
 
 
@@ -316,6 +398,9 @@ _EXPECTED: dict[str, str] = {
     "cudnn_benchmark": "a boolean",
     "tf32": "a boolean",
     "threads": "an integer",
+    "thread_counts": "a list of integers",
+    "runtimes": "a list of strings",
+    "quantize": "a string",
     "max_time_s": "a number",
     "target_ci": "a number",
     "limits_time_s": "a number",

@@ -23,3 +23,16 @@ FINETUNE_DIR = RESULTS_DIR / "finetune"
 
 PLUGIN_GROUP = "emobench.backbones"  # the entry-point group of plugin backbones
 TIMING_KINDS = ("compare", "run")  # the report kinds that hold timings: compared, checked, merged
+
+# deployment runtimes: how a built pipeline's model is called (emobench.runtimes)
+TORCH_RUNTIME = "torch"
+ORT_RUNTIME = "onnxruntime"
+RUNTIMES = (TORCH_RUNTIME, ORT_RUNTIME)
+QUANTIZE_MODES = ("int8",)  # --quantize: ONNX Runtime static quantization (QDQ, per channel)
+
+
+def variant_label(runtime: str, quantize: str | None = None, threads: int | None = None) -> str:
+    """How a report names one runtime variant: "torch", "onnxruntime int8", "torch 1t"
+    (a --threads sweep's count; without a sweep the run's threads are in the environment)."""
+    label = runtime if quantize is None else f"{runtime} {quantize}"
+    return label if threads is None else f"{label} {threads}t"

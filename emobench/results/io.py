@@ -28,11 +28,14 @@ from emobench.results.finetune import (
 )
 from emobench.results.measurements import (
     Contention,
+    Deployment,
     DeviceLimits,
+    FreshStart,
     KernelRate,
     LinearFit,
     MonitorResult,
     ParamCounts,
+    Parity,
     PeakMemory,
     Probe,
     StepShare,
@@ -251,6 +254,21 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "flops_per_image": NON_NEGATIVE,  # only matmul/conv-like ops count: a plugin may have 0
         "compile_s": POSITIVE,
         "compile_s_per_batch": POSITIVE,
+        "threads": AT_LEAST_1,
+    },
+    Deployment: {"opset": AT_LEAST_1, "file_bytes": POSITIVE, "export_s": NON_NEGATIVE},
+    Parity: {
+        "batch_size": AT_LEAST_1,
+        "max_abs_diff": NON_NEGATIVE,
+        "logit_scale": POSITIVE,
+        "top1_agreement": FRACTION,
+        "tolerance": NON_NEGATIVE,
+    },
+    FreshStart: {
+        "session_create_ms": POSITIVE,
+        "first_infer_ms": POSITIVE,
+        "peak_rss_bytes": POSITIVE,
+        "base_rss_bytes": POSITIVE,
     },
     ParamCounts: {"total": NON_NEGATIVE, "trainable": NON_NEGATIVE, "unused": NON_NEGATIVE},
     TimingResult: {

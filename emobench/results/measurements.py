@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from emobench.stats.summary import Stats
 
@@ -176,3 +177,49 @@ class TimingResult:
     stop_reason: str | None = None  # one of STOP_REASONS (None in reports before it existed)
     elapsed_s: float | None = None  # time spent in the timed samples
     block_calls: int | None = None  # back-to-back calls per sample (1: per-call timing)
+
+
+@dataclass(frozen=True)
+class Parity:
+    """The exported file against torch eager on the same probe batch (fp32 exports are held
+    to `tolerance` x `logit_scale`; an int8 file is compared, not held to it)."""
+
+    batch_size: int
+    max_abs_diff: float  # the largest |runtime logit - torch logit|
+    logit_scale: float  # the largest |torch logit| on the batch (at least 1)
+    top1_agreement: float  # fraction of the batch whose arg-max class agrees
+    tolerance: float  # relative: passed when max_abs_diff <= tolerance x logit_scale
+    passed: bool | None  # None: not held to the tolerance (an int8 file is compared only)
+
+
+@dataclass(frozen=True)
+class FreshStart:
+    """The runtime file opened in a fresh process (no torch imported there): session creation,
+    the first batch-1 inference, and the process's peak resident memory."""
+
+    session_create_ms: float
+    first_infer_ms: float
+    peak_rss_bytes: int  # the process's high-water mark after the first inference
+    base_rss_bytes: int  # its resident memory before the session (interpreter and runtime)
+
+    @property
+    def cold_start_ms(self) -> float:
+        return self.session_create_ms + self.first_infer_ms
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How a pipeline was made deployable and what the file costs: the export, its parity
+    with torch, the runtime's settings in force, the file on disk and a fresh process's start."""
+
+    format: str  # "onnx"
+    exporter: str  # "dynamo" (torch.export-based) or "torchscript" (the fallback)
+    opset: int
+    file_bytes: int  # the .onnx file and its external weights (.onnx.data), together
+    inside_graph: str  # what the file computes; the rest runs as in the torch pipelines
+    settings: dict[str, Any]  # runtime version, providers, threads, optimisation level, ...
+    parity: Parity | None = None
+    quantization: dict[str, Any] | None = None  # method, calibration images and their source
+    fresh: FreshStart | None = None
+    fresh_note: str | None = None  # why `fresh` is absent, when it is
+    export_s: float | None = None  # export (and quantization) wall time, seconds

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emobench.results.finetune import FinetuneSummary
+from emobench.names import TORCH_RUNTIME, variant_label
 from emobench.results.measurements import (
     Contention,
+    Deployment,
     DeviceLimits,
     LinearFit,
     MonitorResult,
@@ -119,6 +121,16 @@ class PipelineResult:
     # seconds, keyed by the batch size; every shape is compiled before anything is timed
     compile_s_per_batch: dict[str, float] = field(default_factory=dict)
     cold_start_note: str | None = None  # how latency.cold_start_ms was taken, or why it is absent
+    # the runtime variant (see config.Variant): how the model was called; one report may hold
+    # several side by side, each a full set of both pipelines' results
+    runtime: str = TORCH_RUNTIME
+    quantize: str | None = None  # "int8": the runtime ran the quantized file
+    threads: int | None = None  # a --threads sweep's count; None: the run's threads
+    deployment: Deployment | None = None  # the exported file (runtimes other than torch)
+
+    @property
+    def variant(self) -> str:
+        return variant_label(self.runtime, self.quantize, self.threads)
 
 
 @dataclass(frozen=True)
@@ -167,10 +179,16 @@ class PairedRatio:
     ci_high: float | None
     stop_reason: str
     ratios: list[float]
+    variant: str = TORCH_RUNTIME  # the runtime variant both pipelines ran in (see PipelineResult)
 
     @classmethod
     def from_rounds(
-        cls, backbone: str, key: str, ratios: list[float], stop_reason: str
+        cls,
+        backbone: str,
+        key: str,
+        ratios: list[float],
+        stop_reason: str,
+        variant: str = TORCH_RUNTIME,
     ) -> PairedRatio:
         from emobench.stats.summary import Stats
 
@@ -184,6 +202,7 @@ class PairedRatio:
             stats.median_ci_high,
             stop_reason,
             list(ratios),
+            variant,
         )
 
 
@@ -220,12 +239,43 @@ class Report:
     gate_alpha: float | None = None  # the whole gate's false-alarm rate calibration chose
     finetune: FinetuneSummary | None = None  # kind "finetune": training, test scores, paired
 
-    def paired_ratio(self, backbone: str, key: str) -> PairedRatio | None:
-        return next((p for p in self.paired if p.backbone == backbone and p.key == key), None)
+    @property
+    def variants(self) -> list[str]:
+        """The runtime variants the report holds, in the order measured (["torch"] for every
+        report before runtimes existed)."""
+        return list(dict.fromkeys(r.variant for r in self.results)) or [TORCH_RUNTIME]
 
-    def result(self, backbone: str, pipeline: str) -> PipelineResult | None:
+    def _variant(self, variant: str | None) -> str:
+        return self.variants[0] if variant is None else variant
+
+    def view(self, variant: str) -> Report:
+        """This report with only one variant's results and paired ratios: what every reader
+        that knows two pipelines per backbone (metric rows, the check, claims) works on."""
+        import dataclasses
+
+        return dataclasses.replace(
+            self,
+            results=[r for r in self.results if r.variant == variant],
+            paired=[p for p in self.paired if p.variant == variant],
+        )
+
+    def paired_ratio(
+        self, backbone: str, key: str, variant: str | None = None
+    ) -> PairedRatio | None:
+        """A headline ratio of `variant` (None: the report's first variant)."""
+        v = self._variant(variant)
+        return next(
+            (p for p in self.paired if p.backbone == backbone and p.key == key and p.variant == v),
+            None,
+        )
+
+    def result(
+        self, backbone: str, pipeline: str, variant: str | None = None
+    ) -> PipelineResult | None:
+        """One pipeline's result in `variant` (None: the report's first variant)."""
+        v = self._variant(variant)
         for r in self.results:
-            if r.backbone == backbone and r.pipeline == pipeline:
+            if r.backbone == backbone and r.pipeline == pipeline and r.variant == v:
                 return r
         return None
 
