@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emobench.config import RunConfig, is_plugin
+from emobench.config import RunConfig, Variant, is_plugin
 from emobench.data import images as data_mod
 from emobench.device import (
     apply_backend_settings,
@@ -44,6 +47,7 @@ from emobench.measure.timing import (
     timer_for,
 )
 from emobench.models import EmotionNet, build_model, check_backbone
+from emobench.names import ORT_RUNTIME, TORCH_RUNTIME
 from emobench.results import (
     BatchTiming,
     MemoryResult,
@@ -54,7 +58,7 @@ from emobench.results import (
     TrainResult,
     TransferResult,
 )
-from emobench.results.measurements import Contention
+from emobench.results.measurements import Contention, FreshStart, PeakMemory
 from emobench.results.metrics import DIRECT, UPSCALE
 from emobench.results.progress import ProgressFn
 from emobench.runtimes.torch import Pipeline
@@ -83,6 +87,7 @@ from emobench.scenarios.pipeline_steps import (
 from emobench.scenarios.steps import (
     COMPILE,
     END_TO_END,
+    FRESH_START,
     LATENCY,
     LIMITS,
     MEMORY,
@@ -103,6 +108,17 @@ COMPILE_EAGER_NOTE = (
     "with --compile, parameter use, FLOPs and inference peak memory are measured on the eager "
     "model (torch's dispatch-mode trackers do not see inside compiled graphs); the train "
     "step's live-tensor peak is absent (only the allocator's figures), timings are compiled"
+)
+
+
+FRESH_RUNTIME = (
+    "fresh process: the exported file's session created and its first batch-1 inference run in "
+    "a new interpreter that imports the runtime only (no torch)"
+)
+FRESH_TIMEOUT_S = 120.0
+RUNTIME_COUNTS_NOTE = (
+    "runtime variants: parameters, FLOPs and weight bytes are the torch model's the file was "
+    "exported from; the file's own size is the deployment's file size"
 )
 
 
@@ -160,6 +176,10 @@ def preflight(config: RunConfig) -> torch.device:
         check_backbone(backbone, num_classes=config.num_classes)
     device = resolve_device(config.device)
     check_device_options(config, device)
+    if ORT_RUNTIME in config.runtimes:
+        from emobench.runtimes.onnx import check_available
+
+        check_available(device)
     return device
 
 
@@ -256,7 +276,14 @@ def _run(
     steps("one-time library initialisation (not counted in any pipeline's cold start)")
     pay_one_time_costs(device, config.modes)
     order = measure_order(config)
-    results, paired = _measure_all(ctx, order, images)
+    ctx.settings_in_force = settings_in_force
+    if any(v.runtime != TORCH_RUNTIME for v in config.variants):
+        ctx.export_dir = Path(tempfile.mkdtemp(prefix="emobench-export-"))
+    try:
+        results, paired = _measure_all(ctx, order, images)
+    finally:
+        if ctx.export_dir is not None:
+            shutil.rmtree(ctx.export_dir, ignore_errors=True)
     contention = steps.monitor.finish()
     progress("done", steps.total, steps.total)
     emulated = emulated_precision(config.precision, device)
@@ -274,6 +301,7 @@ def _run(
             "in_force": settings_in_force,
             "precision_emulated": emulated is not None,
             "measure_order": [f"{b}/{p}" for b, p in order],
+            "variants": [v.label for v in config.variants],
         },
         environment=environment,
         results=results,
@@ -288,19 +316,57 @@ def _run(
 def _measure_all(
     ctx: RunContext, order: list[tuple[str, str]], images: np.ndarray
 ) -> tuple[list[PipelineResult], list[PairedRatio]]:
+    """Every runtime variant (see config.Variant), each measuring every backbone x pipeline in
+    `order` as a torch-only run does; torch's threads set to a --threads sweep's count for its
+    variants and put back afterwards."""
+    results: list[PipelineResult] = []
+    paired: list[PairedRatio] = []
+    threads_before = torch.get_num_threads()
+    try:
+        for variant in ctx.config.variants:
+            ctx.variant = variant
+            torch.set_num_threads(variant.threads or threads_before)
+            got, ratios = _measure_variant(ctx, order, images)
+            results += got
+            paired += [dataclasses.replace(r, variant=variant.label) for r in ratios]
+    finally:
+        torch.set_num_threads(threads_before)
+        ctx.variant = Variant()
+    return results, paired
+
+
+def _measure_variant(
+    ctx: RunContext, order: list[tuple[str, str]], images: np.ndarray
+) -> tuple[list[PipelineResult], list[PairedRatio]]:
     """Every backbone x pipeline in `order`, in the config's order; paired, each backbone's
-    headline loops run once both its pipelines are set up."""
+    headline loops run once both its pipelines are set up. A runtime other than torch exports
+    both pipelines of a backbone first: a pipeline whose export fails is that pipeline's error,
+    and the other is then measured on its own (not paired)."""
     config = ctx.config
     measured: dict[tuple[str, str], PipelineResult] = {}
     paired: list[PairedRatio] = []
     for backbone in config.backbones:
-        for pipeline in [p for b, p in order if b == backbone]:
+        pipelines = [p for b, p in order if b == backbone]
+        benches: dict[str, tuple[_Bench, str | None]] = {}
+        if ctx.variant.runtime != TORCH_RUNTIME:
+            benches = {p: _deployed(backbone, p, ctx, images) for p in pipelines}
+        failed = [p for p in pipelines if p in benches and benches[p][1] is not None]
+        solo = ctx if not (failed and ctx.defer) else _unpaired(ctx, len(pipelines) - len(failed))
+        for pipeline in pipelines:
+            bench, error = benches.get(pipeline, (None, None))
+            if bench is not None and error is not None:
+                measured[backbone, pipeline] = _export_failed(bench, error)
+                continue
+            if bench is not None:
+                bench = dataclasses.replace(bench, ctx=solo)
             try:
-                measured[backbone, pipeline] = measure_pipeline(backbone, pipeline, ctx, images)
+                measured[backbone, pipeline] = measure_pipeline(
+                    backbone, pipeline, solo, images, bench
+                )
             finally:
                 if config.compile != "none":
                     release_compiled(ctx.device)
-        if ctx.defer:
+        if solo.defer:
             up, dn, ratios = paired_headline(
                 backbone, measured[backbone, UPSCALE], measured[backbone, DIRECT], ctx, images
             )
@@ -310,12 +376,31 @@ def _measure_all(
     return [measured[b, p] for b in config.backbones for p in config.pipelines], paired
 
 
+def _unpaired(ctx: RunContext, survivors: int) -> RunContext:
+    """The run's context for a backbone whose pipelines cannot be paired (one failed to
+    export): the survivors measured on their own, the progress total adjusted to their steps."""
+    config = dataclasses.replace(ctx.config, paired=False)
+    plan = step_plan(config, ctx.device)
+    ctx.steps.total += survivors * (len(plan.pipeline) - len(ctx.plan.pipeline)) - len(
+        ctx.plan.paired
+    )
+    return dataclasses.replace(ctx, plan=plan)
+
+
 def _notes(
     ctx: RunContext, results: list[PipelineResult], contention: Contention, emulated: str | None
 ) -> list[str]:
     """The report's notes, in the order they are shown."""
     config = ctx.config
     notes = [COMPILE_EAGER_NOTE] if config.compile != "none" else []
+    if any(v.runtime != TORCH_RUNTIME for v in config.variants):
+        notes.append(RUNTIME_COUNTS_NOTE)
+    if config.quantize and config.data is None:
+        notes.append(
+            f"--quantize {config.quantize}: calibrated on synthetic images, not representative "
+            "of real faces: its speed and size hold, its accuracy says nothing (use --data, "
+            "and `emobench export` for accuracy)"
+        )
     notes += [note for r in results if (note := placement_note(r))]
     if ctx.device.type != "cuda" and "transfer" in config.measurements:
         notes.append(HOST_ONLY_NOTE)
@@ -356,6 +441,8 @@ class _Bench:
     tag: str
     model: EmotionNet
     pipe: Pipeline
+    backbone: str
+    pipeline: str
     host: torch.Tensor  # the uint8 source images (pinned on CUDA)
     x1: torch.Tensor  # one preprocessed image
     loop: LoopSettings
@@ -412,10 +499,13 @@ def measure_pipeline(
     pipeline_name: str,
     ctx: RunContext,
     images: np.ndarray,
+    bench: _Bench | None = None,
 ) -> PipelineResult:
     """One backbone x pipeline, in the steps the plan lists for a pipeline (paired: the
-    headline loops are left to paired_headline, with both pipelines resident)."""
-    bench = _setup(backbone, pipeline_name, ctx, images)
+    headline loops are left to paired_headline, with both pipelines resident). `bench`: the
+    pipeline already built (and exported, for a runtime other than torch)."""
+    if bench is None:
+        bench = _setup(backbone, pipeline_name, ctx, images)
     memory = _sizes(bench)
     base = _identity(bench, backbone, pipeline_name)
     compiled: dict[str, float] = {}
@@ -435,6 +525,7 @@ def measure_pipeline(
     efficiency = _efficiency(inference.throughput, flops, preprocess, inference.memory, ctx.limits)
     return PipelineResult(
         **base,
+        deployment=getattr(bench.pipe, "deployment", None),
         params=params,
         flops_per_image=flops,
         preprocess=preprocess,
@@ -456,7 +547,11 @@ def _setup(backbone: str, pipeline_name: str, ctx: RunContext, images: np.ndarra
     """Build the model and its pipeline; the inputs on the host (pinned on CUDA)."""
     config, device = ctx.config, ctx.device
     tag = f"{backbone}/{pipeline_name}"
+    tag += ctx.suffix
     ctx.steps(f"{tag}: building model")
+    # the same weights in every variant (a runtime's file is exported once, its parity checked
+    # against each variant's model) and in every run with the same --seed
+    torch.manual_seed(config.seed)
     model = build_model(
         backbone, pipeline_name, num_classes=config.num_classes, pretrained=config.pretrained
     )
@@ -469,7 +564,111 @@ def _setup(backbone: str, pipeline_name: str, ctx: RunContext, images: np.ndarra
     if device.type == "cuda":
         host = host.pin_memory()
     x1 = pipe.preprocess_batched(host[:1])
-    return _Bench(ctx, tag, model, pipe, host, x1, loop, timer, timer_name)
+    return _Bench(ctx, tag, model, pipe, backbone, pipeline_name, host, x1, loop, timer, timer_name)
+
+
+def _deployed(
+    backbone: str, pipeline: str, ctx: RunContext, images: np.ndarray
+) -> tuple[_Bench, str | None]:
+    """Build the pipeline and make it the variant's runtime: export (reusing this run's fp32
+    file), int8 quantization on request, the parity check, and the file opened in a fresh
+    process. The bench that measures it, and the export's error line when it failed."""
+    from emobench.runtimes.onnx import CALIBRATION_IMAGES, PARITY_BATCH, ExportError, OrtSettings
+    from emobench.runtimes.onnx import deploy as deploy_onnx
+
+    bench = _setup(backbone, pipeline, ctx, images)
+    variant, config = ctx.variant, ctx.config
+    what = "export to ONNX and parity check" + (
+        f", {variant.quantize} quantization" if variant.quantize else ""
+    )
+    ctx.steps(f"{bench.tag}: {what}")
+    settings = OrtSettings(
+        intra_op_threads=variant.threads or torch.get_num_threads(), device=str(ctx.device)
+    )
+    probe = bench.pipe.preprocess_batched(bench.host[:PARITY_BATCH])
+    calibration = None
+    if variant.quantize:
+        calibration = bench.pipe.preprocess_batched(bench.host[:CALIBRATION_IMAGES])
+    assert ctx.export_dir is not None
+    try:
+        pipe = deploy_onnx(
+            bench.pipe,
+            ctx.export_dir,
+            settings,
+            probe,
+            variant.quantize,
+            calibration,
+            calibration_source=f"--data {Path(config.data).name}" if config.data else "synthetic",
+            representative=config.data is not None,
+            exported=ctx.exported,
+        )
+    except ExportError as exc:
+        return bench, f"{ORT_RUNTIME}: {exc}"
+    finally:
+        del probe, calibration
+    if Step(FRESH_START) in ctx.plan.runtime:
+        ctx.steps(f"{bench.tag}: fresh process: open the file, first inference at batch 1")
+        fresh, note = _fresh_start(ctx, pipe.path, settings, pipe.input_size)
+        assert pipe.deployment is not None
+        pipe.deployment = dataclasses.replace(pipe.deployment, fresh=fresh, fresh_note=note)
+    return dataclasses.replace(bench, pipe=pipe, x1=pipe.preprocess_batched(bench.host[:1])), None
+
+
+def _fresh_start(
+    ctx: RunContext, path: Path | None, settings: Any, input_size: int
+) -> tuple[FreshStart | None, str | None]:
+    """The file's session creation and first inference in a fresh process, and its peak RSS
+    (runtimes.ort_child); or why they are absent."""
+    from emobench.runtimes.ort_child import ENTRY
+
+    timeout = FRESH_TIMEOUT_S
+    bound = ctx.budget.watchdog(ctx.steps).limit_s
+    if bound is not None:
+        timeout = min(timeout, bound)
+    argument = json.dumps(settings.as_child() | {"path": str(path), "input_size": input_size})
+    res = fresh_start_launch(ENTRY, argument, timeout)
+    data = res.last_json()
+    if res.timed_out:
+        return None, f"not measured: the fresh process took over {timeout:.3g} s"
+    if res.returncode != 0 or not isinstance(data, dict):
+        return None, f"not measured: the fresh process failed ({res.last_error_line()[:200]})"
+    try:
+        fresh = FreshStart(
+            session_create_ms=float(data["session_create_ms"]),
+            first_infer_ms=float(data["first_infer_ms"]),
+            peak_rss_bytes=int(data["peak_rss_bytes"]),
+            base_rss_bytes=int(data["base_rss_bytes"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None, "not measured: the fresh process's answer was not understood"
+    return fresh, FRESH_RUNTIME
+
+
+def fresh_start_launch(entry: str, argument: str, timeout_s: float) -> Any:
+    """The fresh process that opens an exported file (a seam: tests replace it)."""
+    from emobench.launchers.child import run_child
+
+    return run_child(entry, argument, timeout_s)
+
+
+def _export_failed(bench: _Bench, error: str) -> PipelineResult:
+    """The result of a pipeline whose export (or parity check) failed: its sizes, parameter
+    counts and the error, no timings; the progress total loses the steps it will not take."""
+    ctx = bench.ctx
+    skipped = len(ctx.plan.pipeline) - 1 + (Step(FRESH_START) in ctx.plan.runtime)
+    ctx.steps.total -= skipped
+    model = bench.model
+    return PipelineResult(
+        **_identity(bench, bench.backbone, bench.pipeline),
+        params=count_parameters(model, partial(_eager_forward, model, bench.x1)),
+        flops_per_image=None,
+        latency=None,
+        throughput=[],
+        end_to_end=[],
+        preprocess=[],
+        memory=_sizes(bench),
+        error=error,
+    )
 
 
 def _sizes(bench: _Bench) -> MemoryResult:
@@ -484,12 +683,16 @@ def _sizes(bench: _Bench) -> MemoryResult:
 
 def _identity(bench: _Bench, backbone: str, pipeline_name: str) -> dict[str, Any]:
     """The fields that say which model this result is."""
+    variant = bench.ctx.variant
     return {
         "backbone": backbone,
         "pipeline": pipeline_name,
         "input_size": bench.pipe.input_size,
         "feature_map": list(bench.model.feature_map),
         "transfer": _transfer_record(bench.model),
+        "runtime": variant.runtime,
+        "quantize": variant.quantize,
+        "threads": variant.threads,
     }
 
 
@@ -567,6 +770,11 @@ def _cold_start(bench: _Bench, in_process_ms: float | None) -> tuple[float | Non
     ctx = bench.ctx
     if bench.config.compile != "none":
         return None, cold_start.COMPILED
+    deployment = getattr(bench.pipe, "deployment", None)
+    if deployment is not None:  # a runtime other than torch: its fresh process's start
+        if deployment.fresh is None:
+            return None, deployment.fresh_note
+        return deployment.fresh.cold_start_ms, FRESH_RUNTIME
     if ctx.device.type != "cuda":
         if in_process_ms is None:
             return None, "not measured: the watchdog cut the first call (see the notes)"
@@ -575,9 +783,13 @@ def _cold_start(bench: _Bench, in_process_ms: float | None) -> tuple[float | Non
     bound = ctx.budget.watchdog(ctx.steps).limit_s
     if bound is not None:
         timeout = min(timeout, bound)
-    backbone, _, pipeline = bench.tag.rpartition("/")
     return cold_start.cold_start_in_child(
-        bench.config, backbone, pipeline, str(ctx.device), timeout, launch=cold_start_launch
+        bench.config,
+        bench.backbone,
+        bench.pipeline,
+        str(ctx.device),
+        timeout,
+        launch=cold_start_launch,
     )
 
 
@@ -685,7 +897,24 @@ def _peak_memory(bench: _Bench, xb: torch.Tensor, bs: int, memory: MemoryResult)
     )
     if peak is None:  # the call was cut: no peak (the notes say why)
         return memory
+    if bench.ctx.variant.runtime != TORCH_RUNTIME:
+        peak = runtime_peak(peak)
     return dataclasses.replace(memory, peak_batch_size=bs, peak=peak)
+
+
+def runtime_peak(peak: PeakMemory) -> PeakMemory:
+    """A peak measured around a runtime other than torch: torch's trackers see only the output
+    tensor, and its CUDA allocator none of the runtime's own memory: those figures are absent.
+    The process's RSS growth (CPU) and NVML's device memory (CUDA) see the runtime's."""
+    return dataclasses.replace(
+        peak,
+        method=f"{peak.method} (runtime: RSS or NVML only)",
+        tensor_peak_bytes=None,
+        cuda_peak_allocated_bytes=None,
+        cuda_peak_reserved_bytes=None,
+        cuda_allocated_before_bytes=None,
+        cuda_own_resident_bytes=None,
+    )
 
 
 def _train_and_transfer(bench: _Bench) -> tuple[list[TrainResult], list[TransferResult]]:

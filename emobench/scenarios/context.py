@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
-from emobench.config import RunConfig
+from emobench.config import RunConfig, Variant
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.limits import DeviceLimits
 from emobench.measure.timing import CallCut, LoopSettings, Watchdog
@@ -44,6 +45,17 @@ class RunContext:
     limits: DeviceLimits | None = None
     deferred: dict[str, Deferred] = field(default_factory=dict)
     cuts: list[str] = field(default_factory=list)  # measurements the watchdog stopped, and why
+    variant: Variant = field(default_factory=Variant)  # the runtime variant being measured
+    export_dir: Path | None = None  # this run's own folder for exported files (runtimes)
+    exported: dict[Path, tuple[str, int]] = field(default_factory=dict)  # fp32 files written
+    settings_in_force: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        """What step descriptions add to name the variant: nothing in a torch-only run."""
+        if len(self.config.variants) == 1 and self.variant.label == "torch":
+            return ""
+        return f" [{self.variant.label}]"
 
     def watched(self, measure: Callable[[Watchdog], T], what: str | None = None) -> T | None:
         """`measure(watchdog)` under the watchdog of the measurement about to start (the run's

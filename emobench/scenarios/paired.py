@@ -74,7 +74,7 @@ class _Rounds:
 
     @property
     def tag(self) -> str:
-        return f"{self.backbone}: both pipelines, interleaved"
+        return f"{self.backbone}{self.ctx.suffix}: both pipelines, interleaved"
 
     def run(self, key: str, fa: Sample, fb: Sample, warm: bool = False) -> PairedLoop | None:
         """Rounds of A and B until the stopping rule; the ratio of the last part is `key`'s."""

@@ -31,6 +31,8 @@ END_TO_END = "end to end"
 MEMORY = "peak memory"
 TRAIN = "train"
 TRANSFER = "transfer"
+EXPORT = "export"  # a runtime other than torch: export, parity check (and int8 quantization)
+FRESH_START = "fresh start"  # the exported file opened in a fresh process
 
 
 class Step(NamedTuple):
@@ -53,12 +55,19 @@ class StepPlan:
     n_pipelines: int
     interleaved: bool  # headline loops wait for the other pipeline (see `pairs`)
     memory_batch: int | None  # the batch size whose inference peak memory is measured
+    n_variants: int = 1  # runtime variants, each measuring every backbone and pipeline
+    # the steps a pipeline of a runtime other than torch adds (export, fresh start), and how
+    # many of the variants take them
+    runtime: tuple[Step, ...] = ()
+    n_runtime_variants: int = 0
 
     @property
     def total(self) -> int:
         """Steps in the whole run."""
         per_backbone = self.n_pipelines * len(self.pipeline) + len(self.paired)
-        return len(self.run) + self.n_backbones * per_backbone
+        per_variant = self.n_backbones * per_backbone
+        exports = self.n_runtime_variants * self.n_backbones * self.n_pipelines * len(self.runtime)
+        return len(self.run) + self.n_variants * per_variant + exports
 
     def takes(self, kind: str) -> bool:
         """Whether every pipeline takes steps of this kind (at any batch size)."""
@@ -108,6 +117,10 @@ def step_plan(config: RunConfig, device: torch.device) -> StepPlan:
         pipeline += [Step(TRANSFER, bs) for bs in config.batch_sizes]
     paired = [*latency, *preprocess, *(s for bs in config.batch_sizes for s in batches[bs])]
     run = [Step(LIMITS)] if "efficiency" in wanted else []
+    variants = config.variants
+    runtime = [Step(EXPORT)]
+    if infer and "latency" in wanted:
+        runtime.append(Step(FRESH_START))
     return StepPlan(
         run=(*run, Step(INIT)),
         pipeline=tuple(pipeline),
@@ -116,6 +129,9 @@ def step_plan(config: RunConfig, device: torch.device) -> StepPlan:
         n_pipelines=len(config.pipelines),
         interleaved=interleaved,
         memory_batch=memory_batch,
+        n_variants=len(variants),
+        runtime=tuple(runtime),
+        n_runtime_variants=sum(v.runtime != "torch" for v in variants),
     )
 
 
