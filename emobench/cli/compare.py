@@ -32,19 +32,22 @@ from emobench.cli.options import (
     PrecisionOpt,
     PreprocessImagesOpt,
     PretrainedOpt,
+    QuantizeOpt,
     QuickOpt,
     RepeatOpt,
     RunModeOpt,
+    RuntimeOpt,
     SuiteFileArg,
     TargetCiOpt,
     Tf32Opt,
-    ThreadsOpt,
+    ThreadsSweepOpt,
     TimeBudgetOpt,
     WarmupOpt,
     backbone_names,
     checked_plugins,
     file_label,
     set_thread_env,
+    thread_options,
 )
 from emobench.cli.shell import (
     check_report_out,
@@ -98,7 +101,9 @@ def compare(
     compile_mode: CompileOpt = "none",
     cudnn_benchmark: CudnnBenchmarkOpt = None,
     tf32: Tf32Opt = None,
-    threads: ThreadsOpt = None,
+    threads: ThreadsSweepOpt = None,
+    runtime: RuntimeOpt = None,
+    quantize: QuantizeOpt = None,
     allow_emulated: AllowEmulatedOpt = False,
     out: OutOpt = None,
     json_out: JsonOpt = False,
@@ -110,8 +115,11 @@ def compare(
     Examples:
       emobench compare --backbone vgg16 --device cuda --precision bf16 --batch-size 64
       emobench compare --backbone all --model mymodels:tiny --device cpu --quick
+      emobench compare --backbone resnet18 --runtime torch --runtime onnxruntime \\
+          --quantize int8 --threads 1 --threads 2
     """
-    set_thread_env(threads)
+    thread_settings = thread_options(threads)
+    set_thread_env(thread_settings["threads"])
     with plugins_named(option_of_each(backbone, model)):
         from emobench.config import RunConfig
 
@@ -137,7 +145,9 @@ def compare(
             compile=compile_mode,
             cudnn_benchmark=cudnn_benchmark,
             tf32=tf32,
-            threads=threads,
+            **thread_settings,
+            runtimes=tuple(runtime) if runtime else None,
+            quantize=quantize,
             time_budget_s=time_budget,
             allow_emulated=allow_emulated,
         ).validate()

@@ -257,8 +257,11 @@ def _prepare_check(
 def _check_same_suite(source: Any, config: Any, config_file: Path) -> None:
     """UsageError before the run when no stored baseline covers this suite's backbones x
     pipelines (the check after the run would refuse it anyway)."""
-    suite = {(b, p) for b in config.backbones for p in config.pipelines}
-    covered = [{(r.backbone, r.pipeline) for r in b.report.results} for b in source.stored]
+    variants = [v.label for v in config.variants]
+    suite = {(b, p, v) for b in config.backbones for p in config.pipelines for v in variants}
+    covered = [
+        {(r.backbone, r.pipeline, r.variant) for r in b.report.results} for b in source.stored
+    ]
     if suite not in covered:
         first = source.stored[0]
         raise UsageError(
@@ -267,8 +270,12 @@ def _check_same_suite(source: Any, config: Any, config_file: Path) -> None:
         )
 
 
-def _suite_text(suite: set[tuple[str, str]]) -> str:
-    return ", ".join(f"{b}/{p}" for b, p in sorted(suite)) or "nothing"
+def _suite_text(suite: set[tuple[str, str, str]]) -> str:
+    """backbone/pipeline, with the runtime variant where it is not torch alone."""
+    return (
+        ", ".join(f"{b}/{p}" + ("" if v == "torch" else f" [{v}]") for b, p, v in sorted(suite))
+        or "nothing"
+    )
 
 
 def _check_and_exit(current: Any, prepared: _PreparedCheck, json_out: bool) -> None:

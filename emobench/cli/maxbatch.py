@@ -20,6 +20,7 @@ from emobench.cli.options import (
     OneModelOpt,
     OutOpt,
     PipelineOrBothOpt,
+    RuntimeOpt,
     StepModeOpt,
     check_model_refs,
     file_label,
@@ -32,7 +33,7 @@ from emobench.cli.shell import (
 )
 from emobench.config import DEFAULT_BACKBONE
 from emobench.errors import UsageError
-from emobench.names import MODES, PIPELINE_NAMES
+from emobench.names import MODES, ORT_RUNTIME, PIPELINE_NAMES, RUNTIMES, TORCH_RUNTIME
 from emobench.render.console import stderr_console, stdout_console
 
 
@@ -46,6 +47,7 @@ def maxbatch(
     budget: BudgetOpt = None,
     max_batch: MaxBatchOpt = 65536,
     margin: MarginOpt = 0.05,
+    runtime: RuntimeOpt = None,
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: ForceOpt = False,
@@ -55,12 +57,15 @@ def maxbatch(
     \b
     Example:
       emobench maxbatch --backbone vgg16 --device cuda --mode train --budget 8GiB
+      emobench maxbatch --backbone resnet18 --device cpu --runtime torch --runtime onnxruntime
     """
     if model is not None:
         backbone = check_model_refs([model])[0]
     pipelines = PIPELINE_NAMES if pipeline == "both" else (pipeline,)
     with plugins_named({backbone: "--model" if model is not None else "--backbone"}):
+        runtimes = tuple(runtime) if runtime else (TORCH_RUNTIME,)
         _check_maxbatch_options(backbone, device, mode, pipelines, budget, max_batch, margin)
+        _check_runtimes(runtimes, mode, device)
         check_report_out(out, force)
 
         from emobench.scenarios.maxbatch import MaxBatchConfig
@@ -73,6 +78,7 @@ def maxbatch(
             budget=budget,
             max_batch=max_batch,
             margin=margin,
+            runtimes=runtimes,
         ).validate()
         result, path = _search(config, out)
     _show(result, path, json_out)
@@ -142,3 +148,23 @@ def _check_maxbatch_options(
     parse_device_spec(device)
     if budget is not None:
         mb.parse_budget(budget, 2**62, "any memory")  # its form only; its size needs the device
+
+
+def _check_runtimes(runtimes: tuple[str, ...], mode: str, device: str) -> None:
+    """--runtime without torch: known names, once each; onnxruntime infers, on the CPU."""
+    for r in runtimes:
+        if r not in RUNTIMES:
+            raise UsageError(f"unknown runtime {r!r}; choose one of: {', '.join(RUNTIMES)}")
+    if len(set(runtimes)) != len(runtimes):
+        raise UsageError(f"--runtime given twice: {', '.join(runtimes)}")
+    if ORT_RUNTIME in runtimes and mode != "infer":
+        raise UsageError(
+            f"--runtime {ORT_RUNTIME} measures inference only (an ONNX file does not train): "
+            "use --mode infer"
+        )
+    if ORT_RUNTIME in runtimes and device.startswith("cuda"):
+        raise UsageError(
+            f"maxbatch --runtime {ORT_RUNTIME} measures the CPU (peak RSS of a fresh process); "
+            "on a GPU, ONNX Runtime's own memory arena is not the allocator the search caps: "
+            f"use --device cpu, or --runtime {TORCH_RUNTIME} on the GPU"
+        )

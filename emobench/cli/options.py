@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -269,9 +269,29 @@ CudnnBenchmarkOpt = Annotated[
 Tf32Opt = Annotated[
     bool | None, typer.Option("--tf32/--no-tf32", help="Allow TF32 matmul/conv (CUDA only).")
 ]
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option("--threads", help="torch.set_num_threads (and OMP/MKL_NUM_THREADS) for CPU runs."),
+ThreadsSweepOpt = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--threads",
+        help="torch.set_num_threads (and OMP/MKL_NUM_THREADS) for CPU runs, and ONNX Runtime's "
+        "intra-op threads; repeat (--threads 1 --threads 2) to measure each count side by side.",
+    ),
+]
+RuntimeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--runtime",
+        help="torch (default) or onnxruntime (the exported ONNX file in ONNX Runtime); repeat "
+        "to measure runtimes side by side in one report.",
+    ),
+]
+QuantizeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--quantize",
+        help="int8: also measure ONNX Runtime's static int8 file (QDQ, per-channel), "
+        "calibrated on --data (synthetic images otherwise, flagged as not representative).",
+    ),
 ]
 AllowEmulatedOpt = Annotated[
     bool,
@@ -304,6 +324,16 @@ CompileOpt = Annotated[
         "reports compile time apart from steady-state timings).",
     ),
 ]
+
+
+def thread_options(threads: list[int] | None) -> dict[str, Any]:
+    """--threads given once or not at all: `threads`; given several times: a sweep
+    (`thread_counts`), torch's pools sized for the largest count."""
+    if not threads:
+        return {"threads": None}
+    if len(threads) == 1:
+        return {"threads": threads[0]}
+    return {"threads": max(threads), "thread_counts": tuple(threads)}
 
 
 def set_thread_env(threads: int | None) -> None:
@@ -463,6 +493,16 @@ ClaimsReportFilesArg = Annotated[
         help="Compare, run, finetune (and maxbatch) reports, of one machine class or several: "
         "one row per class, reports of one class pooled as runs.",
         show_default=False,
+    ),
+]
+MobileBudgetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mobile-budget",
+        metavar="KEY=VALUE",
+        help="Override a 'mobile friendly' budget (repeatable): latency_ms (default 33.3, one "
+        "30 fps frame), file_mb (40, Android Go app install size), rss_mb (50, Android Go app "
+        "RAM). The README's mobile budgets give the sources.",
     ),
 ]
 MaxbatchReportsOpt = Annotated[

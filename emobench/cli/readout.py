@@ -17,6 +17,7 @@ from emobench.cli.options import (
     ForceOutputsOpt,
     HtmlOpt,
     MaxbatchReportsOpt,
+    MobileBudgetOpt,
     ModelOpt,
     ModelsJsonOpt,
     PlotOpt,
@@ -201,6 +202,7 @@ def _tradeoff_report(
 def claims_cmd(
     report_files: ClaimsReportFilesArg,
     maxbatch_reports: MaxbatchReportsOpt = None,
+    mobile_budget: MobileBudgetOpt = None,
     markdown: TableMarkdownOpt = None,
     force: ForceOutputsOpt = False,
 ) -> None:
@@ -219,7 +221,9 @@ def claims_cmd(
       emobench claims results/vgg16-cpu.json results/vgg16-gpu.json --maxbatch results/mb.json
     """
     from emobench import results as report_mod
+    from emobench.readout.claims import parse_mobile_budgets
 
+    budgets = parse_mobile_budgets(mobile_budget or [])
     inputs = [*report_files, *(maxbatch_reports or [])]
     fileio.check_outputs([(markdown, "--markdown", "markdown")], force=force, inputs=inputs)
     kinds = [report_mod.load_header(path)[0] for path in report_files]
@@ -240,7 +244,7 @@ def claims_cmd(
         claims_why_lines,
     )
 
-    claims = evaluate_reports([(path, report_mod.load(path)) for path in inputs])
+    claims = evaluate_reports([(path, report_mod.load(path)) for path in inputs], budgets)
     console = stdout_console()
     console.print(claims_table(claims))
     summary = claims_summary_lines(claims)

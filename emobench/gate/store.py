@@ -27,8 +27,9 @@ def same_class(a: R.Report, b: R.Report) -> bool:
     return machine_class(a) == machine_class(b)
 
 
-def suite(report: R.Report) -> set[tuple[str, str]]:
-    return {(r.backbone, r.pipeline) for r in report.results}
+def suite(report: R.Report) -> set[tuple[str, str, str]]:
+    """What a report covers: backbone x pipeline x runtime variant."""
+    return {(r.backbone, r.pipeline, r.variant) for r in report.results}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,12 @@ that is not positive, a baseline of 0 that the report exceeds) is never a pass: 
 one report has too few samples for (`not estimated`), figures of another machine class, and
 figures measured under different settings (`incomparable`).
 
+A report may hold several runtime variants side by side (torch, onnxruntime, its int8 file, a
+--threads sweep); each variant the baseline holds is checked against the same variant of the
+report (Report.view), its rows labelled with the variant. A variant the baseline holds and the
+report lacks is `not comparable` (it fails, as a missing metric does); one only the report holds
+is shown as not checked.
+
 Baselines live one file per machine class: results/baselines/NAME/<class id>.json.
 """
 
@@ -32,7 +38,8 @@ from typing import Any
 
 from emobench import results as R
 from emobench.errors import UsageError
-from emobench.gate.store import same_class, suite
+from emobench.gate.store import same_class
+from emobench.names import TORCH_RUNTIME
 from emobench.stats.gate import mann_whitney_p_greater, ratio_interval
 
 DEFAULT_PORTABLE_TOLERANCE = 0.25
@@ -55,6 +62,8 @@ UNRELIABLE = "unreliable (machine busy)"  # a timing from a contended run; never
 INCOMPARABLE = "incomparable"  # measured under different settings; never gates
 NOT_COMPARABLE = "not comparable"  # a value missing or not a number: fails, never passes
 NOT_ESTIMATED = "not estimated (too few samples)"  # a tail percentile one report lacks; shown
+NOT_CHECKED = "not checked (not in the baseline)"  # a runtime variant only the report holds
+VARIANT_KIND = "variant"  # the kind of a NOT_CHECKED row: a whole variant, no metric
 # A tail percentile exists only from 64 (p90) or 662 (p99) samples, a count the stopping rule
 # decides: one report having it and the other not is no defect.
 SAMPLE_DEPENDENT_KEYS = ("latency_b1_p90_ms", "latency_b1_p99_ms")
@@ -64,6 +73,15 @@ MODEL_SETTINGS = ("precision", "compile", "channels_last", "data", "mode")
 IN_FORCE_SETTINGS = ("num_threads", "cudnn_benchmark", "tf32_matmul", "tf32_cudnn")
 STOPPING_SETTINGS = ("warmup_iters", "min_iters", "min_time_s", "max_time_s", "target_ci")
 PREPROCESS_SETTINGS = ("preprocess_images",)
+# A runtime's session settings (Deployment.settings), compared within one variant.
+DEPLOYMENT_SETTINGS = (
+    "onnxruntime",
+    "intra_op_threads",
+    "inter_op_threads",
+    "graph_optimization",
+    "execution_mode",
+    "providers",
+)
 TIMING_UNITS = ("ms", "s", "images/s", "us/image")
 KINDS = (R.EXACT, R.PORTABLE, R.MACHINE, INVARIANT)
 
@@ -81,6 +99,8 @@ class Verdict:
     verdict: str
     note: str = ""
     unit: str = ""  # of baseline and current
+    # the runtime variant the row checks; None when both reports hold plain torch only
+    variant: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -161,6 +181,11 @@ def _device_type(report: R.Report) -> str:
     return str(report.environment.get("device") or "cpu").split(":")[0]
 
 
+def _pairs(report: R.Report) -> set[tuple[str, str]]:
+    """The backbones x pipelines a report measured, over all its variants."""
+    return {(r.backbone, r.pipeline) for r in report.results}
+
+
 def check(
     current: R.Report,
     baseline: R.Report,
@@ -170,15 +195,47 @@ def check(
 
     Across machine classes only exact metrics gate, ratios are shown as `different machine
     class`, machine-bound figures are skipped and the invariants of `current` are added.
+    Each runtime variant of the baseline is checked against the same variant of `current`.
     """
     rules = rules or {}
-    if suite(current) != suite(baseline):
-        missing = sorted(suite(baseline) - suite(current))
-        extra = sorted(suite(current) - suite(baseline))
+    if _pairs(current) != _pairs(baseline):
+        missing = sorted(_pairs(baseline) - _pairs(current))
+        extra = sorted(_pairs(current) - _pairs(baseline))
         raise UsageError(
             "report and baseline cover different suites "
             f"(missing from report: {missing or 'none'}; not in baseline: {extra or 'none'})"
         )
+    label = _labelled(current, baseline)
+    verdicts: list[Verdict] = []
+    for variant in baseline.variants:
+        cur, base = _view(current, variant), _view(baseline, variant)
+        found = _check_variant(cur, base, rules)
+        if variant not in current.variants:
+            found = _variant_missing(found, variant)
+        verdicts += [dataclasses.replace(v, variant=variant) if label else v for v in found]
+    for variant in current.variants:
+        if variant not in baseline.variants:
+            verdicts += _not_checked(current, variant)
+    verdicts = _mark_incomparable(verdicts, current, baseline)
+    return _mark_contended(verdicts, current, baseline)
+
+
+def _labelled(current: R.Report, baseline: R.Report) -> bool:
+    """Rows name their variant unless both reports hold plain torch only."""
+    return set(current.variants) | set(baseline.variants) != {TORCH_RUNTIME}
+
+
+def _view(report: R.Report, variant: str) -> R.Report:
+    """One variant of the report. The runs' ratios (`run_ratios`, from calibrate and --repeat)
+    were taken from the report's first variant only: another variant compares its own."""
+    view = report.view(variant)
+    if report.variants[0] != variant and view.run_ratios:
+        view = dataclasses.replace(view, run_ratios={})
+    return view
+
+
+def _check_variant(current: R.Report, baseline: R.Report, rules: dict[str, float]) -> list[Verdict]:
+    """The checks of one variant: `current` and `baseline` each hold that variant only."""
     machine_ok = same_class(current, baseline)
     same_device = _device_type(current) == _device_type(baseline)
     cur_rows = {(r.backbone, r.key): r for r in R.metric_rows(current)}
@@ -199,8 +256,33 @@ def check(
     verdicts += _copied_layers(current, baseline)
     if not machine_ok:
         verdicts += invariants(current)
-    verdicts = _mark_incomparable(verdicts, current, baseline)
-    return _mark_contended(verdicts, current, baseline)
+    return verdicts
+
+
+def _variant_missing(verdicts: list[Verdict], variant: str) -> list[Verdict]:
+    """The baseline's rows of a variant the report does not hold: not comparable, every one
+    (a tail percentile too: the whole variant is missing, not a few samples)."""
+    note = f"variant {variant} is not in the report"
+    return [
+        dataclasses.replace(v, verdict=NOT_COMPARABLE, note=note)
+        if v.verdict in (NOT_COMPARABLE, NOT_ESTIMATED)
+        else v
+        for v in verdicts
+    ]
+
+
+def _not_checked(current: R.Report, variant: str) -> list[Verdict]:
+    """A variant only the report holds: one row per backbone, shown, never a failure."""
+    note = f"record a baseline holding {variant} to check it"
+    out = []
+    for backbone in current.view(variant).backbones:
+        out.append(
+            Verdict(
+                backbone, "both", VARIANT_KIND, VARIANT_KIND, None, variant, None, None,
+                NOT_CHECKED, note, variant=variant,
+            )
+        )  # fmt: skip
+    return out
 
 
 def setting_differences(current: R.Report, baseline: R.Report) -> dict[str, str]:
@@ -220,6 +302,32 @@ def setting_differences(current: R.Report, baseline: R.Report) -> dict[str, str]
     return out
 
 
+def deployment_differences(current: R.Report, baseline: R.Report) -> dict[str, dict[str, str]]:
+    """Per variant held by both: the runtime session settings that differ (threads, graph
+    optimisation, providers, the runtime's version), {variant: {setting: 'current vs
+    baseline'}}. A variant without a deployment (torch) has none."""
+    out: dict[str, dict[str, str]] = {}
+    for variant in current.variants:
+        if variant not in baseline.variants:
+            continue
+        a, b = (_settings(report, variant) for report in (current, baseline))
+        diffs = {
+            k: f"{a[k]} vs {b[k]}"
+            for k in DEPLOYMENT_SETTINGS
+            if k in a and k in b and a[k] != b[k]
+        }
+        if diffs:
+            out[variant] = diffs
+    return out
+
+
+def _settings(report: R.Report, variant: str) -> dict[str, Any]:
+    for r in report.view(variant).results:
+        if r.deployment is not None:
+            return r.deployment.settings
+    return {}
+
+
 def _affected(key: str, unit: str, setting: str) -> bool:
     """Whether a metric measured under a different `setting` cannot be compared."""
     if setting in PREPROCESS_SETTINGS:
@@ -234,25 +342,34 @@ def _mark_incomparable(
 ) -> list[Verdict]:
     """Figures measured under different speed settings are 'incomparable: precision bf16 vs
     fp32', never gated; exact metrics still are. Nothing comparable left: UsageError (exit 2)."""
-    diffs = setting_differences(current, baseline)
-    if not diffs:
+    shared = setting_differences(current, baseline)
+    per_variant = deployment_differences(current, baseline)
+    if not shared and not per_variant:
         return verdicts
-    units = {row.key: row.unit for report in (current, baseline) for row in R.metric_rows(report)}
+    units = {
+        row.key: row.unit
+        for report in (current, baseline)
+        for variant in report.variants
+        for row in R.metric_rows(report.view(variant))
+    }
     out = []
     for v in verdicts:
+        diffs = shared | per_variant.get(v.variant or "", {})
         why = [
             f"{k} {d}"
             for k, d in diffs.items()
             if v.kind != R.EXACT
+            and v.verdict != NOT_CHECKED
             # a stopping rule changes how many samples a figure has, not what it estimates:
             # ratios and directions stay comparable (and gate); absolute timings do not
             and not (k in STOPPING_SETTINGS and v.kind != R.MACHINE)
             and _affected(v.metric, units.get(v.metric, ""), k)
         ]
         out.append(dataclasses.replace(v, verdict=INCOMPARABLE, note="; ".join(why)) if why else v)
-    measured = [v for v in out if v.kind != R.EXACT]
+    measured = [v for v in out if v.kind not in (R.EXACT, VARIANT_KIND)]
     if measured and all(v.verdict == INCOMPARABLE for v in measured):
-        listed = ", ".join(f"{k} {d}" for k, d in diffs.items())
+        every = shared | {k: d for diffs in per_variant.values() for k, d in diffs.items()}
+        listed = ", ".join(f"{k} {d}" for k, d in every.items())
         raise UsageError(
             f"nothing comparable: the report and the baseline were measured with different "
             f"settings ({listed}, report vs baseline); record a baseline with these settings"
@@ -278,7 +395,8 @@ def _mark_contended(
     timing_keys = {
         row.key
         for report in (current, baseline)
-        for row in R.metric_rows(report)
+        for variant in report.variants
+        for row in R.metric_rows(report.view(variant))
         if row.unit in TIMING_UNITS
     }
     return [

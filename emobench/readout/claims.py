@@ -20,6 +20,14 @@ The interval, by what the reports of one class hold (reports of one class pool a
 
 One run's interval covers the noise within that run only: a one-run holds / does not hold
 says so in its settle text.
+
+Reports holding several runtime variants (`--runtime torch --runtime onnxruntime`): the
+write-up's timing claims are about PyTorch, so they read each report's torch variant wherever
+it holds one, first or not (`torch_view`); a report with no torch variant is read through its
+first variant, a notes line names it, and its machine class is split by that variant so it
+never pools with torch runs. "Mobile friendly" and "use 48x48 for production" read the
+onnxruntime variants instead: an x86 proxy against budgets (`MobileBudgets`), never a phone
+measurement, and labelled so on every row.
 """
 
 from __future__ import annotations
@@ -27,14 +35,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from emobench import machine
 from emobench import results as R
-from emobench.names import TIMING_KINDS
+from emobench.errors import UsageError
+from emobench.names import ORT_RUNTIME, TIMING_KINDS, TORCH_RUNTIME
 from emobench.readout.merge import MachineClass, settings_name
 from emobench.results.finetune import FinetuneRun, verdict_sentence
+from emobench.results.measurements import Deployment
 from emobench.results.runs import distinct_runs
 from emobench.stats.gate import ratio_interval, usable
 from emobench.stats.summary import log_t_interval, median_ci_min_n, t_interval
@@ -47,7 +58,7 @@ RUN_LEVEL_MIN_RUNS = 3  # runs a go/no-go reading should pool (`--repeat 3`)
 ONE_RUN_CAVEAT = (
     f"one run: within-run interval; pool --repeat {RUN_LEVEL_MIN_RUNS} for a run-level one"
 )
-_TIMED_CLAIMS = ("preprocessing", "inference", "processing")
+_TIMED_CLAIMS = ("preprocessing", "inference", "processing", "mobile_latency", "production")
 ACCURACY_MARGIN_POINTS = 1.0  # "maintained": direct48 at most this many points less accurate
 
 HOLDS = "holds"
@@ -112,16 +123,36 @@ ACCURACY_CLAIM = Claim(
     claimed_text="no loss",
     fixed_threshold=-ACCURACY_MARGIN_POINTS,
 )
+# "Mobile friendly" as an x86 proxy: direct48's deployable file in ONNX Runtime against budgets
+# (MobileBudgets). Each part's figure is its headroom, budget / measured (>= 1: within budget),
+# so the verdict is read from the interval exactly as the ratio claims' are.
+_EDGE = "'suitable for edge deployment'"
+MOBILE_CLAIM = Claim("mobile", "mobile friendly", None, _EDGE, claimed_text="within budgets")
+MOBILE_LATENCY_CLAIM = Claim(
+    "mobile_latency", "mobile friendly: 1-thread latency", None, _EDGE, fixed_threshold=1.0
+)
+MOBILE_FILE_CLAIM = Claim(
+    "mobile_file", "mobile friendly: int8 file size", None, _EDGE, fixed_threshold=1.0
+)
+MOBILE_RSS_CLAIM = Claim("mobile_rss", "mobile friendly: memory", None, _EDGE, fixed_threshold=1.0)
+MOBILE_PARTS = (MOBILE_LATENCY_CLAIM, MOBILE_FILE_CLAIM, MOBILE_RSS_CLAIM)
+PRODUCTION_CLAIM = Claim(
+    "production",
+    "use 48x48 for production",
+    None,
+    "'Deploy accordingly: use 48x48 for production'",
+    claimed_text="direct48 wins",
+    fixed_threshold=1.0,  # upscale224 / direct48 under the deployment runtime: direct48 faster
+)
+MOBILE_MORE = (
+    "more samples (raise --max-time) or more runs: another 1-thread onnxruntime report of this "
+    "machine class beside this one"
+)
 # Claims no report measures yet: the command that will, in one line.
 UNMEASURED = (
     (
         Claim("realtime", "real-time ready", None, "'perfect for production systems'"),
         "needs frame rate and per-frame latency under a camera's cadence: `emobench stream` "
-        "(not built yet) will measure it",
-    ),
-    (
-        Claim("mobile", "mobile friendly", None, "'suitable for edge deployment'"),
-        "needs an edge runtime on an edge device: `emobench compare --runtime onnxruntime` "
         "(not built yet) will measure it",
     ),
 )
@@ -146,6 +177,9 @@ ALL_CLAIMS = (
     PROCESSING_CLAIM,
     TRAINING_CLAIM,
     ACCURACY_CLAIM,
+    MOBILE_CLAIM,
+    *MOBILE_PARTS,
+    PRODUCTION_CLAIM,
     *(c for c, _ in UNMEASURED),
     *(c for c, _ in UNTESTABLE),
 )
@@ -361,25 +395,85 @@ def machine_groups(loaded: list[tuple[Path, R.Report]]) -> list[_Group]:
 
 
 def _settings(rep: R.Report) -> str:
-    """The speed settings a compare/run/finetune report was measured with."""
-    return settings_name(rep)
+    """The speed settings a compare/run/finetune report was measured with; for a report whose
+    torch claims read a variant other than plain torch (no torch variant, or a torch thread
+    sweep), that variant too, so its runs never pool with plain torch runs."""
+    name = settings_name(rep)
+    if rep.kind in TIMING_KINDS:
+        variant = torch_variant(rep)
+        if variant != TORCH_RUNTIME:
+            name += f", {variant}"
+    return name
+
+
+# -- which variant the torch claims read ------------------------------------------------------
+
+
+def torch_variant(rep: R.Report) -> str:
+    """The variant the write-up's torch claims read in a report: its first torch variant
+    (plain "torch", or "torch 1t" of a thread sweep) wherever it holds one, whatever came
+    first; else its first variant (a report of onnxruntime variants only)."""
+    variants = rep.variants
+    runtimes = {r.variant: r.runtime for r in rep.results}
+    torch = [v for v in variants if runtimes.get(v, TORCH_RUNTIME) == TORCH_RUNTIME]
+    if TORCH_RUNTIME in torch:
+        return TORCH_RUNTIME
+    return torch[0] if torch else variants[0]
+
+
+def torch_view(rep: R.Report) -> R.Report:
+    """The report as the torch claims read it: only `torch_variant`'s results and paired
+    ratios. A report whose first variant is onnxruntime is never read for the torch claims
+    through `Report.result`'s first-variant default: its torch variant is used where it holds
+    one; with none, its runtime variant is (the claims' notes say so, and `_settings` keeps
+    its class apart)."""
+    if rep.kind not in TIMING_KINDS or len(rep.variants) == 1:
+        return rep
+    return rep.view(torch_variant(rep))
+
+
+def _variant_notes(loaded: list[tuple[Path, R.Report]]) -> list[str]:
+    notes = []
+    for path, rep in loaded:
+        if rep.kind not in TIMING_KINDS:
+            continue
+        variant = torch_variant(rep)
+        if not any(r.runtime == TORCH_RUNTIME for r in rep.results if r.variant == variant):
+            notes.append(
+                f"{path.name} holds no torch variant: its memory, preprocessing, parameter, "
+                f"inference and processing rows read its {variant} variant"
+            )
+    return notes
+
+
+def _torch_group(group: _Group) -> _Group:
+    return dataclasses.replace(group, reports=[(p, torch_view(r)) for p, r in group.reports])
 
 
 # -- the claims --------------------------------------------------------------------------------
 
 
-def evaluate_reports(loaded: list[tuple[Path, R.Report]]) -> ClaimsResult:
+def evaluate_reports(
+    loaded: list[tuple[Path, R.Report]], budgets: Mapping[str, float] | None = None
+) -> ClaimsResult:
     """Every claim for every backbone and machine class of these reports (compare/run,
-    maxbatch and finetune reports, in any mix); reports of one class pool as runs."""
+    maxbatch and finetune reports, in any mix); reports of one class pool as runs. `budgets`
+    overrides the mobile budgets by key (`MobileBudgets`: latency_ms, file_mb, rss_mb)."""
+    limits = mobile_budgets(budgets)
     distinct, notes = _distinct(loaded)
+    notes += _variant_notes(distinct)
     groups = machine_groups(distinct)
+    torch_groups = [_torch_group(g) for g in groups]
     backbones = _backbones([rep for _, rep in distinct])
     verdicts: list[ClaimVerdict] = []
     for backbone in backbones:
-        verdicts += _timing_claims(backbone, groups)
+        verdicts += _timing_claims(backbone, torch_groups)
         verdicts += _batch_claims(backbone, groups)
-        verdicts += _processing_claims(backbone, groups)
+        verdicts += _processing_claims(backbone, torch_groups)
         verdicts += _finetune_claims(backbone, groups)
+        verdicts += _mobile_claims(backbone, groups, limits)
+    if not backbones:
+        verdicts += _mobile_unmeasured("B", NO_CLASS)
     for claim, why in UNMEASURED:
         verdicts.append(_flat(claim, NOT_MEASURED, why))
     for claim, why in UNTESTABLE:
@@ -392,10 +486,14 @@ def evaluate_reports(loaded: list[tuple[Path, R.Report]]) -> ClaimsResult:
     return ClaimsResult(verdicts, summaries(verdicts), classes, notes)
 
 
-def evaluate(timing: R.Report, maxbatch: list[R.Report] | None = None) -> list[ClaimVerdict]:
+def evaluate(
+    timing: R.Report,
+    maxbatch: list[R.Report] | None = None,
+    budgets: Mapping[str, float] | None = None,
+) -> list[ClaimVerdict]:
     """The rows of one report (and maxbatch reports if given): evaluate_reports on them."""
     loaded = [(Path(f"report-{i}.json"), r) for i, r in enumerate([timing, *(maxbatch or [])])]
-    return evaluate_reports(loaded).verdicts
+    return evaluate_reports(loaded, budgets).verdicts
 
 
 def _backbones(reports: list[R.Report]) -> list[str]:
@@ -426,6 +524,7 @@ def _flat(claim: Claim, verdict: str, why: str, backbone: str = NO_CLASS) -> Cla
 
 
 _SETTLE_HINTS = {
+    MOBILE_LATENCY_CLAIM.key: MOBILE_MORE,
     TRAINING_CLAIM.key: "more seeds (`emobench finetune --seeds 3`) or finetune reports of this "
     "machine class",
     ACCURACY_CLAIM.key: "a larger test split, more seeds (`emobench finetune --seeds 3`) or "
@@ -489,9 +588,9 @@ def _exact(rep: R.Report, backbone: str, key: str) -> Interval | None:
 
 def timing_runs(reports: list[R.Report], backbone: str, key: str) -> list[RunFigure]:
     """One run per report (or each run a `--repeat` report or a calibrated baseline holds),
-    with the interval that run carries."""
+    with the interval that run carries; each report read through `torch_view`."""
     runs: list[RunFigure] = []
-    for rep in reports:
+    for rep in map(torch_view, reports):
         row = _rows_of(rep, backbone).get(key)
         if row is None or row.ratio is None or row.ratio <= 0:
             continue
@@ -548,6 +647,12 @@ def _class_device(group: _Group) -> str:
     return str(reps[0].environment.get("device")) if reps else "?"
 
 
+def _variant_tag(rep: R.Report) -> str:
+    """' (onnxruntime int8)' where a torch claim reads a variant other than plain torch."""
+    variant = rep.variants[0]
+    return "" if variant == TORCH_RUNTIME else f" ({variant})"
+
+
 def _ratio_text(row: R.MetricRow | None) -> str:
     return "not measured" if row is None or row.ratio is None else f"{row.ratio:.1f}x"
 
@@ -569,7 +674,7 @@ def _timing_claims(backbone: str, groups: list[_Group]) -> list[ClaimVerdict]:
         reps = [r for r in group.of_kind(*TIMING_KINDS) if backbone in r.backbones]
         if not reps:
             continue
-        first, device = reps[0], _class_device(group)
+        first, device = reps[0], _class_device(group) + _variant_tag(reps[0])
         rows = _rows_of(first, backbone)
         peak = rows.get("tensor_peak_bytes")
         out["memory"].append(
@@ -679,7 +784,8 @@ def _processing_claims(backbone: str, groups: list[_Group]) -> list[ClaimVerdict
         others = ", ".join(f"b{b}: {_ratio_text(r)}" for b, r in sorted(first.items()) if b != bs)
         lacking = sum(bs not in h for h in held)
         reason = (
-            f"end to end at batch {bs} on {_class_device(group)} (uint8 host batch -> "
+            f"end to end at batch {bs} on {_class_device(group)}{_variant_tag(reps[0])} "
+            "(uint8 host batch -> "
             "preprocessing -> forward -> logits); the range's low end, 8x, is what is tested"
             + (f"; other batch sizes {others}" if others else "")
             + (
@@ -908,6 +1014,404 @@ def _accuracy_row(backbone: str, group: _Group, reps: list[R.Report]) -> ClaimVe
         "themselves are not measured, only what they would cost"
     )
     return _row(ACCURACY_CLAIM, backbone, group, pool(runs, additive=True), reason)
+
+
+# -- mobile friendly and production: an x86 proxy against budgets ------------------------------
+
+PROXY = "x86 proxy, not a phone measurement"
+LATENCY_KEY = "latency_b1_median_ms"
+MB = 1e6  # budgets and figures in MB: 10^6 bytes
+# The mobile budgets (`claims --mobile-budget KEY=VALUE` overrides each; the README's "Mobile
+# budgets" gives the same sources):
+# one frame of a 30 fps camera (1000 / 30 ms): a per-frame classifier keeps up with the preview
+MOBILE_LATENCY_MS = 1000 / 30
+# Google's Android (Go edition) app checklist (2018, for 512 MB-1 GB phones; quoted at
+# https://stackoverflow.com/questions/49405960): install size <= 40 MB for the whole app, and
+# RAM <= 50 MB PSS for a non-game app. Holding the model alone to a whole app's budget is our
+# choice: a model over it cannot ship in such an app, one under it may still not
+MOBILE_FILE_MB = 40.0
+MOBILE_RSS_MB = 50.0
+BUDGET_SOURCES = {
+    "latency_ms": "one 30 fps frame",
+    "file_mb": "Android Go app install size",
+    "rss_mb": "Android Go app RAM",
+}
+MOBILE_COMMAND = (
+    "`emobench compare --backbone {backbone} --runtime onnxruntime --quantize int8 "
+    "--threads 1 --threads 2`"
+)
+_IN_BUDGET = {HOLDS: "within", FAILS: "over", INCONCLUSIVE: "unsettled"}
+
+
+@dataclass(frozen=True)
+class MobileBudgets:
+    """What "mobile friendly" holds direct48's deployable file to, on one CPU thread (an x86
+    proxy): batch-1 latency, the int8 file's size on disk, and the memory a fresh process
+    adds to open the file and run it once."""
+
+    latency_ms: float = MOBILE_LATENCY_MS
+    file_mb: float = MOBILE_FILE_MB
+    rss_mb: float = MOBILE_RSS_MB
+    given: tuple[str, ...] = ()  # the keys set by --mobile-budget rather than the defaults
+
+    def source(self, key: str) -> str:
+        return "set by --mobile-budget" if key in self.given else BUDGET_SOURCES[key]
+
+
+def mobile_budgets(values: Mapping[str, float] | None = None) -> MobileBudgets:
+    """The defaults with `values` (latency_ms, file_mb, rss_mb) over them; UsageError for an
+    unknown key or a budget that is not a positive finite number."""
+    values = dict(values or {})
+    for key, value in values.items():
+        if key not in BUDGET_SOURCES:
+            known = ", ".join(BUDGET_SOURCES)
+            raise UsageError(f"--mobile-budget {key}: not a budget; one of {known}")
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+            raise UsageError(f"--mobile-budget {key}={value}: needs a positive number")
+        if not math.isfinite(value):
+            raise UsageError(f"--mobile-budget {key}={value}: needs a finite number")
+    return MobileBudgets(**{k: float(v) for k, v in values.items()}, given=tuple(values))
+
+
+def parse_mobile_budgets(items: Iterable[str]) -> dict[str, float]:
+    """`--mobile-budget KEY=VALUE` options as a mapping for evaluate_reports; UsageError for a
+    malformed one, a key given twice, or a value mobile_budgets refuses."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--mobile-budget {item!r}: expected KEY=VALUE, e.g. latency_ms=33")
+        if key in out:
+            raise UsageError(f"--mobile-budget {key} given twice")
+        try:
+            out[key] = float(text)
+        except ValueError:
+            raise UsageError(f"--mobile-budget {item}: {text!r} is not a number") from None
+    mobile_budgets(out)
+    return out
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One budget's reading for both pipelines: each one's headroom (budget / measured) with
+    its interval, what was measured in words, and why the part is not measured where not."""
+
+    claim: Claim
+    budget_text: str  # "<= 33.3 ms (one 30 fps frame)"
+    ivs: dict[str, Interval | None]
+    figures: dict[str, str]
+    missing: str = ""  # set where direct48's figure is absent: why, and what would measure it
+
+    def verdict(self, pipeline: str) -> str:
+        iv = self.ivs.get(pipeline)
+        if iv is None:
+            return NOT_MEASURED
+        return interval_verdict(iv.low, iv.high, 1.0)
+
+    def met(self, pipeline: str) -> str:
+        return _IN_BUDGET.get(self.verdict(pipeline), "not measured")
+
+
+def _ort(rep: R.Report, backbone: str) -> list[R.PipelineResult]:
+    return [r for r in rep.results if r.backbone == backbone and r.runtime == ORT_RUNTIME]
+
+
+def _latency_variant(reps: list[R.Report], backbone: str) -> str | None:
+    """The onnxruntime variant whose batch-1 latency stands for one phone core: a --threads 1
+    variant (int8 before fp32), else one measured without a sweep by a run whose environment
+    had one thread; None where the class has neither."""
+
+    def one_thread(rep: R.Report, r: R.PipelineResult) -> bool:
+        return r.threads == 1 or (r.threads is None and rep.environment.get("num_threads") == 1)
+
+    held = [
+        (r.threads != 1, r.quantize != "int8", r.variant)
+        for rep in reps
+        for r in _ort(rep, backbone)
+        if r.pipeline == R.DIRECT and one_thread(rep, r)
+    ]
+    return min(held)[2] if held else None
+
+
+def _int8_variant(reps: list[R.Report], backbone: str, latency: str | None) -> str | None:
+    """The int8 variant whose file and fresh start are read: the latency's where it is int8,
+    else a 1-thread one, else the first."""
+    held = [r.variant for rep in reps for r in _ort(rep, backbone) if r.quantize == "int8"]
+    if not held:
+        return None
+    if latency in held:
+        return latency
+    return next((v for v in held if v.endswith(" 1t")), held[0])
+
+
+def _headroom(budget: float, value: float, low: float | None, high: float | None) -> RunFigure:
+    """A measured cost as its headroom, budget / cost: the interval's ends swap."""
+    h_low = budget / high if high else None
+    h_high = budget / low if low else (math.inf if low == 0 else None)
+    if h_low is None or h_high is None:
+        h_low = h_high = None
+    return RunFigure(budget / value, h_low, h_high, "")
+
+
+def _latency_iv(
+    reps: list[R.Report], backbone: str, pipeline: str, variant: str, budget_ms: float
+) -> Interval | None:
+    """The pooled headroom of one pipeline's batch-1 median latency in `variant` over the
+    class's reports: one run's interval is its median's 95% order-statistic interval."""
+    runs = []
+    for rep in reps:
+        r = rep.result(backbone, pipeline, variant)
+        if r is None or r.latency is None or not r.latency.stats.median > 0:
+            continue
+        s = r.latency.stats
+        fig = _headroom(budget_ms, s.median, s.median_ci_low, s.median_ci_high)
+        if fig.low is None:
+            method = f"{s.n} samples: too few for a 95% interval ({median_ci_min_n()} needed)"
+        else:
+            method = f"the median's 95% order-statistic interval, {s.n} samples (one run)"
+        runs.append(dataclasses.replace(fig, method=method))
+    return pool(runs)
+
+
+def _ms_text(iv: Interval, budget_ms: float) -> str:
+    point = f"{budget_ms / iv.point:.1f} ms"
+    if iv.low is None or iv.high is None:
+        return f"{point} [no interval]"
+    return f"{point} [{budget_ms / iv.high:.1f}, {budget_ms / iv.low if iv.low else math.inf:.1f}]"
+
+
+def _latency_part(
+    reps: list[R.Report], backbone: str, device: str, variant: str | None, budgets: MobileBudgets
+) -> _Part:
+    budget = budgets.latency_ms
+    text = f"<= {budget:.1f} ms ({budgets.source('latency_ms')})"
+    claim = MOBILE_LATENCY_CLAIM
+    if device.startswith("cuda"):
+        why = (
+            f"measured on {device} (the CUDA execution provider); one CPU thread is the phone "
+            "proxy: rerun with --device cpu"
+        )
+        return _Part(claim, text, {}, {}, why)
+    if variant is None:
+        held = sorted({r.variant for rep in reps for r in _ort(rep, backbone)})
+        why = (
+            f"no 1-thread onnxruntime variant of direct48 (the reports hold "
+            f"{', '.join(held)}): {MOBILE_COMMAND.format(backbone=backbone)} measures one"
+        )
+        return _Part(claim, text, {}, {}, why)
+    ivs = {p: _latency_iv(reps, backbone, p, variant, budget) for p in (R.UPSCALE, R.DIRECT)}
+    figures = {p: _ms_text(iv, budget) for p, iv in ivs.items() if iv is not None}
+    missing = ""
+    if ivs[R.DIRECT] is None:
+        missing = f"no direct48 batch-1 latency in {variant}: {_error(reps, backbone, variant)}"
+    return _Part(claim, text, ivs, figures, missing)
+
+
+def _error(reps: list[R.Report], backbone: str, variant: str) -> str:
+    for rep in reps:
+        r = rep.result(backbone, R.DIRECT, variant)
+        if r is not None and r.error:
+            return r.error
+    return "the run left it out or it failed (the report's notes say which)"
+
+
+def _deployment(
+    reps: list[R.Report], backbone: str, pipeline: str, variant: str
+) -> list[Deployment]:
+    out = []
+    for rep in reps:
+        r = rep.result(backbone, pipeline, variant)
+        if r is not None and r.deployment is not None:
+            out.append(r.deployment)
+    return out
+
+
+def _file_part(
+    reps: list[R.Report], backbone: str, variant: str | None, budgets: MobileBudgets
+) -> _Part:
+    """The int8 file on disk (the .onnx and its external weights): the same wherever it is
+    exported with the same versions, so one figure, no interval."""
+    budget = budgets.file_mb
+    text = f"<= {budget:g} MB ({budgets.source('file_mb')})"
+    if variant is None:
+        why = f"no int8 file: {MOBILE_COMMAND.format(backbone=backbone)} writes one"
+        return _Part(MOBILE_FILE_CLAIM, text, {}, {}, why)
+    ivs: dict[str, Interval | None] = {}
+    figures = {}
+    for p in (R.UPSCALE, R.DIRECT):
+        held = [d.file_bytes for d in _deployment(reps, backbone, p, variant) if d.file_bytes > 0]
+        if not held:
+            ivs[p] = None
+            continue
+        h = budget * MB / held[0]
+        ivs[p] = Interval(h, h, h, "exact: the file on disk", exact=True)
+        figures[p] = f"{held[0] / MB:.1f} MB"
+    missing = ""
+    if ivs[R.DIRECT] is None:
+        missing = f"no file size of direct48's {variant} file: {_error(reps, backbone, variant)}"
+    return _Part(MOBILE_FILE_CLAIM, text, ivs, figures, missing)
+
+
+def _rss_part(
+    reps: list[R.Report], backbone: str, device: str, variant: str | None, budgets: MobileBudgets
+) -> _Part:
+    """What a fresh process adds to open the int8 file and run one batch-1 inference: its peak
+    resident memory less what it held before the session (the Python interpreter, numpy and
+    onnxruntime's library, none of which a phone app carries in that form). One start per
+    report, no interval: of several, the largest."""
+    budget = budgets.rss_mb
+    text = f"<= {budget:g} MB ({budgets.source('rss_mb')})"
+    claim = MOBILE_RSS_CLAIM
+    if device.startswith("cuda"):
+        why = f"the fresh process ran on {device} (a CUDA context in it): rerun with --device cpu"
+        return _Part(claim, text, {}, {}, why)
+    if variant is None:
+        why = f"no int8 file to start: {MOBILE_COMMAND.format(backbone=backbone)} writes one"
+        return _Part(claim, text, {}, {}, why)
+    ivs: dict[str, Interval | None] = {}
+    figures = {}
+    notes = []
+    for p in (R.UPSCALE, R.DIRECT):
+        deployments = _deployment(reps, backbone, p, variant)
+        starts = [d.fresh for d in deployments if d.fresh is not None]
+        notes += [d.fresh_note for d in deployments if d.fresh is None and d.fresh_note]
+        grown = [(f.peak_rss_bytes - f.base_rss_bytes, f) for f in starts]
+        grown = [(g, f) for g, f in grown if g > 0]
+        if not grown:
+            ivs[p] = None
+            continue
+        growth, fresh = max(grown, key=lambda gf: gf[0])
+        h = budget * MB / growth
+        method = "one fresh start: no interval"
+        if len(grown) > 1:
+            method = f"the largest of {len(grown)} fresh starts: no interval"
+        ivs[p] = Interval(h, h, h, method)
+        figures[p] = (
+            f"{growth / MB:.1f} MB (peak {fresh.peak_rss_bytes / MB:.1f} MB less "
+            f"{fresh.base_rss_bytes / MB:.1f} MB before the session)"
+        )
+    missing = ""
+    if ivs[R.DIRECT] is None:
+        why = notes[0] if notes else "not recorded"
+        missing = f"no fresh-process start of direct48's {variant} file: {why}"
+    return _Part(claim, text, ivs, figures, missing)
+
+
+def _part_row(part: _Part, backbone: str, group: _Group, variant: str | None) -> ClaimVerdict:
+    iv = part.ivs.get(R.DIRECT)
+    up = part.figures.get(R.UPSCALE)
+    up_text = f"; upscale224 {up}: {part.met(R.UPSCALE)} budget" if up else ""
+    what = {
+        MOBILE_LATENCY_CLAIM.key: "batch-1 median latency on one thread",
+        MOBILE_FILE_CLAIM.key: "int8 file on disk",
+        MOBILE_RSS_CLAIM.key: "memory a fresh process adds to open its int8 file and run it once",
+    }[part.claim.key]
+    reason = (
+        f"{PROXY}: direct48's {what} ({variant}): {part.figures.get(R.DIRECT, '')}, against "
+        f"{part.budget_text}; measured: budget / figure, >= 1 within budget{up_text}"
+    )
+    missing = f"{PROXY}: {part.missing}; budget {part.budget_text}"
+    row = _row(part.claim, backbone, group, iv, reason, missing)
+    return dataclasses.replace(row, claimed_text=part.budget_text.split(" (")[0])
+
+
+def _overall_row(parts: list[_Part], backbone: str, group: _Group) -> ClaimVerdict:
+    """Mobile friendly as a whole: holds when every part holds; does not hold when one does
+    not; otherwise not measured (a part is missing) or inconclusive."""
+    verdicts = [p.verdict(R.DIRECT) for p in parts]
+    order = (FAILS, NOT_MEASURED, INCONCLUSIVE, HOLDS)
+    verdict = next(v for v in order if v in verdicts)
+    names = {MOBILE_LATENCY_CLAIM.key: "latency", MOBILE_FILE_CLAIM.key: "file size"}
+    each = "; ".join(
+        f"{names.get(p.claim.key, 'memory')} {v}" for p, v in zip(parts, verdicts, strict=True)
+    )
+    reason = f"{PROXY}: direct48 against the three budgets: {each}"
+    settle = "" if verdict in (HOLDS, FAILS) else "each part's row says what would settle it"
+    row = _flat(MOBILE_CLAIM, verdict, reason, backbone)
+    return dataclasses.replace(row, machine_class=group.id, settle=settle)
+
+
+def _runtime_view(rep: R.Report, variant: str) -> R.Report:
+    """One runtime variant of a report; its run_ratios (not kept per variant) left out."""
+    return dataclasses.replace(rep.view(variant), run_ratios={})
+
+
+def _production_row(
+    parts: list[_Part], backbone: str, group: _Group, reps: list[R.Report], variant: str | None
+) -> ClaimVerdict:
+    """'use 48x48 for production': upscale224 / direct48 batch-1 latency under the deployment
+    runtime on one thread (the paired interval where the run has one), with which pipeline
+    meets which budget; a budget upscale224 meets and direct48 misses makes it not hold."""
+    claim = PRODUCTION_CLAIM
+    latency = parts[0]
+    if variant is None or latency.missing:
+        missing = f"{PROXY}: {latency.missing}"
+        return _row(claim, backbone, group, None, missing, missing)
+    views = [_runtime_view(r, variant) for r in reps if variant in r.variants]
+    iv = pool(timing_runs(views, backbone, LATENCY_KEY))
+    names = ("latency", "file size", "memory")
+    met = "; ".join(
+        f"{p}: " + ", ".join(f"{n} {part.met(p)}" for n, part in zip(names, parts, strict=True))
+        for p in (R.DIRECT, R.UPSCALE)
+    )
+    sizes = []  # headroom ratios: direct48's / upscale224's = upscale224's figure / direct48's
+    for text, part in zip(("file {}x smaller", "memory {}x less"), parts[1:], strict=True):
+        up, dn = part.ivs.get(R.UPSCALE), part.ivs.get(R.DIRECT)
+        if up is not None and dn is not None:
+            sizes.append(text.format(f"{dn.point / up.point:.1f}"))
+    reason = (
+        f"{PROXY}: upscale224 / direct48 batch-1 latency in {variant} on one thread; budgets "
+        f"met ({met})" + (f"; direct48's {', '.join(sizes)}" if sizes else "")
+    )
+    row = _row(claim, backbone, group, iv, reason)
+    worse = [
+        n
+        for n, part in zip(names, parts, strict=True)
+        if part.verdict(R.UPSCALE) == HOLDS and part.verdict(R.DIRECT) == FAILS
+    ]
+    if worse:
+        why = f"; direct48 misses the {', '.join(worse)} budget upscale224 meets"
+        row = dataclasses.replace(row, verdict=FAILS, reason=row.reason + why, settle="")
+    return row
+
+
+def _mobile_claims(
+    backbone: str, groups: list[_Group], budgets: MobileBudgets
+) -> list[ClaimVerdict]:
+    """'mobile friendly' (as a whole and per budget) and 'use 48x48 for production', per class
+    of reports that hold onnxruntime variants of the backbone; not measured, naming the
+    command, where none does."""
+    out: list[ClaimVerdict] = []
+    for group in groups:
+        reps = [r for r in group.of_kind(*TIMING_KINDS) if _ort(r, backbone)]
+        if not reps:
+            continue
+        device = str(reps[0].environment.get("device", "?"))
+        variant = _latency_variant(reps, backbone)
+        int8 = _int8_variant(reps, backbone, variant)
+        parts = [
+            _latency_part(reps, backbone, device, variant, budgets),
+            _file_part(reps, backbone, int8, budgets),
+            _rss_part(reps, backbone, device, int8, budgets),
+        ]
+        out.append(_overall_row(parts, backbone, group))
+        out.append(_part_row(parts[0], backbone, group, variant))
+        out += [_part_row(p, backbone, group, int8) for p in parts[1:]]
+        out.append(_production_row(parts, backbone, group, reps, variant))
+    return out or _mobile_unmeasured(backbone, backbone)
+
+
+def _mobile_unmeasured(backbone: str, row_backbone: str) -> list[ClaimVerdict]:
+    """Both runtime claims not measured: what they need, and the command that measures it."""
+    why = (
+        f"{PROXY}: needs {backbone}'s deployable file in ONNX Runtime on one thread (int8 file "
+        f"size, fresh-process memory): {MOBILE_COMMAND.format(backbone=backbone)} measures it"
+    )
+    return [
+        _flat(MOBILE_CLAIM, NOT_MEASURED, why, row_backbone),
+        _flat(PRODUCTION_CLAIM, NOT_MEASURED, why, row_backbone),
+    ]
 
 
 # -- across classes ----------------------------------------------------------------------------

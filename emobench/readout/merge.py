@@ -1,5 +1,8 @@
 """Reading results: many reports merged into one table, the upscale224/direct48 ratios of
-several machine classes side by side, flat CSV rows, and the model catalogue."""
+several machine classes side by side, flat CSV rows, and the model catalogue.
+
+A report may hold several runtime variants (Report.variants); every row carries its variant,
+and the tables and CSV name it only when some row's variant is not plain torch."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 from emobench import machine
 from emobench import results as R
 from emobench.errors import ReportError
-from emobench.names import TIMING_KINDS
+from emobench.names import TIMING_KINDS, TORCH_RUNTIME
 
 ENV_COLUMNS = (
     "device",
@@ -85,6 +88,13 @@ class MergedRow:
     backbone: str
     pipeline: str
     values: dict[str, float | None]
+    variant: str = TORCH_RUNTIME  # the runtime variant's label (see PipelineResult.variant)
+
+
+def shows_variants(rows: list[Any]) -> bool:
+    """Whether a table of these rows (anything with a `variant`) needs a variant column: some
+    row's variant is not plain torch."""
+    return any(r.variant != TORCH_RUNTIME for r in rows)
 
 
 TIMING_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -136,6 +146,7 @@ def merged_rows(loaded: list[tuple[Path, R.Report]]) -> list[MergedRow]:
                     r.backbone,
                     r.pipeline,
                     values,
+                    r.variant,
                 )
             )
     return rows
@@ -158,6 +169,7 @@ class ClassRatioRow:
     key: str
     label: str
     ratios: dict[str, float | None]  # class id -> upscale224/direct48 (> 1: direct48 wins)
+    variant: str = TORCH_RUNTIME  # the runtime variant both pipelines ran in
 
     @property
     def spread(self) -> float | None:
@@ -187,29 +199,38 @@ def class_ratios(loaded: list[tuple[Path, R.Report]]) -> ClassRatios | None:
         MachineClass(cid, machine.describe(reps[0][1].environment), [p.name for p, _ in reps])
         for cid, reps in by_class.items()
     ]
-    found: dict[tuple[str, str], dict[str, list[float]]] = {}
-    labels: dict[tuple[str, str], str] = {}
+    found: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    labels: dict[tuple[str, str, str], str] = {}
     for cid, reps in by_class.items():
         for _, rep in reps:
-            for row in R.metric_rows(rep):
+            for row, variant in _variant_rows(rep):
                 if row.kind == R.EXACT or row.unit not in CLASS_RATIO_UNITS or row.ratio is None:
                     continue
-                labels[(row.backbone, row.key)] = row.label
-                found.setdefault((row.backbone, row.key), {}).setdefault(cid, []).append(row.ratio)
+                where = (row.backbone, row.key, variant)
+                labels[where] = row.label
+                found.setdefault(where, {}).setdefault(cid, []).append(row.ratio)
     rows = [
         ClassRatioRow(
             backbone,
             key,
-            labels[(backbone, key)],
+            labels[(backbone, key, variant)],
             {c.id: statistics.median(per[c.id]) if c.id in per else None for c in classes},
+            variant,
         )
-        for (backbone, key), per in found.items()
+        for (backbone, key, variant), per in found.items()
     ]
     return ClassRatios(classes, rows)
 
 
+def _variant_rows(rep: R.Report) -> list[tuple[R.MetricRow, str]]:
+    """The report's metric rows, each variant's (Report.view) with its label."""
+    return [(row, v) for v in rep.variants for row in R.metric_rows(rep.view(v))]
+
+
 def flat_rows(loaded: list[tuple[Path, R.Report]]) -> list[dict[str, Any]]:
-    """One row per measurement, with the environment as columns: ready for pandas."""
+    """One row per measurement, with the environment as columns: ready for pandas. A
+    `variant` column after `pipeline` where some report holds a variant other than torch."""
+    named = any(rep.variants != [TORCH_RUNTIME] for _, rep in loaded if rep.kind != "maxbatch")
     out: list[dict[str, Any]] = []
     for path, rep in loaded:
         env = {f"env_{k}": rep.environment.get(k) for k in ENV_COLUMNS}
@@ -222,6 +243,7 @@ def flat_rows(loaded: list[tuple[Path, R.Report]]) -> list[dict[str, Any]]:
                         | {
                             "backbone": m.backbone,
                             "pipeline": m.pipeline,
+                            **({"variant": TORCH_RUNTIME} if named else {}),
                             "mode": m.mode,
                             "metric": key,
                             "unit": unit,
@@ -230,7 +252,7 @@ def flat_rows(loaded: list[tuple[Path, R.Report]]) -> list[dict[str, Any]]:
                         | env
                     )
             continue
-        for row in R.metric_rows(rep):
+        for row, variant in _variant_rows(rep):
             for pipeline in (R.UPSCALE, R.DIRECT, "ratio"):
                 value = row.ratio if pipeline == "ratio" else getattr(row, pipeline)
                 if value is None:
@@ -240,6 +262,7 @@ def flat_rows(loaded: list[tuple[Path, R.Report]]) -> list[dict[str, Any]]:
                     | {
                         "backbone": row.backbone,
                         "pipeline": pipeline,
+                        **({"variant": variant} if named else {}),
                         "mode": "infer",
                         "metric": row.key,
                         "unit": "x" if pipeline == "ratio" else row.unit,
@@ -280,8 +303,11 @@ def tradeoff_csv_rows(tradeoff: Any) -> list[dict[str, Any]]:
     from emobench.readout.tradeoff import TRADEOFF_COLUMNS
 
     out = []
+    named = shows_variants(tradeoff.rows)
     for row in tradeoff.rows:
         flat: dict[str, Any] = {"backbone": row.backbone, "pipeline": row.pipeline}
+        if named:
+            flat["variant"] = row.variant
         for key, _, _ in TRADEOFF_COLUMNS:
             flat[key] = row.values.get(key)
             flat[f"{key}_source"] = row.sources.get(key)

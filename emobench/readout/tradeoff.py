@@ -1,5 +1,8 @@
 """Speed against accuracy: finetune reports joined with compare/run and maxbatch reports into one
-row per backbone and pipeline, and the Pareto front of accuracy against a cost."""
+row per backbone, pipeline and runtime variant, and the Pareto front of accuracy against a cost.
+
+Accuracy, training time and the max batch were measured in torch: they fill the torch rows. A
+runtime variant's row (onnxruntime, its int8 file) holds what its compare report measured."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emobench import results as R
+from emobench.names import TORCH_RUNTIME
 from emobench.results.finetune import mean_std, verdict_sentence
 
 TRADEOFF_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -30,6 +34,7 @@ class TradeoffRow:
     sources: dict[str, str] = field(default_factory=dict)  # value key -> report file and how
     accuracy_std: float | None = None
     seeds: int = 0
+    variant: str = TORCH_RUNTIME  # the runtime variant's label (see PipelineResult.variant)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,18 @@ class Tradeoff:
     notes: list[str]
 
 
-def _row(rows: dict[tuple[str, str], TradeoffRow], backbone: str, pipeline: str) -> TradeoffRow:
-    return rows.setdefault((backbone, pipeline), TradeoffRow(backbone, pipeline))
+Rows = dict[tuple[str, str, str], TradeoffRow]
+# below the table when a runtime variant is among the rows
+VARIANT_NOTE = (
+    "{variants}: what their compare reports measured; accuracy, time per epoch and max batch "
+    "were measured in torch and fill the torch rows only"
+)
+
+
+def _row(rows: Rows, backbone: str, pipeline: str, variant: str = TORCH_RUNTIME) -> TradeoffRow:
+    return rows.setdefault(
+        (backbone, pipeline, variant), TradeoffRow(backbone, pipeline, variant=variant)
+    )
 
 
 def _set(row: TradeoffRow, key: str, value: float | None, source: str) -> None:
@@ -52,7 +67,7 @@ def _set(row: TradeoffRow, key: str, value: float | None, source: str) -> None:
 def build_tradeoff(loaded: list[tuple[Path, R.Report]]) -> Tradeoff:
     """Accuracy from finetune reports; latency, throughput, memory and parameters from compare/run
     reports when given (else the fine-tune's own measurements); max batch from maxbatch reports."""
-    rows: dict[tuple[str, str], TradeoffRow] = {}
+    rows: Rows = {}
     verdicts: dict[str, str] = {}
     notes: list[str] = []
     # timing reports first, so their measurements win over a fine-tune's own
@@ -62,16 +77,18 @@ def build_tradeoff(loaded: list[tuple[Path, R.Report]]) -> Tradeoff:
     for path, rep in order:
         name = path.name
         if rep.kind in ("compare", "run"):
-            metric = {(m.backbone, m.key): m for m in R.metric_rows(rep)}
+            metric = {
+                (v, m.backbone, m.key): m for v in rep.variants for m in R.metric_rows(rep.view(v))
+            }
             for res in rep.results:
-                row = _row(rows, res.backbone, res.pipeline)
+                row = _row(rows, res.backbone, res.pipeline, res.variant)
 
                 def get(
                     key: str,
                     res: R.PipelineResult = res,
-                    metric: dict[tuple[str, str], R.MetricRow] = metric,
+                    metric: dict[tuple[str, str, str], R.MetricRow] = metric,
                 ) -> float | None:
-                    m = metric.get((res.backbone, key))
+                    m = metric.get((res.variant, res.backbone, key))
                     return None if m is None else getattr(m, res.pipeline)
 
                 _set(row, "latency_b1_ms", get("latency_b1_median_ms"), f"{name} (compare, b1)")
@@ -112,7 +129,11 @@ def build_tradeoff(loaded: list[tuple[Path, R.Report]]) -> Tradeoff:
                 verdicts[ft.runs[0].backbone] = verdict_sentence(ft.paired)
             devices = rep.config.get("resolved_device")
             notes.append(f"{name}: fine-tuned on {devices}, data {ft.data.get('path')}")
+    # stable: a backbone's variants stay in the order their reports measured them
     ordered = sorted(rows.values(), key=lambda r: (r.backbone, r.pipeline))
+    others = list(dict.fromkeys(r.variant for r in ordered if r.variant != TORCH_RUNTIME))
+    if others:
+        notes.append(VARIANT_NOTE.format(variants=", ".join(others)))
     return Tradeoff(ordered, verdicts, notes)
 
 

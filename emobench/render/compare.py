@@ -4,10 +4,12 @@ the max-batch table and the fine-tune table."""
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from emobench import machine
-from emobench.render.format import ABSENT, fmt_ratio, fmt_value, ratio_bar
+from emobench.names import TORCH_RUNTIME, variant_label
+from emobench.render.format import ABSENT, cell, fmt_ratio, fmt_value, ratio_bar
 from emobench.results import (
     MetricRow,
     PipelineResult,
@@ -15,6 +17,7 @@ from emobench.results import (
     metric_rows,
     stats_for,
 )
+from emobench.results.measurements import Parity
 from emobench.results.metrics import ABOVE_CEILING, CEILING_KEY
 from emobench.stats.summary import MIN_SAMPLES_FOR
 
@@ -28,9 +31,14 @@ def _machine_line(report: Report) -> str:
     )
 
 
-def compare_table(report: Report, backbone: str, rows: list[MetricRow]) -> Table:
+def compare_table(
+    report: Report, backbone: str, rows: list[MetricRow], variant: str | None = None
+) -> Table:
+    """One backbone's metrics, both pipelines and their ratio; `variant` (a label) names the
+    runtime variant in the title when the report holds more than plain torch."""
+    named = backbone if variant is None else f"{backbone} ({variant})"
     table = Table(
-        title=f"{backbone}: upscale224 vs direct48 on {_machine_line(report)}",
+        title=f"{named}: upscale224 vs direct48 on {_machine_line(report)}",
         caption=(
             "ratio = upscale224 / direct48, oriented so > 1 means direct48 wins (bar: one block "
             "per doubling); "
@@ -100,7 +108,7 @@ def limits_lines(report: Report) -> list[str]:
         + extra
     )
     above = [
-        f"{r.backbone}/{r.pipeline}"
+        _where(report, r)
         for r in report.results
         if r.efficiency is not None and r.efficiency.above_ceiling
     ]
@@ -149,10 +157,35 @@ def percentile_line(report: Report) -> str | None:
     )
 
 
+def labelled(report: Report) -> bool:
+    """Whether the report's rows name their runtime variant: it holds more than plain torch."""
+    return report.variants != [TORCH_RUNTIME]
+
+
+def _where(report: Report, r: PipelineResult) -> str:
+    """'vgg16/direct48', with ' (onnxruntime int8)' where the report holds other variants."""
+    return f"{r.backbone}/{r.pipeline}" + (f" ({r.variant})" if labelled(report) else "")
+
+
 def render_compare(report: Report, console: Console) -> None:
-    rows = metric_rows(report)
-    for backbone in report.backbones:
-        console.print(compare_table(report, backbone, [r for r in rows if r.backbone == backbone]))
+    """Each variant's compare tables (a report of plain torch: exactly as before variants
+    existed), the runtimes side by side where there are other variants, then the run's lines."""
+    if not labelled(report):
+        rows = metric_rows(report)
+        for backbone in report.backbones:
+            console.print(
+                compare_table(report, backbone, [r for r in rows if r.backbone == backbone])
+            )
+    else:
+        for variant in report.variants:
+            view = report.view(variant)
+            rows = metric_rows(view)
+            for backbone in view.backbones:
+                mine = [r for r in rows if r.backbone == backbone]
+                console.print(compare_table(view, backbone, mine, variant))
+        console.print(runtimes_table(report))
+        for text in runtime_settings_lines(report) + runtime_ratio_lines(report):
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print(settings_line(report))
     console.print(stopping_line(report))
     if (line := percentile_line(report)) is not None:
@@ -161,10 +194,228 @@ def render_compare(report: Report, console: Console) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for r in report.results:
         if r.error:
-            console.print(f"[red]{r.backbone}/{r.pipeline}: {r.error}[/red]")
+            console.print(f"[red]{_where(report, r)}: {r.error}[/red]")
     for note in report.notes:
         console.print(note)
     console.print(f"wall time: {report.wall_time_s:.1f} s")
+
+
+# -- runtime variants side by side -------------------------------------------------------------
+
+MB = 1e6  # file sizes in MB, as file managers and app stores state them
+MIB = 2**20  # resident memory in MiB, as ps and top state it
+
+
+def _largest(report: Report, attr: str) -> int | None:
+    """The largest batch size any result timed in `attr` (throughput or end_to_end)."""
+    return max((b.batch_size for r in report.results for b in getattr(r, attr)), default=None)
+
+
+def _runtimes_head(report: Report) -> list[str]:
+    tp, e2e = _largest(report, "throughput"), _largest(report, "end_to_end")
+    return [
+        "variant",
+        "backbone",
+        "pipeline",
+        "latency b1 median (ms) [95% CI]",
+        f"throughput b{tp} (images/s)" if tp else "throughput (images/s)",
+        f"end to end b{e2e} (images/s)" if e2e else "end to end (images/s)",
+        "file size (MB)",
+        "cold start (ms)",
+        "peak RSS (MiB)",
+        "parity (max |diff|, top-1)",
+        "note",
+    ]
+
+
+def _ms(value: float) -> str:
+    """A latency with enough digits that its interval's ends differ from it."""
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def _latency_cell(r: PipelineResult) -> str:
+    if r.latency is None:
+        return ABSENT
+    stats = r.latency.stats
+    text = _ms(stats.median)
+    if stats.median_ci_low is not None and stats.median_ci_high is not None:
+        text += f" [{_ms(stats.median_ci_low)}, {_ms(stats.median_ci_high)}]"
+    return text
+
+
+def _at_batch(r: PipelineResult, attr: str, batch: int | None) -> str:
+    found = next((b for b in getattr(r, attr) if b.batch_size == batch), None)
+    return ABSENT if found is None else cell(found.images_per_s)
+
+
+def parity_cell(parity: Parity | None, quantize: str | None = None) -> str:
+    """'3.1e-05, top-1 100%, pass'; an int8 file is compared, not held to the tolerance."""
+    if parity is None:
+        return ABSENT
+    agree = parity.top1_agreement
+    text = f"{parity.max_abs_diff:.2g}, top-1 " + ("100%" if agree == 1 else f"{agree:.1%}")
+    if parity.passed is None:
+        return text + (f", {quantize}: compared" if quantize else ", compared")
+    if parity.passed:
+        return text + ", pass"
+    return text + f", FAIL (> {parity.tolerance:g} x {parity.logit_scale:.3g})"
+
+
+def runtime_cells(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The runtimes table as plain text, its header and one row per variant x backbone x
+    pipeline: the figures a deployment is chosen on (the note column only where a row has
+    one: an error, or why a fresh start is absent)."""
+    tp, e2e = _largest(report, "throughput"), _largest(report, "end_to_end")
+    out = []
+    for variant in report.variants:
+        view = report.view(variant)
+        for backbone in view.backbones:
+            for r in (x for x in view.results if x.backbone == backbone):
+                dep = r.deployment
+                fresh = dep.fresh if dep else None
+                note = f"error: {r.error}" if r.error else ""
+                if dep is not None and fresh is None and dep.fresh_note and not note:
+                    note = dep.fresh_note
+                out.append(
+                    [
+                        variant,
+                        backbone,
+                        r.pipeline,
+                        _latency_cell(r),
+                        _at_batch(r, "throughput", tp),
+                        _at_batch(r, "end_to_end", e2e),
+                        ABSENT if dep is None else cell(dep.file_bytes / MB),
+                        ABSENT if fresh is None else cell(fresh.cold_start_ms),
+                        ABSENT if fresh is None else cell(fresh.peak_rss_bytes / MIB),
+                        parity_cell(dep.parity if dep else None, r.quantize),
+                        note,
+                    ]
+                )
+    head = _runtimes_head(report)
+    if not any(row[-1] for row in out):
+        head, out = head[:-1], [row[:-1] for row in out]
+    return head, out
+
+
+RUNTIMES_CAPTION = (
+    "file size: the .onnx file and its external weights; cold start: session creation and the "
+    "first batch-1 inference in a fresh process; peak RSS: that process's peak resident memory; "
+    "parity: the file's logits against torch eager on one probe batch; "
+    f"{ABSENT} = not measured (torch has no file)"
+)
+
+
+def runtimes_table(report: Report) -> Table:
+    """The runtime variants side by side: latency, throughput, the file, a fresh start, parity."""
+    table = Table(title="runtimes side by side", caption=RUNTIMES_CAPTION, caption_justify="left")
+    head, rows = runtime_cells(report)
+    for i, col in enumerate(head):
+        table.add_column(col, justify="right" if 3 <= i <= 8 else "left", overflow="fold")
+    for cells in rows:
+        table.add_row(*(escape(c) for c in cells))
+    return table
+
+
+def runtime_settings_lines(report: Report) -> list[str]:
+    """Once per variant: the runtime's settings in force (threads, graph optimisation,
+    providers), how the file was made and, for int8, how it was calibrated."""
+    lines = []
+    inside: set[str] = set()
+    for variant in report.variants:
+        results = report.view(variant).results
+        dep = next((r.deployment for r in results if r.deployment is not None), None)
+        first = results[0] if results else None
+        if dep is None:
+            in_force = report.config.get("in_force", {})
+            threads = first.threads if first and first.threads is not None else None
+            if threads is None:
+                threads = in_force.get("num_threads", report.environment.get("num_threads"))
+            lines.append(
+                f"{variant}: torch {report.environment.get('torch')}, intra-op threads {threads}"
+            )
+            continue
+        s = dep.settings
+        providers = s.get("providers") or []
+        line = (
+            f"{variant}: onnxruntime {s.get('onnxruntime', ABSENT)}, intra-op threads "
+            f"{s.get('intra_op_threads', ABSENT)}, inter-op threads "
+            f"{s.get('inter_op_threads', ABSENT)}, graph optimisation "
+            f"{s.get('graph_optimization', ABSENT)}, providers "
+            f"{', '.join(map(str, providers)) or ABSENT}; {dep.format} file via the "
+            f"{dep.exporter} exporter, opset {dep.opset}"
+        )
+        q = dep.quantization
+        if q:
+            flag = "" if q.get("representative", True) else ", not representative"
+            source = q.get("calibration_source", ABSENT)
+            line += (
+                f"; {q.get('method', 'quantized')}, calibrated on "
+                f"{q.get('calibration_images', ABSENT)} images ({source}{flag})"
+            )
+        lines.append(line)
+        inside.add(dep.inside_graph)
+    lines += [f"inside the file: {text}" for text in sorted(inside)]
+    return lines
+
+
+def _torch_reference(report: Report, r: PipelineResult) -> PipelineResult | None:
+    """The torch result a runtime's result is compared with: same backbone, pipeline and
+    thread count."""
+    if r.runtime == TORCH_RUNTIME:
+        return None
+    label = variant_label(TORCH_RUNTIME, None, r.threads)
+    if label not in report.variants:
+        return None
+    return report.result(r.backbone, r.pipeline, label)
+
+
+def _median_ms(r: PipelineResult | None) -> float | None:
+    return r.latency.stats.median if r is not None and r.latency is not None else None
+
+
+def runtime_ratio_lines(report: Report) -> list[str]:
+    """Per backbone: each runtime's batch-1 latency over torch's for the same pipeline (and
+    thread count), so who wins where reads at a glance; none without a torch variant."""
+    lines = []
+    for backbone in report.backbones:
+        parts = []
+        for pipeline in dict.fromkeys(r.pipeline for r in report.results if r.backbone == backbone):
+            pairs = []
+            for variant in report.variants:
+                r = report.result(backbone, pipeline, variant)
+                ref = _torch_reference(report, r) if r is not None else None
+                if r is None or ref is None:
+                    continue
+                base, mine = _median_ms(ref), _median_ms(r)
+                vs = "" if ref.variant == TORCH_RUNTIME else f" vs {ref.variant}"
+                if base is None or mine is None or base <= 0:
+                    pairs.append(f"{variant} {ABSENT}{vs}")
+                    continue
+                ratio = mine / base
+                word = "faster" if ratio < 1 else "slower" if ratio > 1 else "the same"
+                pairs.append(f"{variant} {ratio:.2f}x{vs} ({word})")
+            if pairs:
+                parts.append(f"{pipeline}: " + ", ".join(pairs))
+        if parts:
+            lines.append(
+                f"{backbone}, batch-1 latency of each runtime / torch's (< 1: the runtime is "
+                "faster): " + "; ".join(parts)
+            )
+    return lines
+
+
+def runtimes_markdown(report: Report) -> str:
+    """The runtimes table, its settings and ratio lines as Markdown."""
+    head, rows = runtime_cells(report)
+    head = [h.replace("|", "\\|") for h in head]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cells in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", RUNTIMES_CAPTION, ""]
+    lines += [f"* {line}" for line in runtime_settings_lines(report) + runtime_ratio_lines(report)]
+    return "\n".join(lines) + "\n"
 
 
 def settings_line(report: Report) -> str:

@@ -13,6 +13,7 @@ from emobench.gate.calibrate import Calibration
 from emobench.gate.store import Selection, StoredBaseline
 from emobench.gate.verdicts import (
     INCOMPARABLE,
+    NOT_CHECKED,
     NOT_COMPARABLE,
     NOT_ESTIMATED,
     OTHER_CLASS,
@@ -24,9 +25,11 @@ from emobench.gate.verdicts import (
 from emobench.render.format import ABSENT, cell, fmt_ratio
 
 
-def _verdict_cells(v: Verdict) -> list[str]:
+def _verdict_cells(v: Verdict, variants: bool = False) -> list[str]:
+    """One verdict row in VERDICT_COLUMNS' order (`variants`: the variant after the backbone)."""
     return [
         v.backbone,
+        *([v.variant or ""] if variants else []),
         v.pipeline,
         f"{v.metric} ({v.unit})" if v.unit else v.metric,
         v.kind,
@@ -51,7 +54,23 @@ VERDICT_COLUMNS = (
 )
 
 
-NOT_COMPARED = (SKIPPED, OTHER_CLASS, NOT_ESTIMATED)  # shown for reading, never pass or fail
+def verdict_columns(verdicts: list[Verdict]) -> tuple[str, ...]:
+    """VERDICT_COLUMNS, with a variant column where the rows name runtime variants."""
+    if not _has_variants(verdicts):
+        return VERDICT_COLUMNS
+    return (VERDICT_COLUMNS[0], "variant", *VERDICT_COLUMNS[1:])
+
+
+def _has_variants(verdicts: list[Verdict]) -> bool:
+    return any(v.variant is not None for v in verdicts)
+
+
+# shown for reading, never pass or fail
+NOT_COMPARED = (SKIPPED, OTHER_CLASS, NOT_ESTIMATED, NOT_CHECKED)
+_NOT_COMPARED_WHY = {
+    NOT_ESTIMATED: "too few samples for a tail percentile",
+    NOT_CHECKED: "a runtime variant the baseline does not hold",
+}
 
 
 def check_summary(
@@ -82,14 +101,7 @@ def check_summary(
         if count:
             first += f"; {count} not checked ({label}), not counted as passes"
     if shown:
-        why = sorted(
-            {
-                "too few samples for a tail percentile"
-                if v.verdict == NOT_ESTIMATED
-                else "different machine class"
-                for v in shown
-            }
-        )
+        why = sorted({_NOT_COMPARED_WHY.get(v.verdict, "different machine class") for v in shown})
         first += f"; {len(shown)} shown, not compared ({', '.join(why)})"
     lines = [first]
     if selection is None:
@@ -136,7 +148,8 @@ def render_verdicts(
     verdicts: list[Verdict], console: Console, selection: Selection | None = None
 ) -> None:
     table = Table(title="regression check")
-    for col in VERDICT_COLUMNS:
+    variants = _has_variants(verdicts)
+    for col in verdict_columns(verdicts):
         table.add_column(
             col,
             justify="right" if col in ("baseline", "current", "delta") else "left",
@@ -146,7 +159,7 @@ def render_verdicts(
         style = "red" if v.failed else ("yellow" if v.verdict != PASS else None)
         if v.verdict in NOT_COMPARED:
             style = "dim"
-        table.add_row(*_verdict_cells(v), style=style)
+        table.add_row(*_verdict_cells(v, variants), style=style)
     console.print(table)
     for line in check_summary(verdicts, selection):
         # soft_wrap: a command stays on one line, ready to copy
@@ -156,13 +169,15 @@ def render_verdicts(
 def verdicts_markdown(verdicts: list[Verdict], selection: Selection | None = None) -> str:
     """The same table as Markdown, for a CI job summary; its first line is the marker that
     lets a later run replace the file."""
+    columns = verdict_columns(verdicts)
+    variants = _has_variants(verdicts)
     lines = [
         files.marker("markdown").rstrip("\n"),
-        "| " + " | ".join(VERDICT_COLUMNS) + " |",
-        "|" + "---|" * len(VERDICT_COLUMNS),
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
     ]
     for v in verdicts:
-        cells = [c.replace("|", "\\|") for c in _verdict_cells(v)]
+        cells = [c.replace("|", "\\|") for c in _verdict_cells(v, variants)]
         if v.failed:
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")

@@ -5,7 +5,9 @@ font, stylesheet or image fetched from anywhere, so it opens the same offline, f
 from a CI artefact. It holds the runs' settings and device limits, the comparison tables (with
 each ratio's 95% interval where the run has one), the write-up's claims with their intervals
 and verdicts (readout.claims), the plots (render.plot) and, for reports of several machine
-classes, the ratios side by side per class. Torch-free: it reads loaded reports only.
+classes, the ratios side by side per class. A report of several runtime variants gets one
+section per variant and the runtimes side by side (as the terminal shows them). Torch-free: it
+reads loaded reports only.
 
 The `<meta name="generator" content="emobench ...">` line marks the page as ours
 (files.is_artefact(path, "html")), so a later run may replace it without --force.
@@ -163,11 +165,47 @@ def _ratio_text(rep: R.Report, row: R.MetricRow) -> str:
 
 
 def comparison_tables(rep: R.Report, path: Path) -> str:
-    """The compare table of each backbone of one timing report, as the terminal shows it."""
+    """The compare table of each backbone of one timing report, as the terminal shows it; a
+    report of runtime variants: a section per variant, then the runtimes side by side."""
+    from emobench.render.compare import labelled
+
+    if not labelled(rep):
+        return _variant_tables(rep, path)
+    parts = [
+        f'<section class="variant"><h3>{_e(path.name)}: {_e(variant)}</h3>\n'
+        + _variant_tables(rep.view(variant), path, variant)
+        + "\n</section>"
+        for variant in rep.variants
+    ]
+    parts.append(runtimes_html(rep, path))
+    return "\n".join(parts)
+
+
+def runtimes_html(rep: R.Report, path: Path) -> str:
+    """The runtime variants side by side, their settings and the latency against torch."""
+    from emobench.render.compare import (
+        RUNTIMES_CAPTION,
+        runtime_cells,
+        runtime_ratio_lines,
+        runtime_settings_lines,
+    )
+
+    head, rows = runtime_cells(rep)
+    return (
+        f"<h3>runtimes side by side ({_e(path.name)})</h3>"
+        + table(head, rows, numeric=tuple(range(3, 9)), caption=RUNTIMES_CAPTION)
+        + _lines(runtime_settings_lines(rep) + runtime_ratio_lines(rep))
+    )
+
+
+def _variant_tables(rep: R.Report, path: Path, variant: str | None = None) -> str:
+    """The compare tables of a report holding one variant (`variant`: its label, in the
+    headings; None: plain torch, headed as before variants existed)."""
     from emobench.render.compare import _ci_text, metric_cell
 
     rows_all = R.metric_rows(rep)
     parts = []
+    named = "" if variant is None else f" ({variant})"
     for backbone in rep.backbones:
         up, dn = rep.result(backbone, R.UPSCALE), rep.result(backbone, R.DIRECT)
         rows = []
@@ -181,7 +219,7 @@ def comparison_tables(rep: R.Report, path: Path) -> str:
                 ]
             )
         parts.append(
-            f"<h3>{_e(backbone)}: upscale224 vs direct48 ({_e(path.name)}, "
+            f"<h3>{_e(backbone + named)}: upscale224 vs direct48 ({_e(path.name)}, "
             f"{_e(machine.class_id(rep.environment))})</h3>"
             + table(
                 ("metric", "upscale224", "direct48", "ratio [95% CI]"),
@@ -223,13 +261,12 @@ def comparison_section(
 
 def _tradeoff_html(tradeoff: object) -> str:
     from emobench.readout.tradeoff import TRADEOFF_COLUMNS, Tradeoff
-    from emobench.render.readout import _latency_front, _tradeoff_cells, tradeoff_lines
+    from emobench.render.readout import tradeoff_cells, tradeoff_head, tradeoff_lines
 
     assert isinstance(tradeoff, Tradeoff)
-    front = _latency_front(tradeoff)
-    rows = [_tradeoff_cells(row, front) for row in tradeoff.rows]
-    head = ["backbone", "pipeline", *(h for _, h, _ in TRADEOFF_COLUMNS)]
-    numeric = tuple(range(2, len(head)))
+    rows = tradeoff_cells(tradeoff)
+    head = tradeoff_head(tradeoff)
+    numeric = tuple(range(len(head) - len(TRADEOFF_COLUMNS), len(head)))
     return (
         "<h3>speed against accuracy</h3>"
         + table(head, rows, numeric=numeric, caption="* on the accuracy/latency Pareto front")
@@ -294,15 +331,18 @@ def plots_section(plots: Sequence[Plot]) -> str:
 def classes_section(loaded: Sequence[tuple[Path, R.Report]]) -> str:
     """For reports of two or more machine classes: their ratios side by side (several reports of
     one class: the median of their ratios) and how far they spread."""
-    from emobench.readout.merge import class_ratios
+    from emobench.readout.merge import class_ratios, shows_variants
 
     ratios = class_ratios(list(loaded))
     if ratios is None:
         return ""
-    head = ["backbone", "metric", *(c.id for c in ratios.classes), "spread"]
+    variants = shows_variants(ratios.rows)
+    labels = ["backbone", *(["variant"] if variants else []), "metric"]
+    head = [*labels, *(c.id for c in ratios.classes), "spread"]
     rows = [
         [
             r.backbone,
+            *([r.variant] if variants else []),
             r.label,
             *(fmt_ratio(r.ratios.get(c.id)) for c in ratios.classes),
             fmt_ratio(r.spread),
@@ -315,7 +355,7 @@ def classes_section(loaded: Sequence[tuple[Path, R.Report]]) -> str:
         + table(
             head,
             rows,
-            numeric=tuple(range(2, len(head))),
+            numeric=tuple(range(len(labels), len(head))),
             caption="upscale224 / direct48 (> 1: direct48 wins) per machine class; spread = "
             "largest / smallest ratio across classes",
         )

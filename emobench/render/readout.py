@@ -10,7 +10,7 @@ from rich.table import Table
 
 from emobench import files, machine
 from emobench.readout.claims import NO_CLASS, POINTS, ClaimsResult, ClaimVerdict
-from emobench.readout.merge import ClassRatios, MergedRow
+from emobench.readout.merge import ClassRatios, MergedRow, shows_variants
 from emobench.readout.tradeoff import TRADEOFF_COLUMNS, Tradeoff, TradeoffRow
 from emobench.render.format import ABSENT, fmt_ratio, fmt_value
 from emobench.results import (
@@ -19,9 +19,11 @@ from emobench.results import (
 
 
 def _class_ratio_cells(ratios: ClassRatios) -> list[list[str]]:
+    variants = shows_variants(ratios.rows)
     return [
         [
             r.backbone,
+            *([r.variant] if variants else []),
             f"{r.label} ({r.key})",
             *[fmt_ratio(r.ratios.get(c.id)) for c in ratios.classes],
             fmt_ratio(r.spread),
@@ -41,6 +43,8 @@ def class_ratio_table(ratios: ClassRatios) -> Table:
         caption_justify="left",
     )
     table.add_column("backbone")
+    if shows_variants(ratios.rows):
+        table.add_column("variant")
     table.add_column("metric")
     for c in ratios.classes:
         table.add_column(c.id, justify="right", overflow="fold")
@@ -51,7 +55,8 @@ def class_ratio_table(ratios: ClassRatios) -> Table:
 
 
 def class_ratio_markdown(ratios: ClassRatios) -> str:
-    head = ["backbone", "metric", *[c.id for c in ratios.classes], "spread"]
+    variant = ["variant"] if shows_variants(ratios.rows) else []
+    head = ["backbone", *variant, "metric", *[c.id for c in ratios.classes], "spread"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cells in _class_ratio_cells(ratios):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -60,9 +65,16 @@ def class_ratio_markdown(ratios: ClassRatios) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _merged_head(rows: list[MergedRow]) -> list[str]:
+    """backbone, pipeline, (variant where a row is not plain torch), machine, report."""
+    variant = ["variant"] if shows_variants(rows) else []
+    return ["backbone", "pipeline", *variant, "machine", "report"]
+
+
 def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> Table:
     table = Table(title="reports side by side")
-    for col in ("backbone", "pipeline", "machine", "report"):
+    variants = shows_variants(rows)
+    for col in _merged_head(rows):
         table.add_column(col)
     for key, unit in columns:
         table.add_column(f"{key} ({unit})", justify="right")
@@ -70,6 +82,7 @@ def merged_table(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) ->
         table.add_row(
             r.backbone,
             r.pipeline,
+            *([r.variant] if variants else []),
             r.machine,
             f"{r.source}\n{r.created_utc}",
             *[fmt_value(r.values.get(k), u) for k, u in columns],
@@ -82,10 +95,12 @@ MARKER = files.marker("markdown").rstrip("\n")
 
 
 def merged_markdown(rows: list[MergedRow], columns: tuple[tuple[str, str], ...]) -> str:
-    head = ["backbone", "pipeline", "machine", "report", *[f"{k} ({u})" for k, u in columns]]
+    head = [*_merged_head(rows), *[f"{k} ({u})" for k, u in columns]]
+    variants = shows_variants(rows)
     lines = [MARKER, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r.backbone, r.pipeline, r.machine, f"{r.source} {r.created_utc}"]
+        cells = [r.backbone, r.pipeline, *([r.variant] if variants else [])]
+        cells += [r.machine, f"{r.source} {r.created_utc}"]
         cells += [fmt_value(r.values.get(k), u) for k, u in columns]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -260,18 +275,33 @@ def env_class_line(env: dict[str, object]) -> str:
     return f"machine class {machine.class_id(env)}: {machine.describe(env)}"
 
 
-def _tradeoff_cells(row: TradeoffRow, front: set[tuple[str, str]]) -> list[str]:
+def tradeoff_head(tradeoff: Tradeoff) -> list[str]:
+    """backbone, pipeline, (variant where a row is not plain torch), the trade-off columns."""
+    variant = ["variant"] if shows_variants(tradeoff.rows) else []
+    return ["backbone", "pipeline", *variant, *[h for _, h, _ in TRADEOFF_COLUMNS]]
+
+
+def _tradeoff_cells(
+    row: TradeoffRow, front: set[tuple[str, str, str]], variants: bool = False
+) -> list[str]:
     cells = []
     for key, _, unit in TRADEOFF_COLUMNS:
         text = fmt_value(row.values.get(key), unit)
         if key == "accuracy" and row.seeds > 1 and row.accuracy_std is not None:
             text += f" ± {row.accuracy_std:.1%}"
         cells.append(text)
-    star = "*" if (row.backbone, row.pipeline) in front else ""
-    return [row.backbone, row.pipeline + star, *cells]
+    star = "*" if (row.backbone, row.pipeline, row.variant) in front else ""
+    return [row.backbone, row.pipeline + star, *([row.variant] if variants else []), *cells]
 
 
-def _latency_front(tradeoff: Tradeoff) -> set[tuple[str, str]]:
+def tradeoff_cells(tradeoff: Tradeoff) -> list[list[str]]:
+    """Every trade-off row as plain text, in tradeoff_head's order (terminal, Markdown, HTML)."""
+    front = _latency_front(tradeoff)
+    variants = shows_variants(tradeoff.rows)
+    return [_tradeoff_cells(row, front, variants) for row in tradeoff.rows]
+
+
+def _latency_front(tradeoff: Tradeoff) -> set[tuple[str, str, str]]:
     from emobench.readout.tradeoff import pareto_front
 
     rows = [
@@ -281,19 +311,20 @@ def _latency_front(tradeoff: Tradeoff) -> set[tuple[str, str]]:
     ]
     points = [(r.values["latency_b1_ms"] or 0.0, r.values["accuracy"] or 0.0) for r in rows]
     return {
-        (r.backbone, r.pipeline) for r, on in zip(rows, pareto_front(points), strict=True) if on
+        (r.backbone, r.pipeline, r.variant)
+        for r, on in zip(rows, pareto_front(points), strict=True)
+        if on
     }
 
 
 def tradeoff_table(tradeoff: Tradeoff) -> Table:
     table = Table(title="speed against accuracy (* on the accuracy/latency Pareto front)")
-    table.add_column("backbone")
-    table.add_column("pipeline")
-    for _, header, _ in TRADEOFF_COLUMNS:
-        table.add_column(header, justify="right")
-    front = _latency_front(tradeoff)
-    for row in tradeoff.rows:
-        table.add_row(*_tradeoff_cells(row, front))
+    head = tradeoff_head(tradeoff)
+    labels = len(head) - len(TRADEOFF_COLUMNS)
+    for i, header in enumerate(head):
+        table.add_column(header, justify="left" if i < labels else "right")
+    for cells in tradeoff_cells(tradeoff):
+        table.add_row(*cells)
     return table
 
 
@@ -302,11 +333,10 @@ def tradeoff_lines(tradeoff: Tradeoff) -> list[str]:
 
 
 def tradeoff_markdown(tradeoff: Tradeoff) -> str:
-    head = ["backbone", "pipeline", *[h for _, h, _ in TRADEOFF_COLUMNS]]
+    head = tradeoff_head(tradeoff)
     lines = [MARKER, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    front = _latency_front(tradeoff)
-    for row in tradeoff.rows:
-        lines.append("| " + " | ".join(_tradeoff_cells(row, front)) + " |")
+    for cells in tradeoff_cells(tradeoff):
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("\\* on the accuracy/latency Pareto front")
     lines += ["", *(f"- {line}" for line in tradeoff_lines(tradeoff))]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from emobench.results.finetune import FinetuneSummary
 from emobench.names import TORCH_RUNTIME, variant_label
+from emobench.results.finetune import FinetuneSummary
 from emobench.results.measurements import (
     Contention,
     Deployment,
@@ -164,6 +164,7 @@ class MaxBatchResult:
     # loaded kernels and library workspaces grow it); above non_allocator_bytes, the budget was
     # charged too little and the max batch may not fit the budget in a fresh process
     non_allocator_bytes_at_max: int | None = None
+    runtime: str = TORCH_RUNTIME  # onnxruntime: the exported file, probed in torch-free processes
 
 
 @dataclass(frozen=True)

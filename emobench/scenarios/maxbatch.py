@@ -3,6 +3,7 @@ both the winning batch is confirmed by a real run in a fresh process (launchers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -10,19 +11,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import torch
 
 from emobench.device import device_scope, resolve_device
-from emobench.errors import UsageError
+from emobench.errors import ModelError, UsageError
 from emobench.launchers.child import run_child
 from emobench.measure import search as mb
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
 from emobench.models import EmotionNet, build_model, check_backbone, get_backbone, input_size
-from emobench.names import MODES
+from emobench.names import MODES, ORT_RUNTIME, RUNTIMES, TORCH_RUNTIME
 from emobench.results import MaxBatchResult, Report
 from emobench.results.progress import ProgressFn
 from emobench.runtimes.torch import Pipeline
@@ -49,8 +52,28 @@ class MaxBatchConfig:
     max_batch: int = DEFAULT_MAX_BATCH
     margin: float = DEFAULT_MARGIN
     num_classes: int = 7
+    runtimes: tuple[str, ...] = (TORCH_RUNTIME,)  # searched one after the other, one report
+
+    @property
+    def runtime(self) -> str:
+        """The runtime being searched (the first one; run_maxbatch gives each its turn)."""
+        return self.runtimes[0]
 
     def validate(self) -> MaxBatchConfig:
+        if not self.runtimes:
+            raise UsageError("at least one --runtime is needed")
+        for runtime in self.runtimes:
+            if runtime not in RUNTIMES:
+                raise UsageError(
+                    f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}"
+                )
+        if len(set(self.runtimes)) != len(self.runtimes):
+            raise UsageError(f"--runtime given twice: {', '.join(self.runtimes)}")
+        if ORT_RUNTIME in self.runtimes and self.mode != "infer":
+            raise UsageError(
+                f"--runtime {ORT_RUNTIME} measures inference only (an ONNX file does not "
+                "train): use --mode infer"
+            )
         check_backbone(self.backbone, self.pipelines, self.num_classes)
         for p in self.pipelines:
             input_size(p)
@@ -159,26 +182,47 @@ def resolve_budget(config: MaxBatchConfig, device: torch.device) -> int:
     return mb.parse_budget(config.budget, total, what)
 
 
+def check_ort_maxbatch(device: torch.device) -> None:
+    """--runtime onnxruntime: the CPU only (a UsageError before anything is exported)."""
+    if device.type == "cuda":
+        raise UsageError(
+            f"maxbatch --runtime {ORT_RUNTIME} measures the CPU (peak RSS of a fresh process); "
+            "on a GPU, ONNX Runtime's own memory arena is not the allocator the search caps: "
+            f"use --device cpu, or --runtime {TORCH_RUNTIME} on the GPU"
+        )
+    from emobench.runtimes.onnx import check_available
+
+    check_available(device)
+
+
 def run_maxbatch(config: MaxBatchConfig, progress: ProgressFn | None = None) -> Report:
     config.validate()
     started = time.perf_counter()
     device = resolve_device(config.device)
+    if ORT_RUNTIME in config.runtimes:
+        check_ort_maxbatch(device)
     budget = resolve_budget(config, device)
     environment = fingerprint(device)
     say = progress or (lambda _d, _a, _b: None)
     results = []
-    for i, pipeline in enumerate(config.pipelines):
-        tag = f"{config.backbone}/{pipeline} {config.mode}"
-        total = len(config.pipelines)
+    turns = [
+        (dataclasses.replace(config, runtimes=(r,)), p)
+        for r in config.runtimes
+        for p in config.pipelines
+    ]
+    total = len(turns)
+    for i, (one, pipeline) in enumerate(turns):
+        runtime = f" [{one.runtime}]" if config.runtimes != (TORCH_RUNTIME,) else ""
+        tag = f"{config.backbone}/{pipeline} {config.mode}{runtime}"
 
-        def note(text: str, i: int = i, tag: str = tag, total: int = total) -> None:
+        def note(text: str, i: int = i, tag: str = tag) -> None:
             say(f"{tag}: {text}", i, total)
 
         if device.type == "cuda":
-            results.append(_cuda_maxbatch(config, pipeline, device, budget, note))
+            results.append(_cuda_maxbatch(one, pipeline, device, budget, note))
         else:
-            results.append(_cpu_maxbatch(config, pipeline, budget, note))
-    say("done", len(config.pipelines), len(config.pipelines))
+            results.append(_cpu_maxbatch(one, pipeline, budget, note))
+    say("done", total, total)
     return Report(
         kind="maxbatch",
         created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -194,6 +238,7 @@ def run_maxbatch(config: MaxBatchConfig, progress: ProgressFn | None = None) -> 
             "max_batch": config.max_batch,
             "margin": config.margin,
             "num_classes": config.num_classes,
+            "runtimes": list(config.runtimes),
         },
         environment=environment,
         results=[],
@@ -300,7 +345,45 @@ def _cuda_result(
 def _cpu_maxbatch(
     config: MaxBatchConfig, pipeline: str, budget: int, note: Callable[[str], None]
 ) -> MaxBatchResult:
-    probes, points = _fit_points(config, pipeline, budget, note)
+    if config.runtime == ORT_RUNTIME:
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="emobench-maxbatch-"))
+        try:
+            return _cpu_maxbatch_in(config, pipeline, budget, note, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return _cpu_maxbatch_in(config, pipeline, budget, note, None)
+
+
+def _cpu_maxbatch_in(
+    config: MaxBatchConfig,
+    pipeline: str,
+    budget: int,
+    note: Callable[[str], None],
+    folder: Path | None,
+) -> MaxBatchResult:
+    """The CPU search; `folder`: where --runtime onnxruntime exports the file (None: torch)."""
+    onnx: dict[str, Any] | None = None
+    if folder is not None:
+        note("exporting to ONNX and checking parity")
+        try:
+            onnx = _export_for_maxbatch(config, pipeline, folder)
+        except ModelError as exc:
+            probe = mb.Probe(1, mb.ERROR, None, 0.0, str(exc)[:300])
+            base = _result_base(config, pipeline, budget, [probe])
+            return MaxBatchResult(
+                **base,
+                max_batch=0,
+                safe_batch=0,
+                capped=False,
+                confirmed=None,
+                peak_bytes_at_max=None,
+                bytes_per_extra_image=None,
+                error=str(exc),
+            )
+    probes, points = _fit_points(config, pipeline, budget, note, onnx)
     base = _result_base(config, pipeline, budget, probes)
     if len(points) < 2:
         failed = probes[-1] if probes else None
@@ -316,7 +399,7 @@ def _cpu_maxbatch(
         )
     fit = mb.LinearFit.from_points(points)  # RSS growth of the step, from this process
     note("measuring a fresh process's memory with the model built")
-    base_probe = _child_probe(config, pipeline, 0, budget)
+    base_probe = _child_probe(config, pipeline, 0, budget, onnx)
     probes.append(base_probe)
     if base_probe.outcome != mb.OK or base_probe.peak_bytes is None:
         return MaxBatchResult(
@@ -332,7 +415,7 @@ def _cpu_maxbatch(
         )
     child_base = base_probe.peak_bytes
     good, confirmed_peak, error = _confirm_in_children(
-        config, pipeline, budget, child_base, fit, probes, note
+        config, pipeline, budget, child_base, fit, probes, note, onnx
     )
     predicted = child_base + fit.predict(good) if good else None
     return MaxBatchResult(
@@ -366,6 +449,7 @@ def _confirm_in_children(
     fit: mb.LinearFit,
     probes: list[mb.Probe],
     note: Callable[[str], None],
+    onnx: dict[str, Any] | None = None,
 ) -> tuple[int, int | None, str | None]:
     """Confirm the fitted batch with one real step in a fresh process, stepping up while real
     headroom is left and down when it did not fit: (batch confirmed or 0, its peak, error)."""
@@ -376,7 +460,7 @@ def _confirm_in_children(
         if target < 1 or target == good:
             break
         note(f"confirming batch {target} in a child process (one real step)")
-        probe = _child_probe(config, pipeline, target, budget)
+        probe = _child_probe(config, pipeline, target, budget, onnx)
         probes.append(probe)
         if probe.outcome == mb.OK and probe.peak_bytes is not None:
             good, confirmed_peak = target, probe.peak_bytes
@@ -421,7 +505,11 @@ def fit_batches(max_batch: int) -> Iterator[int]:
 
 
 def _fit_points(
-    config: MaxBatchConfig, pipeline: str, budget: int, note: Callable[[str], None]
+    config: MaxBatchConfig,
+    pipeline: str,
+    budget: int,
+    note: Callable[[str], None],
+    onnx: dict[str, Any] | None = None,
 ) -> tuple[list[mb.Probe], list[tuple[int, int]]]:
     """RSS growth of this process (peak minus before) running the step at growing batches.
 
@@ -429,8 +517,11 @@ def _fit_points(
     CPU_FIT_STEP_S and grows memory by under CPU_FIT_MEMORY_SHARE of the budget: a cheap
     pipeline gets a slope measured over a wide range, an expensive one stays quick.
     """
-    model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
-    step = make_step(model, config.mode, torch.device("cpu"))
+    if onnx is not None:
+        step = onnx_step(onnx)
+    else:
+        model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
+        step = make_step(model, config.mode, torch.device("cpu"))
     probes: list[mb.Probe] = []
     points: list[tuple[int, int]] = []
     for n in fit_batches(config.max_batch):
@@ -452,10 +543,47 @@ def _fit_points(
     return probes, points
 
 
+def _export_for_maxbatch(config: MaxBatchConfig, pipeline: str, folder: Path) -> dict[str, Any]:
+    """The pipeline's model exported into `folder` and checked against torch (ExportError
+    when that fails): what the in-process fit and the fresh processes open."""
+    from emobench.runtimes.onnx import PARITY_BATCH, OrtSettings, deploy
+
+    torch.manual_seed(0)
+    model = build_model(config.backbone, pipeline, num_classes=config.num_classes)
+    pipe = Pipeline(pipeline, model, torch.device("cpu"), num_classes=config.num_classes)
+    probe = pipe.example_input(PARITY_BATCH, random=True)
+    threads = torch.get_num_threads()
+    deployed = deploy(pipe, folder, OrtSettings(intra_op_threads=threads), probe)
+    return {"path": str(deployed.path), "input_size": pipe.input_size, "intra_op_threads": threads}
+
+
+def onnx_step(onnx: dict[str, Any]) -> Callable[[int], None]:
+    """One fit probe's work with the exported file: a batch through a session whose memory
+    arena is off, so each probe's memory is freed after it and the next one's growth is its
+    own (the fresh processes that confirm run with the arena on, as a deployment does)."""
+    from emobench.runtimes.onnx import import_ort
+
+    ort = import_ort()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(onnx["intra_op_threads"])
+    opts.enable_cpu_mem_arena = False
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(
+        onnx["path"], sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+    name, size = session.get_inputs()[0].name, int(onnx["input_size"])
+
+    def step(n: int) -> None:
+        session.run(None, {name: np.zeros((n, 3, size, size), dtype=np.float32)})
+
+    return step
+
+
 def _result_base(
     config: MaxBatchConfig, pipeline: str, budget: int, probes: list[mb.Probe]
 ) -> dict[str, Any]:
     return {
+        "runtime": config.runtime,
         "backbone": config.backbone,
         "pipeline": pipeline,
         "mode": config.mode,
@@ -484,9 +612,21 @@ def _child_args(config: MaxBatchConfig, pipeline: str, batch: int, **extra: Any)
     )
 
 
-def _child_probe(config: MaxBatchConfig, pipeline: str, batch: int, budget: int) -> mb.Probe:
-    """Run one real step at `batch` in a fresh process and read its peak RSS."""
-    child = run_child(CHILD_ENTRY, _child_args(config, pipeline, batch), CHILD_TIMEOUT_S)
+def _child_probe(
+    config: MaxBatchConfig,
+    pipeline: str,
+    batch: int,
+    budget: int,
+    onnx: dict[str, Any] | None = None,
+) -> mb.Probe:
+    """Run one real step at `batch` in a fresh process and read its peak RSS (`onnx`: the
+    exported file in a torch-free process, runtimes.ort_batch)."""
+    if onnx is not None:
+        from emobench.runtimes.ort_batch import ENTRY
+
+        child = run_child(ENTRY, json.dumps(onnx | {"batch": batch}), CHILD_TIMEOUT_S)
+    else:
+        child = run_child(CHILD_ENTRY, _child_args(config, pipeline, batch), CHILD_TIMEOUT_S)
     if child.timed_out:
         return mb.Probe(batch, mb.ERROR, None, child.seconds, "child timed out")
     seconds = child.seconds

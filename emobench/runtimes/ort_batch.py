@@ -1,0 +1,64 @@
+"""maxbatch's probe of an exported file in a fresh process: open it, run one batch, and report
+the process's peak resident memory (torch-free, as a deployment that ships the file is).
+
+Batch 0 opens the session only and reports the process's resident memory then: the fixed cost
+(interpreter, runtime, weights) that the in-process fit cannot see. ONNX Runtime's CPU arena is
+on, as a deployment runs it. Prints one JSON line in the shape maxbatch's torch child prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from emobench.measure.search import ERROR, OK, OOM
+
+ENTRY = "emobench.runtimes.ort_batch:main"
+PROC_STATUS = Path("/proc/self/status")
+ALLOCATION_FAILURES = ("failed to allocate memory", "bad_alloc", "std::bad_alloc")
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def probe(args: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(args["intra_op_threads"])
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(
+        args["path"], sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+    batch = int(args["batch"])
+    if batch == 0:
+        rss = _status_bytes("VmRSS")
+        if rss is None:
+            return {"outcome": ERROR, "message": "no /proc/self/status: RSS not readable here"}
+        return {"outcome": OK, "peak_bytes": rss, "method": "VmRSS after the session"}
+    size = int(args["input_size"])
+    x = np.zeros((batch, 3, size, size), dtype=np.float32)
+    try:
+        session.run(None, {session.get_inputs()[0].name: x})
+    except Exception as exc:  # the runtime's own allocation failure is "out of memory"
+        text = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+        kind = OOM if any(m in str(exc).lower() for m in ALLOCATION_FAILURES) else ERROR
+        return {"outcome": kind, "message": text}
+    peak = _status_bytes("VmHWM")
+    if peak is None:
+        return {"outcome": ERROR, "message": "no /proc/self/status: peak RSS not readable here"}
+    return {"outcome": OK, "peak_bytes": peak, "method": "VmHWM"}
+
+
+def main(raw: str) -> None:
+    print(json.dumps(probe(json.loads(raw))), flush=True)
