@@ -222,4 +222,5 @@ class Deployment:
     quantization: dict[str, Any] | None = None  # method, calibration images and their source
     fresh: FreshStart | None = None
     fresh_note: str | None = None  # why `fresh` is absent, when it is
-    export_s: float | None = None  # export (and quantization) wall time, seconds
+    # seconds this deploy spent writing files (export, quantization); None: it reused the fp32 file
+    export_s: float | None = None

@@ -16,7 +16,9 @@ are folded back into one self-contained file. The file size counts whatever is o
 calls it as it calls the torch pipeline (same loops, pairing, stopping rule), and the torch
 model the file came from stays for parameter and FLOP counts. On CUDA the inputs and outputs
 stay on the device through I/O binding, and the CUDA execution provider runs on torch's current
-stream, so CUDA-event timers bracket its kernels as they bracket torch's.
+stream, so CUDA-event timers bracket its kernels as they bracket torch's. On torch's default
+(legacy) stream, whose handle is 0, ORT cannot share it and runs on a stream of its own: each call
+then waits for torch's stream first, so the input it reads is the one torch finished writing.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import contextlib
 import io
 import logging
 import math
+import re
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +43,6 @@ from emobench.errors import MeasurementError, ModelError, UsageError
 from emobench.names import ORT_RUNTIME
 from emobench.results.measurements import Deployment, Parity
 from emobench.runtimes.torch import Pipeline
-
-if TYPE_CHECKING:
-    import onnxruntime
 
 PARITY_TOLERANCE = 1e-4  # fp32: max |logit difference| <= 1e-4 x the largest |logit| (>= 1)
 PARITY_BATCH = 8  # probe images (the run's own preprocessed inputs)
@@ -55,12 +56,15 @@ INSIDE_GRAPH = (
 SINGLE_FILE_BYTES = 1900 * 2**20  # protobuf's 2 GiB limit, less a margin: larger stays split
 CALIBRATION_IMAGES = 64  # the most images static quantization calibrates on
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
+EXECUTION_MODES = ("sequential", "parallel")
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 MISSING = (
     f"--runtime {ORT_RUNTIME} needs the onnxruntime package (and onnx, onnxscript to export): "
     "pip install onnxruntime onnx onnxscript (on a CUDA device: onnxruntime-gpu)"
 )
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the exporters colour their messages
+MESSAGE_CHARS = 240  # an error line's quoted message, at most
 
 
 class ExportError(ModelError):
@@ -86,23 +90,44 @@ def check_available(device: torch.device) -> None:
             __import__(module)
         except ImportError:
             raise UsageError(MISSING) from None
-    if device.type == "cuda" and CUDA_PROVIDER not in ort.get_available_providers():
+    available = list(ort.get_available_providers())
+    if device.type == "cuda" and CUDA_PROVIDER not in available:
         raise UsageError(
             f"--runtime {ORT_RUNTIME} on {device}: this onnxruntime ({ort.__version__}) has no "
-            f"{CUDA_PROVIDER} (available: {', '.join(ort.get_available_providers())}); "
+            f"{CUDA_PROVIDER} (available: {', '.join(available)}); "
             "install onnxruntime-gpu in place of onnxruntime, or use --device cpu"
         )
+
+
+def torch_stream(device: torch.device) -> Any:
+    """torch's current CUDA stream on `device` (one place, so a test can stand in for it)."""
+    return torch.cuda.current_stream(device)
 
 
 @dataclass(frozen=True)
 class OrtSettings:
     """The session settings in force, recorded in the report (`Deployment.settings`)."""
 
-    intra_op_threads: int
+    intra_op_threads: int  # 0: ORT's default (one per physical core)
     inter_op_threads: int = 1
-    graph_optimization: str = "all"  # ORT_ENABLE_ALL
-    execution_mode: str = "sequential"
+    graph_optimization: str = "all"  # one of GRAPH_LEVELS; "all" is ORT_ENABLE_ALL
+    execution_mode: str = "sequential"  # one of EXECUTION_MODES
     device: str = "cpu"  # "cpu" or "cuda:N"
+
+    def __post_init__(self) -> None:
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise ValueError("thread counts must be >= 0 (0: onnxruntime's default)")
+        if self.graph_optimization not in GRAPH_LEVELS:
+            raise ValueError(f"graph_optimization must be one of {', '.join(GRAPH_LEVELS)}")
+        if self.execution_mode not in EXECUTION_MODES:
+            raise ValueError(f"execution_mode must be one of {', '.join(EXECUTION_MODES)}")
+
+    @property
+    def device_index(self) -> int | None:
+        """The CUDA device's index (None on the CPU)."""
+        if not self.device.startswith("cuda"):
+            return None
+        return int(self.device.partition(":")[2] or 0)
 
     def session_options(self, ort: Any) -> Any:
         opts = ort.SessionOptions()
@@ -114,22 +139,37 @@ class OrtSettings:
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.graph_optimization]
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.execution_mode = {
+            "sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
+            "parallel": ort.ExecutionMode.ORT_PARALLEL,
+        }[self.execution_mode]
         opts.log_severity_level = 3  # errors only: its warnings are not ours to print
         return opts
 
+    def compute_stream(self) -> int | None:
+        """The CUDA stream the session is to compute on: torch's current one on the device,
+        when torch can see CUDA and the stream is not the legacy default (handle 0, which ORT
+        takes for "none" and replaces with a stream of its own)."""
+        index = self.device_index
+        if index is None or not torch.cuda.is_available():
+            return None
+        handle = int(torch_stream(torch.device("cuda", index)).cuda_stream)
+        return handle or None
+
     def providers(self) -> list[Any]:
-        if not self.device.startswith("cuda"):
+        index = self.device_index
+        if index is None:
             return [CPU_PROVIDER]
-        index = int(self.device.partition(":")[2] or 0)
         options = {"device_id": str(index)}
-        if torch.cuda.is_available():
+        stream = self.compute_stream()
+        if stream is not None:
             # ORT's kernels on torch's current stream: CUDA events recorded on it bracket them
-            options["user_compute_stream"] = str(torch.cuda.current_stream(index).cuda_stream)
+            options["user_compute_stream"] = str(stream)
         return [(CUDA_PROVIDER, options), CPU_PROVIDER]
 
     def record(self, ort: Any, session: Any | None = None) -> dict[str, Any]:
-        """The settings as the report keeps them (the providers the session really uses)."""
+        """The settings as the report keeps them (the providers the session really uses;
+        None without a session)."""
         used = list(session.get_providers()) if session is not None else None
         return {
             "onnxruntime": ort.__version__,
@@ -146,6 +186,7 @@ class OrtSettings:
             "intra_op_threads": self.intra_op_threads,
             "inter_op_threads": self.inter_op_threads,
             "graph_optimization": self.graph_optimization,
+            "execution_mode": self.execution_mode,
             "device": self.device,
         }
 
@@ -157,50 +198,101 @@ def open_session(path: Path, settings: OrtSettings) -> Any:
     session = ort.InferenceSession(
         str(path), sess_options=settings.session_options(ort), providers=settings.providers()
     )
-    if settings.device.startswith("cuda") and session.get_providers()[0] != CUDA_PROVIDER:
+    used = list(session.get_providers())
+    if settings.device_index is not None and (not used or used[0] != CUDA_PROVIDER):
         raise MeasurementError(
-            f"onnxruntime opened {path.name} on {', '.join(session.get_providers())}, not "
+            f"onnxruntime opened {path.name} on {', '.join(used) or 'no provider'}, not "
             f"{CUDA_PROVIDER}: its CUDA libraries (cuDNN, cuBLAS) did not load"
         )
     return session
 
 
+def _siblings(path: Path) -> list[Path]:
+    """The files in `path`'s folder whose name starts with `path`'s name: the file itself and
+    what an exporter writes beside it (`<name>.data`). By prefix, not glob: a name may hold
+    `[` or `*`."""
+    if not path.parent.is_dir():
+        return []
+    return [p for p in path.parent.iterdir() if p.name.startswith(path.name) and p.is_file()]
+
+
+def _remove(path: Path) -> None:
+    """`path` and everything written beside it under its name."""
+    for stale in _siblings(path):
+        stale.unlink(missing_ok=True)
+
+
 def file_bytes(path: Path) -> int:
     """The file and its external data (`<name>.data` and any other file the exporter wrote
     beside it with its name as prefix), in bytes."""
-    return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*") if p.is_file())
+    return sum(p.stat().st_size for p in _siblings(path))
 
 
-def _quiet() -> contextlib.ExitStack:
-    """Silence the exporters' progress lines and warnings (they print to stdout)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    names = ("", "torch.onnx", "torch.export", "onnxscript", "torch._dynamo", "torch.fx")
-    for name in names:  # "": the root logger, where the quantizer writes its advice
-        logger = logging.getLogger(name)
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        stack.callback(logger.setLevel, level)
-    return stack
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters and the quantizer while they run: their progress lines and
+    printed graphs (stdout and stderr), warnings and log records below ERROR. The root
+    logger keeps its handlers: the quantizer's module-level `logging.warning` would otherwise
+    install a stderr handler on it for the rest of the process (`logging.basicConfig`)."""
+    names = ("", "torch", "torch.onnx", "torch.export", "onnxscript", "torch._dynamo", "torch.fx")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    guard = logging.NullHandler()  # a root with a handler: basicConfig() adds none
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        root.addHandler(guard)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+            for handler in list(root.handlers):
+                if handler not in handlers:
+                    root.removeHandler(handler)
+
+
+def _message(exc: BaseException) -> str:
+    """`Type: first line` of an exception, without colour codes, progress lines ("[...]")
+    or Markdown headings ("#..."); the type alone when it has no message."""
+    for line in ANSI.sub("", str(exc)).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("[", "#")):
+            return f"{type(exc).__name__}: {line[:MESSAGE_CHARS]}"
+    return type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:
-    for line in str(exc).splitlines():
-        if line.strip() and not line.strip().startswith(("[", "#")):
-            return f"{type(exc).__name__}: {line.strip()[:240]}"
-    return type(exc).__name__
+    """One line naming what went wrong: the exception's own message, or, for a wrapper raised
+    `from` another (the dynamo exporter's "Failed to export the model with torch.export..."),
+    the wrapper's type and the message of the error it wraps, innermost first."""
+    root, seen = exc, {id(exc)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    if root is exc:
+        return _message(exc)
+    return f"{type(exc).__name__}: {_message(root)}"
 
 
 def export_model(model: torch.nn.Module, example: Tensor, path: Path) -> tuple[str, int]:
     """Write `model` to `path` as ONNX with a dynamic batch axis: (exporter, opset). The dynamo
     exporter first; the TorchScript exporter when it fails; ExportError (the first exporter's
-    first message) when both do."""
+    first message) when both do, with nothing left under the file's name. Files already there
+    under its name (an earlier run's `<name>.data`) are removed first: the file size counts
+    only what this export wrote."""
     import onnx
 
     model.eval()
-    errors = []
+    errors: list[Exception] = []
+    _remove(path)
     with _quiet(), torch.no_grad():
         try:
             batch = torch.export.Dim("batch")
@@ -217,8 +309,7 @@ def export_model(model: torch.nn.Module, example: Tensor, path: Path) -> tuple[s
             exporter = "dynamo"
         except Exception as exc:
             errors.append(exc)
-            for stale in path.parent.glob(f"{path.name}*"):
-                stale.unlink()
+            _remove(path)
             try:
                 torch.onnx.export(
                     model,
@@ -232,12 +323,17 @@ def export_model(model: torch.nn.Module, example: Tensor, path: Path) -> tuple[s
                 exporter = "torchscript"
             except Exception as fallback:
                 errors.append(fallback)
+                _remove(path)
                 raise ExportError(f"ONNX export failed: {_first_line(errors[0])}") from errors[0]
+    if not path.is_file():
+        _remove(path)
+        raise ExportError(f"ONNX export failed: the {exporter} exporter wrote no {path.name}")
     if file_bytes(path) < SINGLE_FILE_BYTES:
         # one self-contained file: what a deployment copies, and what the quantizer can read
         proto = onnx.load(str(path))
-        for stale in path.parent.glob(f"{path.name}?*"):
-            stale.unlink()
+        for stale in _siblings(path):
+            if stale != path:
+                stale.unlink()
         onnx.save_model(proto, str(path), save_as_external_data=False)
     proto = onnx.load(str(path), load_external_data=False)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -245,11 +341,16 @@ def export_model(model: torch.nn.Module, example: Tensor, path: Path) -> tuple[s
 
 
 class OrtCall:
-    """The session as a forward: a float tensor in, a float tensor out, on the input's device."""
+    """The session as a forward: a float tensor in, a float tensor out, on the input's device.
 
-    def __init__(self, session: Any, num_classes: int) -> None:
+    `stream`: the CUDA stream handle the session computes on (its `user_compute_stream`), or
+    None when it runs on a stream of its own; then each CUDA call first waits for torch's
+    current stream, whose kernels write the input."""
+
+    def __init__(self, session: Any, num_classes: int, stream: int | None = None) -> None:
         self.session = session
         self.num_classes = num_classes
+        self.stream = stream
         self.input = session.get_inputs()[0].name
         self.output = session.get_outputs()[0].name
 
@@ -265,7 +366,7 @@ class OrtCall:
     def _bound(self, x: Tensor) -> Tensor:
         """CUDA: input and output bound to device memory (no host round trip)."""
         x = x.detach().float().contiguous()
-        out = torch.empty((x.shape[0], self.num_classes), device=x.device, dtype=torch.float32)
+        out = x.new_empty((x.shape[0], self.num_classes), dtype=torch.float32)
         index = x.device.index or 0
         binding = self.session.io_binding()
         binding.bind_input(
@@ -274,6 +375,9 @@ class OrtCall:
         binding.bind_output(
             self.output, "cuda", index, np.float32, tuple(out.shape), out.data_ptr()
         )  # fmt: skip
+        current = torch_stream(x.device)
+        if self.stream is None or int(current.cuda_stream) != self.stream:
+            current.synchronize()  # ORT's own stream does not wait for torch's
         self.session.run_with_iobinding(binding)
         return out
 
@@ -282,17 +386,25 @@ def parity(
     reference: Tensor, candidate: Tensor, held: bool = True, tolerance: float = PARITY_TOLERANCE
 ) -> Parity:
     """The runtime's logits against torch's on the same batch; `held`: fp32, passed only when
-    within tolerance with every top-1 class agreeing (None for an int8 file: compared only)."""
+    within tolerance with every top-1 class agreeing (None for an int8 file: compared only).
+
+    Logits of another shape, or any NaN or infinity on either side, are no agreement: the
+    difference is infinite (a NaN would compare False against every tolerance, an infinity
+    minus itself is NaN) and an fp32 file fails."""
     ref = reference.detach().float().cpu()
     got = candidate.detach().float().cpu()
-    diff = float((ref - got).abs().max()) if ref.numel() else 0.0
-    if not math.isfinite(diff):
-        diff = float("inf")
-    scale = max(1.0, float(ref.abs().max()) if ref.numel() else 1.0)
-    agree = float((ref.argmax(1) == got.argmax(1)).float().mean()) if ref.numel() else 1.0
+    if ref.dim() != 2 or ref.shape[0] == 0:
+        raise ValueError(f"parity needs (batch, classes) reference logits, got {tuple(ref.shape)}")
+    if got.shape != ref.shape:
+        return Parity(int(ref.shape[0]), math.inf, 1.0, 0.0, tolerance, False if held else None)
+    finite_ref = bool(torch.isfinite(ref).all())
+    scale = max(1.0, float(ref.abs().max())) if finite_ref else 1.0
+    diff = float((ref - got).abs().max())
+    if not (finite_ref and bool(torch.isfinite(got).all()) and math.isfinite(diff)):
+        diff = math.inf
+    agree = float((ref.argmax(1) == got.argmax(1)).float().mean())
     passed = (diff <= tolerance * scale and agree == 1.0) if held else None
-    finite_diff = diff if math.isfinite(diff) else 1e300
-    return Parity(int(ref.shape[0]), finite_diff, scale, agree, tolerance, passed)
+    return Parity(int(ref.shape[0]), diff, scale, agree, tolerance, passed)
 
 
 class _Reader:
@@ -311,7 +423,9 @@ def quantize_int8(
 ) -> dict[str, Any]:
     """Static int8 quantization (QDQ, per-channel int8 weights, int8 activations, MinMax
     calibration) of `fp32_path` into `out_path`, calibrated on `calibration` (preprocessed
-    images). Returns what the report records about it."""
+    images). Returns what the report records about it. The fp32 file stays as it is; the
+    pre-processed intermediate (`<out>.pre.onnx`) never outlives the call, nor does a partial
+    `out_path` when quantization fails (ExportError)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -321,16 +435,21 @@ def quantize_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     images = calibration.detach().float().cpu().numpy()
+    if len(images) == 0:
+        raise ValueError("int8 quantization needs at least one calibration image")
     batches = [images[i : i + 1] for i in range(len(images))]
     prepared = out_path.with_name(out_path.stem + ".pre.onnx")
+    _remove(out_path)
+    _remove(prepared)
+    source_path = prepared
     with _quiet():
         try:
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        except Exception:  # pre-processing is an optimisation; quantize the file as it is
-            prepared = fp32_path
-        try:
+            try:
+                quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            except Exception:  # pre-processing is an optimisation; quantize the file as it is
+                source_path = fp32_path
             quantize_static(
-                str(prepared),
+                str(source_path),
                 str(out_path),
                 _Reader(batches),
                 quant_format=QuantFormat.QDQ,
@@ -340,11 +459,10 @@ def quantize_int8(
                 calibrate_method=CalibrationMethod.MinMax,
             )
         except Exception as exc:
+            _remove(out_path)
             raise ExportError(f"int8 quantization failed: {_first_line(exc)}") from exc
         finally:
-            if prepared != fp32_path:
-                for stale in prepared.parent.glob(f"{prepared.name}*"):
-                    stale.unlink()
+            _remove(prepared)
     return {
         "method": "onnxruntime static quantization: QDQ, per-channel int8 weights, int8 "
         "activations, MinMax calibration",
@@ -362,17 +480,19 @@ class OrtPipeline(Pipeline):
     session: Any = None
     deployment: Deployment | None = None
     path: Path | None = None  # the file the session runs (in the run's own folder)
+    stream: int | None = None  # the CUDA stream the session computes on (None: its own)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.session is not None:
-            self.attach(self.session)
+            self.attach(self.session, self.stream)
 
-    def attach(self, session: Any) -> None:
+    def attach(self, session: Any, stream: int | None = None) -> None:
         if self.num_classes is None:
             raise ValueError("an OrtPipeline needs num_classes")
         self.session = session
-        self._forward = OrtCall(session, self.num_classes)
+        self.stream = stream
+        self._forward = OrtCall(session, self.num_classes, stream)
 
     @property
     def compiled(self) -> bool:
@@ -383,6 +503,13 @@ class OrtPipeline(Pipeline):
 
     def train_step(self, x: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer) -> None:
         raise UsageError(f"--runtime {ORT_RUNTIME} measures inference only")
+
+
+def _disagrees(check: Parity) -> str:
+    return (
+        f"max |logit difference| {check.max_abs_diff:.3g} (tolerance {check.tolerance:g} x "
+        f"logit scale {check.logit_scale:.3g}), top-1 agreement {check.top1_agreement:.0%}"
+    )
 
 
 def deploy(
@@ -399,17 +526,28 @@ def deploy(
 ) -> OrtPipeline:
     """Export `pipe`'s model into `folder` (int8 on request), check it against torch on
     `probe` (preprocessed images), open a session: the pipeline that runs it. ExportError when
-    the exporter, the quantizer or the fp32 parity check fails. `exported`: the fp32 files this
-    run already wrote (path -> exporter, opset), reused instead of exported again."""
+    the exporter, the quantizer or the fp32 parity check fails, or when the int8 file's logits
+    are not finite. `exported`: the fp32 files this run already wrote (path -> exporter,
+    opset), reused instead of exported again; an int8 deployment leaves its fp32 file in place
+    and records it there, so the run's fp32 variant reuses it. `Deployment.export_s`: the
+    seconds this call spent writing files (export, quantization); None when it wrote none."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"unknown quantization {quantize!r}")
+    if quantize == "int8" and (calibration is None or len(calibration) == 0):
+        raise ValueError("int8 needs calibration images")
     ort = import_ort()
-    started = time.perf_counter()
     stem = stem or f"{pipe.model.backbone_name}-{pipe.name}"
     fp32_path = folder / f"{stem}.onnx"
+    writing_s = 0.0
+    wrote = False
     if exported is not None and fp32_path in exported and fp32_path.is_file():
         exporter, opset = exported[fp32_path]
     else:
+        started = time.perf_counter()
         example = pipe.example_input(EXPORT_BATCH, random=True)
         exporter, opset = export_model(pipe.model, example, fp32_path)
+        writing_s += time.perf_counter() - started
+        wrote = True
         if exported is not None:
             exported[fp32_path] = (exporter, opset)
     with torch.inference_mode():
@@ -417,23 +555,27 @@ def deploy(
     num_classes = int(reference.shape[1])
     path, quantization = fp32_path, None
     if quantize == "int8":
-        if calibration is None:
-            raise ValueError("int8 needs calibration images")
+        assert calibration is not None
         path = folder / f"{stem}.int8.onnx"
+        started = time.perf_counter()
         quantization = quantize_int8(
             fp32_path, path, calibration[:CALIBRATION_IMAGES], calibration_source, representative
         )
-    session = open_session(path, settings)
-    call = OrtCall(session, num_classes)
-    fp32_session = session if quantize is None else open_session(fp32_path, settings)
-    fp32_check = parity(reference, OrtCall(fp32_session, num_classes)(probe))
+        writing_s += time.perf_counter() - started
+        wrote = True
+    stream = settings.compute_stream()
+    fp32_session = open_session(fp32_path, settings)
+    fp32_check = parity(reference, OrtCall(fp32_session, num_classes, stream)(probe))
     if not fp32_check.passed:
-        raise ExportError(
-            f"the exported file disagrees with torch: max |logit difference| "
-            f"{fp32_check.max_abs_diff:.3g} (tolerance {PARITY_TOLERANCE:g} x logit scale "
-            f"{fp32_check.logit_scale:.3g}), top-1 agreement {fp32_check.top1_agreement:.0%}"
-        )
-    check = fp32_check if quantize is None else parity(reference, call(probe), held=False)
+        raise ExportError(f"the exported file disagrees with torch: {_disagrees(fp32_check)}")
+    if quantize is None:
+        session, check = fp32_session, fp32_check
+    else:
+        del fp32_session
+        session = open_session(path, settings)
+        check = parity(reference, OrtCall(session, num_classes, stream)(probe), held=False)
+        if not math.isfinite(check.max_abs_diff):
+            raise ExportError(f"the int8 file's logits are not finite: {_disagrees(check)}")
     deployment = Deployment(
         format="onnx",
         exporter=exporter,
@@ -443,9 +585,9 @@ def deploy(
         settings=settings.record(ort, session),
         parity=check,
         quantization=quantization,
-        export_s=time.perf_counter() - started,
+        export_s=writing_s if wrote else None,
     )
-    out = OrtPipeline(
+    return OrtPipeline(
         pipe.name,
         pipe.model,
         pipe.device,
@@ -453,8 +595,8 @@ def deploy(
         session=session,
         deployment=deployment,
         path=path,
+        stream=stream,
     )
-    return out
 
 
 def with_fresh(deployment: Deployment, fresh: Any, note: str | None) -> Deployment:

@@ -2,18 +2,43 @@
 and the process's peak resident memory (run through launchers.child by the scenarios).
 
 Imports onnxruntime and numpy only, never torch: a deployment that ships the file does not
-carry torch, and torch's ~800 MB would swamp the figure. Prints one JSON line.
+carry torch, and torch's ~800 MB would swamp the figure (`torch_imported` in the output says
+it stayed out). Prints one JSON line.
+
+The peak is the process's own high-water mark (Linux: `VmHWM` in /proc/self/status), not
+`getrusage`'s `ru_maxrss`: Linux carries that across `exec` from the process that forked the
+child, so a child of a 2 GB benchmark would report at least 2 GB whatever it used.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
 from typing import Any
 
 ENTRY = "emobench.runtimes.ort_child:main"
+GRAPH_LEVELS = {  # the names OrtSettings.graph_optimization uses -> ORT's enum member
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
+
+
+def _status_kib(field: str) -> int | None:
+    """A `kB` field of /proc/self/status (Linux), in KiB; None where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _rss_bytes() -> int:
@@ -21,16 +46,19 @@ def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[1])
-        import os
-
         return pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return _peak_bytes()
 
 
 def _peak_bytes() -> int:
+    """This process's peak resident memory: its own VmHWM on Linux; elsewhere ru_maxrss
+    (bytes on macOS, KiB on Linux)."""
+    hwm = _status_kib("VmHWM")
+    if hwm is not None:
+        return hwm * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
+    return int(peak) * (1 if sys.platform == "darwin" else 1024)
 
 
 def measure(argument: dict[str, Any]) -> dict[str, Any]:
@@ -41,13 +69,10 @@ def measure(argument: dict[str, Any]) -> dict[str, Any]:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(argument["intra_op_threads"])
     opts.inter_op_num_threads = int(argument["inter_op_threads"])
-    levels = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
-    opts.graph_optimization_level = levels[argument["graph_optimization"]]
+    level = GRAPH_LEVELS[argument["graph_optimization"]]
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    mode = EXECUTION_MODES[argument.get("execution_mode", "sequential")]
+    opts.execution_mode = getattr(ort.ExecutionMode, mode)
     opts.log_severity_level = 3
     device = str(argument["device"])
     providers: list[Any] = ["CPUExecutionProvider"]
@@ -67,6 +92,7 @@ def measure(argument: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_bytes": _peak_bytes(),
         "base_rss_bytes": base,
         "providers": session.get_providers(),
+        "torch_imported": "torch" in sys.modules,
     }
 
 

@@ -72,7 +72,8 @@ def test_claims_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "29x fewer parameters" in result.stdout and "does not hold" in result.stdout
     table = [line for line in md.read_text().splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 10 + 4  # header, vgg16's ten claims (mobile ones among them), four for the approach
+    # header, vgg16's ten claims (the mobile ones among them), four for the approach
+    assert len(table) == 1 + 10 + 4
     assert "| vgg16 | 22x larger batches | cuda-nvidia-h100-" in md.read_text()
     wrong = runner.invoke(app, ["claims", str(tmp_path / "mb.json")])
     assert wrong.exit_code == 2 and "compare or run" in wrong.stderr
