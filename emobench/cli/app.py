@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from emobench.cli import compare, finetune, gate, maxbatch, readout
+from emobench.cli import compare, export, finetune, gate, maxbatch, readout
 from emobench.cli.shell import HouseGroup
 
 ROOT_HELP = """Benchmark 48x48 emotion-recognition CNNs: upscale-to-224 vs direct 48x48.
@@ -53,6 +53,7 @@ app.command("ci")(gate.ci_cmd)
 app.command("report")(readout.report_cmd)
 app.command("claims")(readout.claims_cmd)
 app.command("finetune")(finetune.finetune_cmd)
+app.command("export")(export.export_cmd)
 app.command("models")(readout.models_cmd)
 app.command("calibrate")(gate.calibrate_cmd)
 app.command("env")(readout.env_cmd)

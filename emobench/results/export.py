@@ -211,6 +211,32 @@ def _fields(fh: BinaryIO, size: int, limit: int) -> Any:
             raise ValueError(f"wire type {wire}")
 
 
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint_bytes(number << 3 | 2) + _varint_bytes(len(payload)) + payload
+
+
+def metadata_bytes(props: dict[str, str]) -> bytes:
+    """`props` as ModelProto metadata_props entries, serialised. Appended to a serialised
+    model they add to its metadata_props (a protobuf parser merges a repeated field found at
+    the end), so a file is marked without loading it, or importing onnx."""
+    return b"".join(
+        _length_delimited(
+            ONNX_METADATA_FIELD,
+            _length_delimited(1, key.encode()) + _length_delimited(2, value.encode()),
+        )
+        for key, value in props.items()
+    )
+
+
 def onnx_is_ours(path: Path) -> bool:
     """Whether the regular file at `path` is an ONNX model whose metadata_props hold the key
     ONNX_MARK, as `export` writes it. Reads the protobuf's top-level fields (skipping the

@@ -19,6 +19,7 @@ Importing this module does not import torch: the CLI checks every option and pat
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -47,6 +48,7 @@ from emobench.results.export import (
     Int8Check,
     VariantScore,
     is_export_report,
+    metadata_bytes,
     mlperf_acceptable,
     onnx_is_ours,
     report_path,
@@ -366,16 +368,10 @@ def metadata(
 
 
 def stamp(path: Path, props: dict[str, str]) -> None:
-    """Add `props` to the ONNX file's metadata_props (replacing the same keys)."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
-    del proto.metadata_props[:]
-    for key, value in [*kept, *props.items()]:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save_model(proto, str(path), save_as_external_data=False)
+    """Add `props` to the ONNX file's metadata_props (appended as serialised entries: see
+    results.export.metadata_bytes)."""
+    with path.open("ab") as fh:
+        fh.write(metadata_bytes(props))
 
 
 def _single_file(path: Path) -> None:
@@ -514,7 +510,6 @@ def _export_and_score(
     started: float,
 ) -> tuple[ExportReport, Path]:
     """The files in `folder`, scored: the report and the file that goes to --out."""
-    import onnx
     import torch
 
     from emobench.runtimes import onnx as ort_rt
@@ -528,7 +523,6 @@ def _export_and_score(
     example = pipe.example_input(ort_rt.EXPORT_BATCH, random=True)
     exporter, opset = ort_rt.export_model(model, example, paths[FP32])
     _single_file(paths[FP32])
-    stamp(paths[FP32], metadata(checkpoint, data, FP32, pipe.input_size))
     quantization = None
     if config.quantize == INT8:
         steps.start("quantizing to int8 (calibrating on train images)")
@@ -539,7 +533,9 @@ def _export_and_score(
         quantization = ort_rt.quantize_int8(
             paths[FP32], paths[INT8], calibration, where["source"], representative=True
         )
-        stamp(paths[INT8], metadata(checkpoint, data, INT8, pipe.input_size))
+    # marked only now: the quantizer copies the fp32 file's metadata into the int8 one
+    for precision, path in paths.items():
+        stamp(path, metadata(checkpoint, data, precision, pipe.input_size))
 
     settings = ort_rt.OrtSettings(intra_op_threads=torch.get_num_threads())
     calls = {
@@ -593,7 +589,7 @@ def _export_and_score(
     versions = {
         "emobench": __version__,
         "torch": torch.__version__,
-        "onnx": onnx.__version__,
+        "onnx": importlib.metadata.version("onnx"),
         "onnxruntime": str(settings.record(ort_rt.import_ort())["onnxruntime"]),
     }
     report = ExportReport(
