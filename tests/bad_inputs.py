@@ -153,9 +153,14 @@ def make_core_fixtures(folder: Path) -> None:
 
 # The newer surfaces (issue #26), one module each; imported here so every user of the matrix
 # (the in-process test, the benchmark) sees all of them.
-from tests import bad_inputs_finetune, bad_inputs_outputs, bad_inputs_plugins  # noqa: E402
+from tests import (  # noqa: E402
+    bad_inputs_finetune,
+    bad_inputs_outputs,
+    bad_inputs_plugins,
+    bad_inputs_runtimes,
+)
 
-SURFACES = (bad_inputs_finetune, bad_inputs_outputs, bad_inputs_plugins)
+SURFACES = (bad_inputs_finetune, bad_inputs_outputs, bad_inputs_plugins, bad_inputs_runtimes)
 CASES = CORE_CASES + tuple(c for module in SURFACES for c in module.CASES)
 
 

@@ -221,6 +221,6 @@ class Deployment:
     parity: Parity | None = None
     quantization: dict[str, Any] | None = None  # method, calibration images and their source
     fresh: FreshStart | None = None
-    fresh_note: str | None = None  # why `fresh` is absent, when it is
+    fresh_note: str | None = None  # how `fresh` was taken, or why it is absent
     # seconds this deploy spent writing files (export, quantization); None: it reused the fp32 file
     export_s: float | None = None

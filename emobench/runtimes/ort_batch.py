@@ -47,12 +47,15 @@ def probe(args: dict[str, Any]) -> dict[str, Any]:
             return {"outcome": ERROR, "message": "no /proc/self/status: RSS not readable here"}
         return {"outcome": OK, "peak_bytes": rss, "method": "VmRSS after the session"}
     size = int(args["input_size"])
-    x = np.zeros((batch, 3, size, size), dtype=np.float32)
     try:
+        x = np.zeros((batch, 3, size, size), dtype=np.float32)
         session.run(None, {session.get_inputs()[0].name: x})
     except Exception as exc:  # the runtime's own allocation failure is "out of memory"
         text = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
-        kind = OOM if any(m in str(exc).lower() for m in ALLOCATION_FAILURES) else ERROR
+        failed = isinstance(exc, MemoryError) or any(
+            m in str(exc).lower() for m in ALLOCATION_FAILURES
+        )
+        kind = OOM if failed else ERROR
         return {"outcome": kind, "message": text}
     peak = _status_bytes("VmHWM")
     if peak is None:

@@ -632,6 +632,8 @@ def _fresh_start(
         return None, f"not measured: the fresh process took over {timeout:.3g} s"
     if res.returncode != 0 or not isinstance(data, dict):
         return None, f"not measured: the fresh process failed ({res.last_error_line()[:200]})"
+    if data.get("torch_imported"):
+        return None, "not measured: the fresh process imported torch (not a deployment's start)"
     try:
         fresh = FreshStart(
             session_create_ms=float(data["session_create_ms"]),
