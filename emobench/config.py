@@ -128,6 +128,17 @@ class RunConfig:
     quantize: str | None = None  # "int8": ONNX Runtime's int8 file measured beside its fp32 one
     thread_counts: tuple[int, ...] = ()  # a --threads sweep (2+ values); () : `threads` alone
 
+    def __post_init__(self) -> None:
+        """One thread count is no sweep: it is `threads`. A sweep's pools are sized for its
+        largest count, which is then `threads` (the environment records it), as the CLI's
+        repeated --threads does, so a suite and the CLI make the same machine class."""
+        counts = tuple(self.thread_counts)
+        if len(counts) == 1 and self.threads in (None, counts[0]):
+            object.__setattr__(self, "threads", counts[0])
+            object.__setattr__(self, "thread_counts", ())
+        elif len(counts) > 1 and self.threads is None and all(isinstance(t, int) for t in counts):
+            object.__setattr__(self, "threads", max(counts))
+
     @classmethod
     def from_options(cls, quick: bool, **given: Any) -> RunConfig:
         """A config from command-line options: the QUICK preset (with --quick) under what was
@@ -202,6 +213,11 @@ class RunConfig:
         if len(set(self.thread_counts)) != len(self.thread_counts):
             counts = ", ".join(map(str, self.thread_counts))
             raise UsageError(f"--threads given the same count twice: {counts}")
+        if self.thread_counts and self.threads != max(self.thread_counts):
+            raise UsageError(
+                f"threads = {self.threads} with thread_counts = {list(self.thread_counts)}: a "
+                "sweep runs at its own counts; leave threads out (or equal to the largest count)"
+            )
         if self.quantize is not None:
             _choice("quantize", self.quantize, QUANTIZE_MODES)
             if ORT_RUNTIME not in self.runtimes:

@@ -174,7 +174,9 @@ def run_suite(
     from emobench.config import load_suite
 
     with plugins_named({}, default=f"{config_file}: backbone"):
-        config = checked_plugins(load_suite(config_file))
+        suite = load_suite(config_file)
+        set_thread_env(suite.threads)  # before torch: its pools read OMP/MKL_NUM_THREADS once
+        config = checked_plugins(suite)
         run_and_write(
             config, out, json_out, kind="run", label=config.name, force=force, repeat=repeat
         )

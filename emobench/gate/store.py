@@ -12,7 +12,7 @@ from pathlib import Path
 from emobench import files, machine
 from emobench import results as R
 from emobench.errors import ReportError, UsageError
-from emobench.gate.calibrate import combine_runs, distinct_runs
+from emobench.gate.calibrate import check_same_variants, combine_runs, distinct_runs
 from emobench.names import BASELINE_DIR
 
 CANDIDATE_NAME = "baseline-candidate-{machine_class}.json"  # under results/
@@ -202,11 +202,13 @@ def check_baseline_name(name: str) -> None:
 
 
 def load_runs(paths: list[Path], name: str = "") -> list[R.Report]:
-    """Reports that can be pooled as runs of one baseline: one machine class, one suite."""
+    """Reports that can be pooled as runs of one baseline: one machine class, one suite, the
+    same runtime variants in the same order (each variant's ratios pool with its own)."""
     reports = [_load_baseline(p, name).report for p in paths]
     classes = {machine_class(r) for r in reports}
     if len(classes) > 1:
         raise UsageError(f"the reports come from {len(classes)} machine classes; save each apart")
+    check_same_variants(reports)
     if len({frozenset(suite(r)) for r in reports}) > 1:
         raise UsageError("the reports cover different suites; a baseline is one suite's runs")
     return reports

@@ -226,12 +226,13 @@ def _labelled(current: R.Report, baseline: R.Report) -> bool:
 
 
 def _view(report: R.Report, variant: str) -> R.Report:
-    """One variant of the report. The runs' ratios (`run_ratios`, from calibrate and --repeat)
-    were taken from the report's first variant only: another variant compares its own."""
-    view = report.view(variant)
-    if report.variants[0] != variant and view.run_ratios:
-        view = dataclasses.replace(view, run_ratios={})
-    return view
+    """One variant of the report, with that variant's runs' ratios (`run_ratios`, from
+    calibrate and --repeat) under "backbone/metric", where the checks read them; the other
+    variants' stay under their own names, counted only in the gate's family
+    (calibrate.gate_run_ratios)."""
+    from emobench.gate.calibrate import gate_run_ratios
+
+    return dataclasses.replace(report.view(variant), run_ratios=gate_run_ratios(report, variant))
 
 
 def _check_variant(current: R.Report, baseline: R.Report, rules: dict[str, float]) -> list[Verdict]:

@@ -46,7 +46,7 @@ from emobench.names import ORT_RUNTIME, TIMING_KINDS, TORCH_RUNTIME
 from emobench.readout.merge import MachineClass, settings_name
 from emobench.results.finetune import FinetuneRun, verdict_sentence
 from emobench.results.measurements import Deployment
-from emobench.results.runs import distinct_runs
+from emobench.results.runs import distinct_runs, variant_run_ratios
 from emobench.stats.gate import ratio_interval, usable
 from emobench.stats.summary import log_t_interval, median_ci_min_n, t_interval
 
@@ -590,11 +590,13 @@ def timing_runs(reports: list[R.Report], backbone: str, key: str) -> list[RunFig
     """One run per report (or each run a `--repeat` report or a calibrated baseline holds),
     with the interval that run carries; each report read through `torch_view`."""
     runs: list[RunFigure] = []
-    for rep in map(torch_view, reports):
+    for original in reports:
+        rep = torch_view(original)
         row = _rows_of(rep, backbone).get(key)
         if row is None or row.ratio is None or row.ratio <= 0:
             continue
-        held = usable(rep.run_ratios.get(f"{backbone}/{key}") or [])
+        own = variant_run_ratios(original, rep.variants[0]) if rep.results else {}
+        held = usable(own.get(f"{backbone}/{key}") or [])
         if len(held) >= 2:
             runs += [RunFigure(v, None, None, "one of a --repeat report's runs") for v in held]
             continue
@@ -1333,8 +1335,8 @@ def _overall_row(parts: list[_Part], backbone: str, group: _Group) -> ClaimVerdi
 
 
 def _runtime_view(rep: R.Report, variant: str) -> R.Report:
-    """One runtime variant of a report; its run_ratios (not kept per variant) left out."""
-    return dataclasses.replace(rep.view(variant), run_ratios={})
+    """One runtime variant of a report, with that variant's own runs' ratios."""
+    return dataclasses.replace(rep.view(variant), run_ratios=variant_run_ratios(rep, variant))
 
 
 def _production_row(

@@ -206,7 +206,8 @@ def baselines_table(stored: list[StoredBaseline], directory: Path) -> Table:
 
 
 def calibration_table(calibrations: list[Calibration], alpha: float) -> Table:
-    """Per ratio: the runs' centre and spread, the gate's threshold and the detectable change."""
+    """Per ratio: the runs' centre and spread, the gate's threshold and the detectable change;
+    with a variant column when the runs hold runtime variants (each its own threshold)."""
     table = Table(
         title=f"A/A calibration: run-to-run spread of the ratios (false-alarm rate {alpha:g} "
         "for the whole gate)",
@@ -217,12 +218,18 @@ def calibration_table(calibrations: list[Calibration], alpha: float) -> Table:
         "the change it catches 80% of the time",
         caption_justify="left",
     )
-    cols = ("backbone", "ratio", "runs", "mean", "spread", "log sd", "threshold", "detectable")
+    # a report of runtime variants: each row names its variant, in the order they were measured
+    order = {v: i for i, v in enumerate(dict.fromkeys(c.variant for c in calibrations))}
+    variants = any(c.variant is not None for c in calibrations)
+    cols = ("backbone", *(("variant",) if variants else ()), "ratio", "runs", "mean", "spread")
+    cols += ("log sd", "threshold", "detectable")
     for col in cols:
-        table.add_column(col, justify="left" if col in ("backbone", "ratio") else "right")
-    for c in sorted(calibrations, key=lambda c: (c.backbone, c.key)):
+        left = col in ("backbone", "variant", "ratio")
+        table.add_column(col, justify="left" if left else "right")
+    for c in sorted(calibrations, key=lambda c: (c.backbone, order[c.variant], c.key)):
         table.add_row(
             c.backbone,
+            *([c.variant or ""] if variants else []),
             c.key,
             str(c.runs),
             fmt_ratio(c.mean_ratio),

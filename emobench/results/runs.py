@@ -57,3 +57,20 @@ def distinct_runs(
         if runs_held(report) > runs_held(out[i][1]):
             out[i] = (name, report)
     return out, notes
+
+
+VARIANT_SEP = "|"  # "variant|backbone/metric": a ratio of a report that holds runtime variants
+
+
+def variant_run_ratios(report: Report, variant: str) -> dict[str, list[float]]:
+    """One variant's runs' ratios, keyed "backbone/metric" ({} for a variant the report does
+    not hold): those named "variant|...", else the plain names when it is the report's first
+    variant (a plain torch report's, or, in a report of several variants whose runs were
+    combined before ratios were kept per variant, the first variant's, the only ones kept)."""
+    if variant not in report.variants:
+        return {}
+    prefix = f"{variant}{VARIANT_SEP}"
+    own = {k[len(prefix) :]: v for k, v in report.run_ratios.items() if k.startswith(prefix)}
+    if own or variant != report.variants[0]:
+        return own
+    return {k: v for k, v in report.run_ratios.items() if VARIANT_SEP not in k}

@@ -28,7 +28,7 @@ from emobench.device import (
     resolve_device,
     tf32_note,
 )
-from emobench.errors import MeasurementError, ModelError
+from emobench.errors import MeasurementError, ModelError, UsageError
 from emobench.measure import nvml as nvml_mod
 from emobench.measure.contention import ContentionMonitor
 from emobench.measure.env import fingerprint
@@ -180,6 +180,12 @@ def preflight(config: RunConfig) -> torch.device:
         from emobench.runtimes.onnx import check_available
 
         check_available(device)
+        if config.quantize and device.type == "cuda":
+            raise UsageError(
+                f"--quantize {config.quantize} measures ONNX Runtime's CPU int8 kernels: on "
+                "the CUDA execution provider a QDQ file runs dequantize + fp32 kernels, not "
+                "int8 ones; use --device cpu for the int8 file"
+            )
     return device
 
 
@@ -302,6 +308,10 @@ def _run(
             "precision_emulated": emulated is not None,
             "measure_order": [f"{b}/{p}" for b, p in order],
             "variants": [v.label for v in config.variants],
+            "variant_order": {
+                b: [v.label for v in variant_order(config.variants, i)]
+                for i, b in enumerate(config.backbones)
+            },
         },
         environment=environment,
         results=results,
@@ -316,23 +326,44 @@ def _run(
 def _measure_all(
     ctx: RunContext, order: list[tuple[str, str]], images: np.ndarray
 ) -> tuple[list[PipelineResult], list[PairedRatio]]:
-    """Every runtime variant (see config.Variant), each measuring every backbone x pipeline in
-    `order` as a torch-only run does; torch's threads set to a --threads sweep's count for its
-    variants and put back afterwards."""
-    results: list[PipelineResult] = []
-    paired: list[PairedRatio] = []
+    """Every backbone, and for each every runtime variant (see config.Variant), each measured
+    as a torch-only run measures it; torch's threads set to a --threads sweep's count for its
+    variants and put back afterwards. A backbone's variants run one after the other (so
+    runtimes are compared minutes, not a whole run, apart), in an order that alternates: within
+    each thread count the runtimes run forwards for one backbone or count and backwards for the
+    next (variant_order), so no runtime always runs first. Results are returned variant by
+    variant, backbones in the config's order."""
+    variants = ctx.config.variants
+    results: dict[str, list[PipelineResult]] = {v.label: [] for v in variants}
+    paired: dict[str, list[PairedRatio]] = {v.label: [] for v in variants}
     threads_before = torch.get_num_threads()
     try:
-        for variant in ctx.config.variants:
-            ctx.variant = variant
-            torch.set_num_threads(variant.threads or threads_before)
-            got, ratios = _measure_variant(ctx, order, images)
-            results += got
-            paired += [dataclasses.replace(r, variant=variant.label) for r in ratios]
+        for i, backbone in enumerate(ctx.config.backbones):
+            for variant in variant_order(variants, i):
+                ctx.variant = variant
+                torch.set_num_threads(variant.threads or threads_before)
+                mine = [(b, p) for b, p in order if b == backbone]
+                got, ratios = _measure_variant(ctx, mine, images)
+                results[variant.label] += got
+                paired[variant.label] += [
+                    dataclasses.replace(r, variant=variant.label) for r in ratios
+                ]
     finally:
         torch.set_num_threads(threads_before)
         ctx.variant = Variant()
-    return results, paired
+    flat = [r for v in variants for r in results[v.label]]
+    return flat, [r for v in variants for r in paired[v.label]]
+
+
+def variant_order(variants: tuple[Variant, ...], backbone_index: int) -> list[Variant]:
+    """The order a backbone's variants run in: thread counts as given; within each, the
+    runtimes forwards or backwards, alternating with the backbone and the count."""
+    counts = list(dict.fromkeys(v.threads for v in variants))
+    out: list[Variant] = []
+    for j, threads in enumerate(counts):
+        group = [v for v in variants if v.threads == threads]
+        out += group if (backbone_index + j) % 2 == 0 else group[::-1]
+    return out
 
 
 def _measure_variant(
@@ -345,7 +376,7 @@ def _measure_variant(
     config = ctx.config
     measured: dict[tuple[str, str], PipelineResult] = {}
     paired: list[PairedRatio] = []
-    for backbone in config.backbones:
+    for backbone in dict.fromkeys(b for b, _ in order):
         pipelines = [p for b, p in order if b == backbone]
         benches: dict[str, tuple[_Bench, str | None]] = {}
         if ctx.variant.runtime != TORCH_RUNTIME:
@@ -373,7 +404,8 @@ def _measure_variant(
             measured[backbone, UPSCALE], measured[backbone, DIRECT] = up, dn
             paired += ratios
             ctx.deferred.clear()  # both models can go
-    return [measured[b, p] for b in config.backbones for p in config.pipelines], paired
+    backbones = list(dict.fromkeys(b for b, _ in order))
+    return [measured[b, p] for b in backbones for p in config.pipelines], paired
 
 
 def _unpaired(ctx: RunContext, survivors: int) -> RunContext:
@@ -583,7 +615,9 @@ def _deployed(
     )
     ctx.steps(f"{bench.tag}: {what}")
     settings = OrtSettings(
-        intra_op_threads=variant.threads or torch.get_num_threads(), device=str(ctx.device)
+        intra_op_threads=variant.threads or torch.get_num_threads(),
+        device=str(ctx.device),
+        use_tf32=config.tf32 if ctx.device.type == "cuda" else None,
     )
     probe = bench.pipe.preprocess_batched(bench.host[:PARITY_BATCH])
     calibration = None
@@ -632,6 +666,9 @@ def _fresh_start(
         return None, f"not measured: the fresh process took over {timeout:.3g} s"
     if res.returncode != 0 or not isinstance(data, dict):
         return None, f"not measured: the fresh process failed ({res.last_error_line()[:200]})"
+    providers = data.get("providers") or []
+    if ctx.device.type == "cuda" and (not providers or providers[0] != "CUDAExecutionProvider"):
+        return None, f"not measured: the fresh process ran on {providers}, not the GPU"
     if data.get("torch_imported"):
         return None, "not measured: the fresh process imported torch (not a deployment's start)"
     try:

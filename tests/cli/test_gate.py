@@ -588,3 +588,42 @@ def test_baseline_save_counts_a_report_given_twice_once(tmp_path: Path) -> None:
     assert f"note: {report} given 3 times: counted once" in result.stderr
     (stored,) = (folder / "ci").iterdir()
     assert R.load(stored).run_ratios == {}  # one run, not three identical ones
+
+
+# -- review: calibration per runtime variant ----------------------------------------------------
+
+
+def test_calibrate_from_variant_runs_calibrates_each_variant(files: Path) -> None:
+    from tests.gate.test_calibrate_variants import runs
+
+    names = []
+    for i, report in enumerate(runs()[:3]):
+        names += ["--from", f"v{i}.json"]
+        R.save(report, files / f"v{i}.json")
+    result = runner.invoke(
+        app, ["calibrate", *names, "--save-baseline", "rt", "--out", "c.json"], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "latency_b1_median_ms" in line]
+    assert len(rows) == 2 and "torch" in rows[0] and "onnxruntime" in rows[1]
+    (stored,) = (files / "results" / "baselines" / "rt").iterdir()
+    data = json.loads(stored.read_text())
+    for variant in ("torch", "onnxruntime"):
+        assert len(data["run_ratios"][f"{variant}|vgg16/latency_b1_median_ms"]) == 3
+        assert data["thresholds"][f"{variant}|vgg16/latency_b1_median_ms"] >= MIN_THRESHOLD
+    table = json.loads((files / "c.json").read_text())
+    assert {row["variant"] for row in table["calibrations"]} == {"torch", "onnxruntime"}
+
+
+def test_calibrate_and_baseline_save_refuse_runs_of_another_variant_order(files: Path) -> None:
+    from tests.gate.test_calibrate_variants import run, runs
+
+    for i, report in enumerate(runs()[:3]):
+        R.save(report, files / f"v{i}.json")
+    R.save(run(order=("onnxruntime", "torch"), i=8), files / "swapped.json")
+    both = "[torch, onnxruntime] and [onnxruntime, torch]"
+    pooled = ["--from", "v0.json", "--from", "v1.json", "--from", "v2.json", "--from"]
+    _one_error(runner.invoke(app, ["calibrate", *pooled, "swapped.json"]), both)
+    saved = ["baseline", "save", "v0.json", "swapped.json", "--name", "rt"]
+    _one_error(runner.invoke(app, saved), both)
+    assert not (files / "results").exists()

@@ -183,7 +183,10 @@ def test_paired_ratios_carry_their_variant(sweep: Sweep) -> None:
 def test_each_variant_runs_on_its_thread_count_and_torch_threads_are_put_back(
     sweep: Sweep,
 ) -> None:
-    assert sweep.threads_after == sweep.threads_before
+    # a sweep's `threads` is its largest count (what the run applies and the environment
+    # records, as with the CLI's repeated --threads); the variants' own counts are put back
+    assert sweep.config.threads == 2
+    assert sweep.threads_after == 2
     assert [threads for _, threads, _ in sweep.builds] == [1] * 6 + [2] * 6
     assert torch.get_num_threads() >= 1
 
@@ -579,7 +582,7 @@ def test_a_suite_file_takes_runtimes_quantize_and_a_thread_sweep(tmp_path: Path)
     assert config.runtimes == ("onnxruntime",)
     assert config.quantize == "int8"
     assert config.thread_counts == (1, 2)
-    assert config.threads is None
+    assert config.threads == 2  # a sweep's largest count, as the CLI's --threads 1 --threads 2
     assert [v.label for v in config.variants] == [
         "onnxruntime 1t",
         "onnxruntime int8 1t",
