@@ -48,6 +48,17 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int8 dot-product instructions
+
+
+def cpu_int8(flags: set[str]) -> list[str] | None:
+    """The CPU's int8 dot-product instructions (VNNI, AMX): whether ONNX Runtime's int8 kernels
+    can beat fp32 here depends on them. None where the flags are unknown."""
+    if not flags:
+        return None
+    return [f for f in INT8_FLAGS if f in flags]
+
+
 def cpu_isa(flags: set[str]) -> str | None:
     """The CPU's vector tier from its flags: amx, avx512-bf16, avx512, avx2, other; None unknown."""
     if not flags:
@@ -124,6 +135,7 @@ def fingerprint(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity_count": affinity_count(),
         "cpu_isa": cpu_isa(cpu_flags()),
+        "cpu_int8": cpu_int8(cpu_flags()),
         "cpu_capability": cpu_capability(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

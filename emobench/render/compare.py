@@ -375,6 +375,18 @@ def _median_ms(r: PipelineResult | None) -> float | None:
     return r.latency.stats.median if r is not None and r.latency is not None else None
 
 
+def _intervals_overlap(a: PipelineResult, b: PipelineResult) -> bool:
+    """Whether the two batch-1 medians' 95% intervals overlap (the runtimes are not paired:
+    a ratio whose intervals overlap is not a measured difference). False without intervals."""
+    if a.latency is None or b.latency is None:
+        return False
+    sa, sb = a.latency.stats, b.latency.stats
+    if None in (sa.median_ci_low, sb.median_ci_low, sa.median_ci_high, sb.median_ci_high):
+        return False
+    low = max(float(sa.median_ci_low or 0), float(sb.median_ci_low or 0))
+    return low <= min(float(sa.median_ci_high or 0), float(sb.median_ci_high or 0))
+
+
 def runtime_ratio_lines(report: Report) -> list[str]:
     """Per backbone: each runtime's batch-1 latency over torch's for the same pipeline (and
     thread count), so who wins where reads at a glance; none without a torch variant."""
@@ -395,6 +407,8 @@ def runtime_ratio_lines(report: Report) -> list[str]:
                     continue
                 ratio = mine / base
                 word = "faster" if ratio < 1 else "slower" if ratio > 1 else "the same"
+                if _intervals_overlap(ref, r):
+                    word = "within noise: the 95% intervals overlap"
                 pairs.append(f"{variant} {ratio:.2f}x{vs} ({word})")
             if pairs:
                 parts.append(f"{pipeline}: " + ", ".join(pairs))

@@ -30,3 +30,12 @@ def test_fingerprint_on_cpu() -> None:
     assert env["device"] == "cpu"
     assert env["cpu_model"]
     assert gpu_fingerprint(torch.device("cpu"))["gpu_name"] is None
+
+
+def test_cpu_int8_names_the_int8_dot_product_instructions() -> None:
+    from emobench.measure.env import cpu_int8
+
+    assert cpu_int8({"avx2", "avx512f", "avx512_vnni"}) == ["avx512_vnni"]
+    assert cpu_int8({"avx2", "avx_vnni", "amx_int8", "amx_tile"}) == ["avx_vnni", "amx_int8"]
+    assert cpu_int8({"avx2", "fma"}) == []
+    assert cpu_int8(set()) is None  # flags unknown: not "none"

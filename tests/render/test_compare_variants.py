@@ -279,3 +279,15 @@ def test_the_page_has_a_section_per_variant_and_the_runtimes() -> None:
     plain = report_page([(Path("plain.json"), make_report())])
     assert 'class="variant"' not in plain and "runtimes side by side" not in plain
     assert "<h3>vgg16: upscale224 vs direct48 (plain.json" in plain
+
+
+def test_a_runtime_ratio_whose_intervals_overlap_is_called_noise() -> None:
+    """The runtimes are not paired: 1.01x with overlapping intervals is no measured win."""
+    from emobench.render.compare import runtime_ratio_lines
+
+    base = make_report()
+    close = [variant_of(r, 1.01) for r in base.results]
+    report = dataclasses.replace(base, results=base.results + close)
+    (line,) = runtime_ratio_lines(report)
+    assert "onnxruntime 1.01x (within noise: the 95% intervals overlap)" in line
+    assert "(slower)" not in line
