@@ -2,6 +2,11 @@
 file beside the exported model (`<out>.json`), the MLPerf rule that judges an int8 file, and how
 a file at --out is recognised as one `export` wrote (so --force replaces only our own files).
 
+The int8 file is judged twice on the same test images, against two references: the MLPerf rule
+against torch fp32 (MLPerf's reference is the framework's fp32 model), and McNemar's exact test
+against onnxruntime fp32 (the same runtime and file format, so the two differ only by
+quantization).
+
 The report is its own schema ("emobench.export"), not a `Report` kind: it describes one file,
 not a benchmark run, and gate/readout never read it.
 """
@@ -23,9 +28,11 @@ from emobench.results.measurements import Parity
 SCHEMA = "emobench.export"
 SCHEMA_VERSION = 1
 MAX_EXPORT_REPORT_BYTES = 64 * 2**20  # test predictions of a FER-sized split are ~100 KB
-# MLPerf's closed-division rule for a quantized model: at least 99% of the fp32 accuracy
-MLPERF_FRACTION = 0.99
-MLPERF_RULE = "MLPerf: int8 accuracy >= 99% of the fp32 accuracy"
+# MLPerf's closed-division rule for a quantized model: at least 99% of the accuracy of the
+# framework's fp32 model (here torch fp32), decided on counts: int8 x 100 >= fp32 x MLPERF_PERCENT
+MLPERF_PERCENT = 99
+MLPERF_FRACTION = MLPERF_PERCENT / 100
+MLPERF_RULE = "MLPerf: int8 accuracy >= 99% of the framework's fp32 accuracy (torch fp32)"
 # The metadata_props key every ONNX file `export` writes carries (ModelProto field 14)
 ONNX_MARK = "emobench"
 ONNX_METADATA_FIELD = 14
@@ -63,15 +70,23 @@ class VariantScore:
 
 @dataclass(frozen=True)
 class Int8Check:
-    """int8 against fp32 in the same runtime on the same test images."""
+    """The int8 file on the test images: the MLPerf rule against `reference` (torch fp32), and
+    McNemar's exact test against `mcnemar_reference` (onnxruntime fp32: only quantization
+    differs)."""
 
-    reference: str  # the fp32 variant's label
+    reference: str  # the MLPerf rule's fp32 variant: "torch fp32"
+    images: int
+    fp32_correct: int  # the reference's right answers
+    int8_correct: int
+    # the fewest right int8 answers the rule accepts; None when the reference got none right
+    needed_correct: int | None
     fp32_accuracy: float
     int8_accuracy: float
-    accuracy_ratio: float | None  # int8 / fp32; None when fp32 classified nothing right
+    accuracy_ratio: float | None  # int8 / fp32 accuracy; None when fp32 classified nothing right
     threshold: float  # MLPERF_FRACTION
-    acceptable: bool  # the MLPerf rule
-    only_fp32_right: int  # discordant pairs
+    acceptable: bool | None  # the MLPerf rule; None: cannot be decided (fp32 got nothing right)
+    mcnemar_reference: str  # the variant McNemar's test compares with: "onnxruntime fp32"
+    only_fp32_right: int  # discordant pairs against mcnemar_reference
     only_int8_right: int
     mcnemar_p: float  # two-sided exact McNemar (binomial) test
     rule: str = MLPERF_RULE
@@ -86,7 +101,8 @@ class ExportReport:
     wall_time_s: float
     out: str  # the deployable file as given by --out
     out_precision: str  # which of `files` it is
-    out_file_bytes: int
+    out_file_bytes: int  # the file renamed to --out
+    out_sha256: str  # ditto: what a deployment can check its copy against
     checkpoint: dict[str, Any]  # path, sha256, kind, epoch, backbone, pipeline, recipe, seed, ...
     data: dict[str, Any]  # path, sha256, classes, splits, the scored split, calibration
     settings: dict[str, Any]  # onnxruntime's settings in force (threads, providers, ...)
@@ -106,10 +122,43 @@ class ExportReport:
         return next(f for f in self.files if f.precision == precision)
 
 
-def mlperf_acceptable(int8_correct: int, fp32_correct: int) -> bool:
-    """int8 accuracy >= 99% of fp32's on the same images, decided on the counts (exact: no
-    rounding of 0.99 x a fraction)."""
-    return int8_correct * 100 >= fp32_correct * round(MLPERF_FRACTION * 100)
+def mlperf_needed(fp32_correct: int) -> int | None:
+    """The fewest right int8 answers the MLPerf rule accepts against `fp32_correct` right fp32
+    answers on the same images (99%, rounded up: exact, no float), or None when fp32 got none
+    right: 99% of nothing accepts any int8 file, so the rule decides nothing."""
+    if fp32_correct <= 0:
+        return None
+    return -(-fp32_correct * MLPERF_PERCENT // 100)
+
+
+def mlperf_acceptable(int8_correct: int, fp32_correct: int) -> bool | None:
+    """int8 accuracy >= 99% of fp32's on the same images, decided on the counts; None (cannot
+    be decided) when fp32 got none right."""
+    needed = mlperf_needed(fp32_correct)
+    return None if needed is None else int8_correct >= needed
+
+
+def floor_percent(numerator: int, denominator: int) -> str:
+    """numerator / denominator as a percentage floored to one decimal ("98.9%" for 1979/2000,
+    never rounded up to 99.0%), from the integers; "n/a" for a zero denominator."""
+    if denominator <= 0:
+        return "n/a"
+    tenths = numerator * 1000 // denominator
+    return f"{tenths // 10}.{tenths % 10}%"
+
+
+def unacceptable(report: ExportReport) -> str | None:
+    """The error line for a written int8 file that fails the MLPerf rule; None when there is
+    no int8 file, it passes, or the rule cannot decide."""
+    check = report.int8
+    if check is None or check.acceptable is not False:
+        return None
+    return (
+        f"the int8 file {report.out} fails the MLPerf rule: {check.int8_correct}/{check.images} "
+        f"right, needed >= {check.needed_correct} (99% of {check.reference}'s "
+        f"{check.fp32_correct}); it is written, but deploy the fp32 file (export without "
+        "--quantize), or pass --allow-unacceptable to accept it"
+    )
 
 
 def report_path(out: Path) -> Path:

@@ -60,6 +60,12 @@ from emobench.results.schema import (
     TrainResult,
     TransferResult,
 )
+from emobench.results.stream import (
+    LatencyPercentiles,
+    LoadgenRun,
+    StreamResult,
+    StreamSummary,
+)
 from emobench.stats.summary import Stats
 
 
@@ -390,6 +396,33 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "ratios": POSITIVE,
     },
     FinetuneSummary: {"test_labels": NON_NEGATIVE},
+    StreamSummary: {
+        "fps": POSITIVE,
+        "deadline_ms": POSITIVE,
+        "faces_per_frame": AT_LEAST_1,
+        "max_batch": AT_LEAST_1,
+        "batch_window_ms": NON_NEGATIVE,
+    },
+    StreamResult: {"max_streams": NON_NEGATIVE, "search_resolution": AT_LEAST_1},
+    LoadgenRun: {
+        "queries": NON_NEGATIVE,
+        "samples": NON_NEGATIVE,
+        "duration_s": NON_NEGATIVE,
+        "achieved_qps": NON_NEGATIVE,
+        "target_qps": POSITIVE,
+        "target_latency_ms": POSITIVE,
+        "target_percentile": OPEN_FRACTION,
+        "streams": NON_NEGATIVE,
+        "batch_sizes": NON_NEGATIVE,
+        "late": NON_NEGATIVE,
+    },
+    LatencyPercentiles: {
+        "mean": NON_NEGATIVE,
+        "p50": NON_NEGATIVE,
+        "p90": NON_NEGATIVE,
+        "p99": NON_NEGATIVE,
+        "max": NON_NEGATIVE,
+    },
     FinetuneRun: {
         "seed": NON_NEGATIVE,
         "input_size": AT_LEAST_1,

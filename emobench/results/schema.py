@@ -19,12 +19,13 @@ from emobench.results.measurements import (
     Probe,
     TimingResult,
 )
+from emobench.results.stream import StreamSummary
 from emobench.stats.summary import Stats
 
 SCHEMA = "emobench.report"
 SCHEMA_VERSION = 1
 MIN_SCHEMA_VERSION = 1  # the oldest version this emobench reads
-KINDS = ("compare", "run", "maxbatch", "finetune")
+KINDS = ("compare", "run", "maxbatch", "finetune", "stream")
 
 MAX_REPORT_BYTES = 256 * 2**20  # ours are a few MB; anything larger is refused unread
 
@@ -239,6 +240,7 @@ class Report:
     run_ratios: dict[str, list[float]] = field(default_factory=dict)
     gate_alpha: float | None = None  # the whole gate's false-alarm rate calibration chose
     finetune: FinetuneSummary | None = None  # kind "finetune": training, test scores, paired
+    stream: StreamSummary | None = None  # kind "stream": LoadGen runs per pipeline and scenario
 
     @property
     def variants(self) -> list[str]:
