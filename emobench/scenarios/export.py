@@ -1,12 +1,19 @@
 """`export`: a fine-tune checkpoint made deployable. Its model is exported to ONNX (int8 on
 request), and the test split the fine-tune scored it on is scored again three ways: torch fp32,
-onnxruntime fp32 and onnxruntime int8 (accuracy, macro-F1, agreement with torch, and McNemar's
-exact test int8 vs fp32, with the MLPerf rule deciding whether int8 is acceptable).
+onnxruntime fp32 and onnxruntime int8 (accuracy, macro-F1, agreement with torch, McNemar's exact
+test int8 vs onnxruntime fp32, and the MLPerf rule, int8 against torch fp32, deciding whether
+int8 is acceptable), in batches of SCORE_BATCH images.
 
 The checkpoint proves which data it learnt from (its fingerprint's sha256 of the splits): the
-data given must hash the same, so the test split is the one the fine-tune held out. The files
-are made in a private temporary folder; the deployable one is moved to --out and its JSON
-report to `<out>.json` only at the end, each atomically, so a failure writes nothing.
+data given must hash the same, so the test split is the one the fine-tune held out. finetune
+splits once, with its first seed (--seed), and stamps the checkpoint of its i-th seed with
+seed + i; without --seed, the checkpoint's own seed is tried first, then the seeds below it.
+
+The files are made in a private temporary folder; nothing is written to --out or `<out>.json`
+until every file is made and scored. Then an old `<out>.json` is moved aside, the model renamed
+over --out and its report renamed beside it (each rename atomic): a failure there leaves the
+old pair, or the new model without a report, never a report beside a model it does not
+describe.
 
 An existing --out (or its report) is refused unless --force, and --force replaces only a file
 an earlier export wrote (an ONNX file whose metadata_props carry the key "emobench", a JSON
@@ -18,8 +25,11 @@ Importing this module does not import torch: the CLI checks every option and pat
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import hashlib
 import importlib.metadata
+import io
 import json
 import math
 import os
@@ -27,7 +37,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +47,7 @@ import numpy as np
 from emobench import __version__
 from emobench import files as fileio
 from emobench.data.labeled import TEST_FRACTION, VAL_FRACTION, LabeledData, check_source
-from emobench.errors import MeasurementError, UsageError
+from emobench.errors import EmobenchError, MeasurementError, UsageError
 from emobench.names import ORT_RUNTIME, PIPELINE_NAMES, QUANTIZE_MODES, TORCH_RUNTIME
 from emobench.results.export import (
     MLPERF_FRACTION,
@@ -49,16 +58,19 @@ from emobench.results.export import (
     VariantScore,
     is_export_report,
     metadata_bytes,
-    mlperf_acceptable,
+    mlperf_needed,
     onnx_is_ours,
     report_path,
     to_json,
 )
 from emobench.results.progress import ProgressFn, no_progress
-from emobench.scenarios.finetune.settings import FINGERPRINT_FIELDS, MAX_SEED
+from emobench.scenarios.finetune.settings import FINGERPRINT_FIELDS, MAX_SEED, MAX_SEEDS
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from emobench.models import EmotionNet
+    from emobench.runtimes.torch import Pipeline
 
 CHECKPOINT_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 WEIGHT_KINDS = ("best", "last")  # the checkpoint files that hold weights (state.pt does not)
@@ -68,6 +80,9 @@ TORCH_LABEL = f"{TORCH_RUNTIME} {FP32}"
 ORT_LABEL = f"{ORT_RUNTIME} {FP32}"
 ORT_INT8_LABEL = f"{ORT_RUNTIME} {INT8}"
 HASH_BLOCK_BYTES = 2**20
+# Images per scored batch: an upscale224 batch of 256 (finetune's PREDICT_BATCH) holds 150 MB
+# of input alone, and a batch is also the unit of progress.
+SCORE_BATCH = 32
 
 BuildFn = Callable[..., "EmotionNet"]
 
@@ -79,7 +94,9 @@ class ExportConfig:
     out: Path
     runtime: str = ORT_RUNTIME
     quantize: str | None = None
-    seed: int | None = None  # the stratified split's seed; None: the checkpoint's own seed
+    # the stratified split's seed (finetune's first --seed); None: the checkpoint's own seed,
+    # then the seeds below it
+    seed: int | None = None
     val_fraction: float = VAL_FRACTION
     test_fraction: float = TEST_FRACTION
     force: bool = False
@@ -214,9 +231,9 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: Path, noun: str = "checkpoint") -> str:
     digest = hashlib.sha256()
-    with fileio.open_regular(path, UsageError, f"checkpoint {path}", noun="checkpoint") as fh:
+    with fileio.open_regular(path, UsageError, f"{noun} {path}", noun=noun) as fh:
         while block := fh.read(HASH_BLOCK_BYTES):
             digest.update(block)
     return digest.hexdigest()
@@ -281,27 +298,118 @@ def read_checkpoint(path: Path) -> Checkpoint:
     )
 
 
-def load_data(config: ExportConfig, checkpoint: Checkpoint) -> tuple[LabeledData, int]:
+SeedProgress = Callable[[int, int], None]  # (seeds tried, seeds to try)
+
+
+def load_data(
+    config: ExportConfig, checkpoint: Checkpoint, on_try: SeedProgress | None = None
+) -> tuple[LabeledData, int]:
     """--data split as the fine-tune split it, refused unless it hashes as the checkpoint's
-    data did. The data and the split seed used."""
+    data did. The data and the split seed used.
+
+    Without --seed, a stratified split is tried with the checkpoint's seed, then with each
+    seed below it (the i-th checkpoint of a `--seeds` run carries its first seed + i, but
+    finetune split once, with that first seed); the first whose split hashes as the
+    checkpoint's data did is used. `on_try` hears of each seed tried below the first."""
     from emobench.data.labeled import load_labeled
 
     seed = checkpoint.seed if config.seed is None else config.seed
     data = load_labeled(config.data, seed, config.val_fraction, config.test_fraction)
     mine, theirs = data.content_sha256(), checkpoint.data_sha256
-    if mine != theirs:
+    if mine == theirs:
+        return data, seed
+    lowest = max(0, seed - (MAX_SEEDS - 1))  # a run's seeds are at most MAX_SEEDS apart
+    if config.seed is None and data.split_method != "given" and seed > lowest:
+        found = _first_seed_of_the_run(config, data, theirs, lowest, on_try)
+        if found is not None:
+            return found
+    if data.split_method == "given":
+        how = ""
+    elif config.seed is None:
+        tried = (
+            f"the checkpoint's seed {seed} does not give it"
+            if seed == lowest
+            else f"no seed from the checkpoint's {seed} down to {lowest} gives it"
+        )
         how = (
-            ""
-            if data.split_method == "given"
-            else f", split with the finetune's --seed (here {seed}), --val-fraction and "
-            "--test-fraction"
+            f", split with the first seed of finetune's --seed/--seeds ({tried}; pass --seed N) "
+            "and its --val-fraction and --test-fraction"
         )
-        raise UsageError(
-            f"--data {config.data}: is not the data checkpoint {checkpoint.path} was "
-            f"fine-tuned on (sha256 {mine[:12]}, the checkpoint's {str(theirs)[:12]}); give the "
-            f"same data{how}, so the test split is the one it never trained on"
+    else:
+        how = (
+            f", split with the first seed of finetune's --seed/--seeds (here --seed {seed}; "
+            "pass --seed N) and its --val-fraction and --test-fraction"
         )
-    return data, seed
+    raise UsageError(
+        f"--data {config.data}: is not the data checkpoint {checkpoint.path} was "
+        f"fine-tuned on (sha256 {mine[:12]}, the checkpoint's {str(theirs)[:12]}); give the "
+        f"same data{how}, so the test split is the one it never trained on"
+    )
+
+
+def _first_seed_of_the_run(
+    config: ExportConfig,
+    data: LabeledData,
+    sha256: str,
+    lowest: int,
+    on_try: SeedProgress | None,
+) -> tuple[LabeledData, int] | None:
+    """--data split with the highest seed below data's own, down to `lowest`, that hashes to
+    `sha256`, and that seed; None when none does. The images are put back in their file
+    order once (from data's own split and the labels in file order), so each seed costs a
+    split and a hash, not a second read of --data."""
+    # the splitter load_labeled uses, so the data is split exactly as finetune split it
+    from emobench.data.labeled import _stratified, stratified_indices
+
+    first = data.split_seed
+    labels = _labels_in_file_order(data)
+    if first is None or labels is None:
+        return None
+    fractions = (config.val_fraction, config.test_fraction)
+    splits = (data.train, data.val, data.test)
+    parts = stratified_indices(labels, first, *fractions)
+    if any(not np.array_equal(labels[i], s.labels) for i, s in zip(parts, splits, strict=True)):
+        return None  # the file changed since it was read: no order to rebuild
+    images = np.empty((len(labels), *data.train.images.shape[1:]), dtype=data.train.images.dtype)
+    for index, split in zip(parts, splits, strict=True):
+        images[index] = split.images
+    names = list(data.class_names)
+    candidates = range(first - 1, lowest - 1, -1)
+    for tried, candidate in enumerate(candidates):
+        if on_try is not None:
+            on_try(tried, len(candidates))
+        resplit = _stratified(data.path, data.format, names, images, labels, candidate, *fractions)
+        if resplit.content_sha256() == sha256:
+            return resplit, candidate
+    return None
+
+
+def _labels_in_file_order(data: LabeledData) -> np.ndarray | None:
+    """The labels of a stratified --data in the order load_labeled read them (what its split
+    indexes): a folder's are class by class; a CSV's are its emotion column, read again
+    without the pixels. None when they cannot be read or do not add up to data's splits."""
+    splits = (data.train, data.val, data.test)
+    total = sum(len(s.labels) for s in splits)
+    if data.format == "image_folder":
+        all_labels = np.concatenate([s.labels for s in splits])
+        counts = np.bincount(all_labels, minlength=len(data.class_names))
+        return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    if data.format != "fer2013_csv":
+        return None
+    path = Path(data.path)
+    labels: list[int] = []
+    try:
+        with (
+            fileio.open_regular(path, UsageError, f"--data {path}") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh,
+        ):
+            for row in csv.DictReader(fh):
+                if len(labels) == total:
+                    return None
+                labels.append(int(row["emotion"]))
+    except (EmobenchError, OSError, ValueError, KeyError, TypeError, csv.Error):
+        return None
+    return np.asarray(labels, dtype=np.int64) if len(labels) == total else None
 
 
 def build_model(checkpoint: Checkpoint, num_classes: int, build: BuildFn | None) -> EmotionNet:
@@ -402,6 +510,26 @@ def calibration_images(data: LabeledData, seed: int) -> tuple[np.ndarray, dict[s
     return train.images[index], {"images": count, "source": source}
 
 
+def predict(
+    pipe: Pipeline,
+    forward: Callable[[Tensor], Tensor],
+    images: np.ndarray,
+    on_batch: Callable[[int, int], None],
+) -> np.ndarray:
+    """Predicted classes for uint8 images, SCORE_BATCH at a time; `on_batch(images done,
+    images)` after each batch."""
+    import torch
+
+    pipe.model.eval()
+    out = []
+    with torch.inference_mode(), pipe.autocast():
+        for start in range(0, len(images), SCORE_BATCH):
+            batch = torch.from_numpy(images[start : start + SCORE_BATCH])
+            out.append(forward(pipe.preprocess_batched(batch)).argmax(1).cpu())
+            on_batch(min(start + SCORE_BATCH, len(images)), len(images))
+    return torch.cat(out).numpy()
+
+
 def _score(
     label: str,
     runtime: str,
@@ -428,21 +556,31 @@ def _score(
     )
 
 
-def int8_check(fp32: VariantScore, int8: VariantScore, labels: np.ndarray) -> Int8Check:
-    """int8 against fp32 on the same images: McNemar's exact test and the MLPerf rule."""
+def int8_check(
+    torch_fp32: VariantScore, ort_fp32: VariantScore, int8: VariantScore, labels: np.ndarray
+) -> Int8Check:
+    """The int8 file on the same images: the MLPerf rule against torch fp32 (MLPerf's reference
+    is the framework's fp32 model), McNemar's exact test against onnxruntime fp32 (the same
+    runtime, so the test isolates quantization)."""
     from emobench.stats.classification import mcnemar_exact
 
-    fp32_right = np.asarray(fp32.predictions) == labels
+    fp32_right = np.asarray(ort_fp32.predictions) == labels
     int8_right = np.asarray(int8.predictions) == labels
     only_fp32 = int(np.sum(fp32_right & ~int8_right))
     only_int8 = int(np.sum(int8_right & ~fp32_right))
+    needed = mlperf_needed(torch_fp32.correct)
     return Int8Check(
-        reference=fp32.label,
-        fp32_accuracy=fp32.accuracy,
+        reference=torch_fp32.label,
+        images=len(labels),
+        fp32_correct=torch_fp32.correct,
+        int8_correct=int8.correct,
+        needed_correct=needed,
+        fp32_accuracy=torch_fp32.accuracy,
         int8_accuracy=int8.accuracy,
-        accuracy_ratio=int8.accuracy / fp32.accuracy if fp32.correct else None,
+        accuracy_ratio=int8.correct / torch_fp32.correct if torch_fp32.correct else None,
         threshold=MLPERF_FRACTION,
-        acceptable=mlperf_acceptable(int8.correct, fp32.correct),
+        acceptable=None if needed is None else int8.correct >= needed,
+        mcnemar_reference=ort_fp32.label,
         only_fp32_right=only_fp32,
         only_int8_right=only_int8,
         mcnemar_p=mcnemar_exact(only_fp32, only_int8),
@@ -458,6 +596,11 @@ class _Steps:
     def start(self, name: str) -> None:
         self.progress(name, self.done, len(self.names))
         self.done += 1
+
+    def part(self, what: str) -> Callable[[int, int], None]:
+        """A (done, total) callback within the current step: its name and `what` counted."""
+        name = self.names[self.done - 1]
+        return lambda done, total: self.progress(f"{name} ({what})", done, total)
 
     def finish(self) -> None:
         self.progress("done", len(self.names), len(self.names))
@@ -482,19 +625,24 @@ def run_export(
     """Read, check, export, score and write (see the module docstring): the export report,
     also written to `<out>.json` beside the file."""
 
+    import torch
+
+    from emobench.runtimes.onnx import check_available
+
     started = time.perf_counter()
     check_inputs(config)
+    check_available(torch.device("cpu"))  # onnx, onnxruntime: one error line, nothing read yet
     steps = _Steps(progress, _step_names(config))
     steps.start("reading the checkpoint and --data")
     checkpoint = read_checkpoint(config.checkpoint)
-    data, split_seed = load_data(config, checkpoint)
+    data, split_seed = load_data(config, checkpoint, steps.part("seeds below it tried"))
     model = build_model(checkpoint, len(data.class_names), build)
     with tempfile.TemporaryDirectory(prefix="emobench-export-") as tmp:
         report, final = _export_and_score(
             config, checkpoint, data, split_seed, model, Path(tmp), steps, started
         )
         steps.start(f"writing {config.out}")
-        write_outputs(config, final, report)
+        report = write_outputs(config, final, report)
     steps.finish()
     return report
 
@@ -514,7 +662,6 @@ def _export_and_score(
 
     from emobench.runtimes import onnx as ort_rt
     from emobench.runtimes.torch import Pipeline
-    from emobench.scenarios.finetune.scoring import predict
 
     pipe = Pipeline(checkpoint.pipeline, model, torch.device("cpu"))
     num_classes = len(data.class_names)
@@ -564,15 +711,15 @@ def _export_and_score(
 
     steps.start("scoring torch fp32 on the test split")
     labels = test.labels
-    torch_pred = predict(pipe, model, test.images)
+    torch_pred = predict(pipe, model, test.images, steps.part("images"))
     scores = [_score(TORCH_LABEL, TORCH_RUNTIME, FP32, torch_pred, labels, num_classes, None)]
     for precision, label in ((FP32, ORT_LABEL), (INT8, ORT_INT8_LABEL)):
         if precision not in calls:
             continue
         steps.start(f"scoring {label} on the test split")
-        pred = predict(pipe, calls[precision], test.images)
+        pred = predict(pipe, calls[precision], test.images, steps.part("images"))
         scores.append(_score(label, ORT_RUNTIME, precision, pred, labels, num_classes, torch_pred))
-    int8 = int8_check(scores[1], scores[2], labels) if len(scores) == 3 else None
+    int8 = int8_check(scores[0], scores[1], scores[2], labels) if len(scores) == 3 else None
 
     out_path = paths[config.precision]
     exported = [
@@ -598,8 +745,9 @@ def _export_and_score(
         out=str(config.out),
         out_precision=config.precision,
         out_file_bytes=out_path.stat().st_size,
+        out_sha256=_file_sha256(out_path, "exported file"),
         checkpoint=checkpoint.record(),
-        data=_data_record(checkpoint, data, split_seed, quantization),
+        data=_data_record(config, checkpoint, data, quantization),
         settings=settings.record(ort_rt.import_ort(), calls[FP32].session),
         inside_graph=ort_rt.INSIDE_GRAPH,
         metadata=metadata(checkpoint, data, config.precision, pipe.input_size),
@@ -608,15 +756,15 @@ def _export_and_score(
         files=exported,
         scores=scores,
         int8=int8,
-        notes=_notes(checkpoint, data, quantization),
+        notes=_notes(checkpoint, data, split_seed, quantization),
     )
     return report, out_path
 
 
 def _data_record(
+    config: ExportConfig,
     checkpoint: Checkpoint,
     data: LabeledData,
-    split_seed: int,
     quantization: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
@@ -625,8 +773,8 @@ def _data_record(
         "sha256": checkpoint.data_sha256,  # load_data checked that they are equal
         "class_names": list(data.class_names),
         "split_method": data.split_method,
-        "split_seed": data.split_seed if data.split_method != "given" else None,
-        "requested_split_seed": split_seed,
+        "split_seed": data.split_seed if data.split_method != "given" else None,  # used
+        "requested_split_seed": config.seed,  # --seed; None: the checkpoint's, then below it
         "score_split": data.test.source,
         "test_images": len(data.test.labels),
         "calibration": None
@@ -640,12 +788,21 @@ def _data_record(
 
 
 def _notes(
-    checkpoint: Checkpoint, data: LabeledData, quantization: dict[str, Any] | None
+    checkpoint: Checkpoint,
+    data: LabeledData,
+    split_seed: int,
+    quantization: dict[str, Any] | None,
 ) -> list[str]:
     notes = [
         f"scored on the test split ({data.test.source}, {len(data.test.labels)} images): the "
         "images the fine-tune held out; the scores are of these images only"
     ]
+    if data.split_method != "given" and split_seed != checkpoint.seed:
+        notes.append(
+            f"--data split with seed {split_seed}, the first seed of the fine-tune's "
+            f"--seed/--seeds (its split hashes as the checkpoint's data did); the checkpoint's "
+            f"own seed {checkpoint.seed} is the one it trained with"
+        )
     if checkpoint.kind != "best":
         notes.append(
             f"the checkpoint holds the {checkpoint.kind} epoch's weights (epoch "
@@ -663,17 +820,49 @@ def _notes(
     return notes
 
 
-def write_outputs(config: ExportConfig, final: Path, report: ExportReport) -> None:
+def write_outputs(config: ExportConfig, final: Path, report: ExportReport) -> ExportReport:
     """The deployable file to --out and the report to `<out>.json`, each through a temporary
-    file renamed over it: both are renamed only when both are complete."""
-    text = to_json(report)
+    file beside it; the report completed with the written file's size and sha256.
+
+    Renamed in this order: an old `<out>.json` moved aside, the new file over --out, the new
+    report beside it. A failure before the file's rename puts the old report back (the old
+    pair stays as it was); after it, the old report is deleted: the new file may then stand
+    without a report, never with a report of another file."""
+    aside: Path | None = None
     try:
-        with ExitStack() as stack:  # renamed in reverse: the file first, then its report
-            json_tmp = stack.enter_context(fileio.atomic_path(config.report))
-            onnx_tmp = stack.enter_context(fileio.atomic_path(config.out))
-            shutil.copyfile(final, onnx_tmp)
-            json_tmp.write_text(text, encoding="utf-8")
+        with fileio.atomic_path(config.report) as json_tmp:
+            try:
+                with fileio.atomic_path(config.out) as onnx_tmp:
+                    shutil.copyfile(final, onnx_tmp)
+                    report = dataclasses.replace(
+                        report,
+                        out_file_bytes=onnx_tmp.stat().st_size,
+                        out_sha256=_file_sha256(onnx_tmp, "exported file"),
+                    )
+                    json_tmp.write_text(to_json(report), encoding="utf-8")
+                    aside = _move_aside(config.report)
+            except BaseException:
+                if aside is not None:  # the new file never replaced the old: keep the old pair
+                    restore, aside = aside, None  # never deleted below, even if this fails
+                    os.replace(restore, os.path.realpath(config.report))
+                raise
     except OSError as exc:
         raise MeasurementError(
             f"--out {config.out}: cannot write ({exc.strerror or exc})"
         ) from None
+    finally:
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+    return report
+
+
+def _move_aside(path: Path) -> Path | None:
+    """Rename the file at `path` (its real path, as atomic_path writes it) to a hidden name
+    beside it; None when there is none."""
+    target = Path(os.path.realpath(path))
+    if not target.exists():
+        return None
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old")
+    os.close(fd)
+    os.replace(target, name)
+    return Path(name)

@@ -5,6 +5,8 @@ Tiny models (tests.conftest.small_cnn), a few hundred synthetic images."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -12,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
-from emobench.data.labeled import load_labeled, synthetic_labeled, write_fer_csv
-from emobench.errors import UsageError
+from emobench.data.labeled import (
+    load_labeled,
+    synthetic_labeled,
+    write_fer_csv,
+    write_image_folder,
+)
+from emobench.errors import MeasurementError, UsageError
+from emobench.render.export import int8_lines, render_export
 from emobench.results import export as rx
 from emobench.results.measurements import Parity
 from emobench.runtimes import onnx as ort_rt
@@ -36,8 +45,9 @@ def _one_thread() -> object:
     torch.set_num_threads(before)
 
 
-def finetuned(folder: Path, data_path: Path, seed: int = 0) -> tuple[Path, object]:
-    """direct48 fine-tuned for 3 epochs on small_cnn: its best.pt and the finetune report."""
+def finetuned(folder: Path, data_path: Path, seed: int = 0, seeds: int = 1) -> tuple[Path, object]:
+    """direct48 fine-tuned for 3 epochs on small_cnn: its (last seed's) best.pt and the
+    finetune report."""
     config = FinetuneConfig(
         data=str(data_path),
         device="cpu",
@@ -49,13 +59,14 @@ def finetuned(folder: Path, data_path: Path, seed: int = 0) -> tuple[Path, objec
         lr=0.01,
         pretrained=False,
         seed=seed,
+        seeds=seeds,
         checkpoint_dir=str(folder / "ck"),
         measure_memory=False,
     )
     data = load_labeled(data_path, seed=seed)
     report = run_finetune(config, data, CPU, build=small_cnn)
     assert report.finetune is not None
-    return Path(report.finetune.runs[0].checkpoint_best), report
+    return Path(report.finetune.runs[-1].checkpoint_best), report
 
 
 @pytest.fixture(scope="module")
@@ -116,37 +127,104 @@ def test_int8_export_scores_the_finetunes_test_split_three_ways(int8_export) -> 
     assert any("calibrated on --data's own train images" in n for n in report.notes)
 
 
-def test_int8_verdict_is_mcnemar_and_the_mlperf_rule(int8_export) -> None:  # type: ignore[no-untyped-def]
+def test_int8_verdict_is_mlperf_against_torch_and_mcnemar_against_ort(int8_export) -> None:  # type: ignore[no-untyped-def]
     report, _, _, _ = int8_export
     labels = np.asarray(report.test_labels)
+    torch32 = report.score("torch fp32")
     fp32, int8 = report.score("onnxruntime fp32"), report.score("onnxruntime int8")
     right32 = np.asarray(fp32.predictions) == labels
     right8 = np.asarray(int8.predictions) == labels
     check = report.int8
-    assert check is not None and check.reference == "onnxruntime fp32"
+    # MLPerf's reference is the framework's fp32 model; McNemar's is the same runtime's fp32
+    assert check is not None and check.reference == "torch fp32"
+    assert check.mcnemar_reference == "onnxruntime fp32"
+    assert (check.images, check.fp32_correct, check.int8_correct) == (
+        42,
+        torch32.correct,
+        int8.correct,
+    )
+    assert check.needed_correct == -(-torch32.correct * 99 // 100)
     assert check.only_fp32_right == int(np.sum(right32 & ~right8))
     assert check.only_int8_right == int(np.sum(right8 & ~right32))
     assert check.mcnemar_p == pytest.approx(
         mcnemar_exact(check.only_fp32_right, check.only_int8_right)
     )
-    assert check.acceptable == (int8.correct >= 0.99 * fp32.correct)
-    assert check.accuracy_ratio == pytest.approx(int8.accuracy / fp32.accuracy)
+    assert check.acceptable == (int8.correct >= 0.99 * torch32.correct)
+    assert check.accuracy_ratio == pytest.approx(int8.correct / torch32.correct)
+    assert check.fp32_accuracy == torch32.accuracy
 
 
-def test_the_mlperf_rule_decides_on_counts() -> None:
+def _scored(label: str, pred: list[int], labels: np.ndarray) -> rx.VariantScore:
+    correct = int((np.asarray(pred) == labels).sum())
+    runtime, precision = label.split()
+    return rx.VariantScore(
+        label, runtime, precision, len(labels), correct, correct / len(labels), 0.0, 1.0, pred
+    )
+
+
+def test_the_mlperf_rule_decides_on_counts_against_torch_fp32() -> None:
     assert rx.mlperf_acceptable(99, 100) and rx.mlperf_acceptable(100, 100)
-    assert not rx.mlperf_acceptable(98, 100)
-    assert rx.mlperf_acceptable(0, 0) and rx.mlperf_acceptable(5, 3)
+    assert not rx.mlperf_acceptable(98, 100) and rx.mlperf_acceptable(5, 3)
+    assert rx.mlperf_needed(2000) == 1980 and rx.mlperf_needed(101) == 100
+    # fp32 got nothing right: 99% of nothing decides nothing (not "acceptable")
+    assert rx.mlperf_acceptable(0, 0) is None and rx.mlperf_acceptable(3, 0) is None
     labels = np.array([0, 1, 1, 0])
+    torch32 = _scored("torch fp32", [0, 1, 1, 1], labels)  # 3 right
+    ort32 = _scored("onnxruntime fp32", [0, 1, 1, 0], labels)  # 4 right
+    int8 = _scored("onnxruntime int8", [0, 1, 0, 0], labels)  # 3 right
+    check = ex.int8_check(torch32, ort32, int8, labels)
+    # judged against torch fp32's 3: acceptable (against onnxruntime fp32's 4 it would not be)
+    assert check.acceptable is True and check.needed_correct == 3 and check.accuracy_ratio == 1.0
+    assert (check.reference, check.mcnemar_reference) == ("torch fp32", "onnxruntime fp32")
+    assert (check.only_fp32_right, check.only_int8_right) == (1, 0)  # against onnxruntime fp32
+    assert check.mcnemar_p == pytest.approx(1.0)
+    nothing = _scored("torch fp32", [1, 0, 0, 1], labels)
+    undecided = ex.int8_check(nothing, ort32, int8, labels)
+    assert undecided.acceptable is None and undecided.needed_correct is None
+    assert undecided.accuracy_ratio is None
 
-    def score(label: str, pred: list[int]) -> rx.VariantScore:
-        correct = int((np.asarray(pred) == labels).sum())
-        return rx.VariantScore(label, "onnxruntime", label, 4, correct, correct / 4, 0.0, 1.0, pred)
 
-    check = ex.int8_check(score("fp32", [0, 1, 1, 0]), score("int8", [0, 0, 1, 1]), labels)
-    assert (check.only_fp32_right, check.only_int8_right) == (2, 0)
-    assert not check.acceptable and check.accuracy_ratio == 0.5
-    assert check.mcnemar_p == pytest.approx(0.5)  # two discordant pairs, both one way
+def _check(fp32_correct: int, int8_correct: int, images: int = 2000) -> rx.Int8Check:
+    needed = rx.mlperf_needed(fp32_correct)
+    return rx.Int8Check(
+        reference="torch fp32",
+        images=images,
+        fp32_correct=fp32_correct,
+        int8_correct=int8_correct,
+        needed_correct=needed,
+        fp32_accuracy=fp32_correct / images,
+        int8_accuracy=int8_correct / images,
+        accuracy_ratio=int8_correct / fp32_correct if fp32_correct else None,
+        threshold=0.99,
+        acceptable=rx.mlperf_acceptable(int8_correct, fp32_correct),
+        mcnemar_reference="onnxruntime fp32",
+        only_fp32_right=21,
+        only_int8_right=0,
+        mcnemar_p=9.5e-7,
+    )
+
+
+def test_the_verdict_shows_counts_and_never_rounds_a_failure_up_to_99(int8_export) -> None:  # type: ignore[no-untyped-def]
+    report = int8_export[0]
+    failing = dataclasses.replace(report, int8=_check(2000, 1979))
+    verdict, mcnemar = int8_lines(failing)
+    assert verdict.startswith("int8 acceptable: no (MLPerf: int8 accuracy >= 99% of the ")
+    assert "int8 1979/2000 right vs needed >= 1980 (99% of torch fp32's 2000)" in verdict
+    assert verdict.endswith("; 98.9% of torch fp32's accuracy")  # 98.95%: floored, not 99.0%
+    assert "99.0%" not in verdict
+    assert mcnemar.startswith("int8 vs onnxruntime fp32 (the same runtime: this isolates ")
+    assert "McNemar exact test on the same 2000 images: p = 9.5e-07" in mcnemar
+    assert rx.unacceptable(failing) is not None
+    passing = int8_lines(dataclasses.replace(report, int8=_check(2000, 1980)))[0]
+    assert passing.startswith("int8 acceptable: yes") and "; 99.0% of torch fp32's" in passing
+    assert rx.unacceptable(dataclasses.replace(report, int8=_check(2000, 1980))) is None
+    nothing = dataclasses.replace(report, int8=_check(0, 5))
+    line = int8_lines(nothing)[0]
+    assert line.startswith("int8 acceptable: cannot be decided (MLPerf")
+    assert "torch fp32 got none of the 2000 test images right" in line and "yes" not in line
+    assert rx.unacceptable(nothing) is None  # undecided is not a failure
+    assert rx.floor_percent(1979, 2000) == "98.9%" and rx.floor_percent(2, 3) == "66.6%"
+    assert rx.floor_percent(1, 0) == "n/a"
 
 
 def test_the_int8_file_goes_to_out_with_its_report_and_runs_alone(int8_export) -> None:  # type: ignore[no-untyped-def]
@@ -158,6 +236,7 @@ def test_the_int8_file_goes_to_out_with_its_report_and_runs_alone(int8_export) -
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "model.onnx.json"]
     assert report.out_precision == "int8"
     assert report.out_file_bytes == out.stat().st_size == report.file("int8").file_bytes
+    assert report.out_sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
     model = onnx.load(str(out))
     onnx.checker.check_model(model)  # duplicate metadata keys, among others, would fail it
     props = {p.key: p.value for p in model.metadata_props}
@@ -182,10 +261,39 @@ def test_the_int8_file_goes_to_out_with_its_report_and_runs_alone(int8_export) -
     assert rx.is_export_report(config.report) and not rx.is_export_report(out)
 
 
-def test_progress_names_each_step_and_ends_done(int8_export) -> None:  # type: ignore[no-untyped-def]
+def test_progress_names_each_step_then_each_scored_batch_and_ends_done(int8_export) -> None:  # type: ignore[no-untyped-def]
     _, _, calls, _ = int8_export
-    assert [c[1] for c in calls] == list(range(8)) and {c[2] for c in calls} == {7}
-    assert calls[2][0].startswith("quantizing to int8") and calls[-1] == ("done", 7, 7)
+    steps = [c for c in calls if not c[0].endswith("(images)")]
+    assert [c[1] for c in steps] == list(range(8)) and {c[2] for c in steps} == {7}
+    assert steps[2][0].startswith("quantizing to int8") and steps[-1] == ("done", 7, 7)
+    # each variant's 42 test images scored 32 at a time, each batch reported as it is done
+    for label in ("torch fp32", "onnxruntime fp32", "onnxruntime int8"):
+        name = f"scoring {label} on the test split"
+        at = calls.index((name, steps.index(next(c for c in steps if c[0] == name)), 7))
+        assert calls[at + 1 : at + 3] == [
+            (f"{name} (images)", 32, 42),
+            (f"{name} (images)", 42, 42),
+        ]
+
+
+def test_predict_scores_in_batches_of_32(checkpoint: tuple[Path, object]) -> None:
+    from emobench.runtimes.torch import Pipeline
+
+    model = small_cnn("resnet18", "direct48", num_classes=7, pretrained=False).eval()
+    pipe = Pipeline("direct48", model, CPU)
+    images, _ = synthetic_labeled(70, seed=1)
+    seen: list[int] = []
+    done: list[tuple[int, int]] = []
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return model(x)
+
+    pred = ex.predict(pipe, forward, images, lambda *a: done.append(a))
+    assert seen == [32, 32, 6] and done == [(32, 70), (64, 70), (70, 70)]
+    with torch.inference_mode():
+        whole = model(pipe.preprocess_batched(torch.from_numpy(images))).argmax(1).numpy()
+    assert pred.tolist() == whole.tolist()
 
 
 # -- refusals: nothing read in full, nothing written --------------------------------------------
@@ -272,8 +380,85 @@ def test_a_stratified_split_needs_the_finetunes_seed(tmp_path: Path) -> None:
     assert checkpoint.seed == 5 and checkpoint.kind == "best"
     loaded, seed = ex.load_data(ex.ExportConfig(ck, data, tmp_path / "m.onnx"), checkpoint)
     assert seed == 5 and loaded.split_seed == 5
-    with pytest.raises(UsageError, match=r"split with the finetune's --seed \(here 6\)"):
+    with pytest.raises(UsageError) as err:
         ex.load_data(ex.ExportConfig(ck, data, tmp_path / "m.onnx", seed=6), checkpoint)
+    assert (
+        "split with the first seed of finetune's --seed/--seeds (here --seed 6; pass --seed N)"
+        in (str(err.value))
+    )
+
+
+def test_the_second_seeds_checkpoint_of_a_multi_seed_run_finds_the_runs_split(
+    tmp_path: Path,
+) -> None:
+    """finetune --seed 3 --seeds 2 splits once, with seed 3, and stamps its second checkpoint
+    with seed 4: export finds seed 3 below it, says so, and scores the run's test split."""
+    images, labels = synthetic_labeled(140, seed=4)
+    data = tmp_path / "plain.csv"
+    write_fer_csv(data, images, labels)
+    ck, ft_report = finetuned(tmp_path, data, seed=3, seeds=2)
+    assert ck.name == "direct48-seed4-best.pt" and ex.read_checkpoint(ck).seed == 4
+    tried: list[tuple[int, int]] = []
+    config = ex.ExportConfig(ck, data, tmp_path / "out" / "m.onnx")
+    loaded, seed = ex.load_data(config, ex.read_checkpoint(ck), lambda *a: tried.append(a))
+    assert seed == 3 and loaded.split_seed == 3 and tried == [(0, 4)]  # 3 is the first below 4
+    again = load_labeled(data, seed=3)
+    for mine, theirs in zip(
+        (loaded.train, loaded.val, loaded.test), (again.train, again.val, again.test), strict=True
+    ):
+        assert mine.source == theirs.source and np.array_equal(mine.images, theirs.images)
+        assert np.array_equal(mine.labels, theirs.labels)
+    calls: list[tuple[str, int, int]] = []
+    report = ex.run_export(config, progress=lambda *a: calls.append(a), build=small_cnn)
+    assert report.data["split_seed"] == 3 and report.data["requested_split_seed"] is None
+    assert report.checkpoint["seed"] == 4
+    assert any(
+        "split with seed 3, the first seed of the fine-tune's --seed/--seeds" in n
+        for n in report.notes
+    )
+    assert ("reading the checkpoint and --data (seeds below it tried)", 0, 4) in calls
+    shown = io.StringIO()
+    render_export(report, Console(file=shown, width=100))
+    assert "note: --data split with seed 3, the first seed of the fine-tune's" in shown.getvalue()
+    assert "test: stratified 10% (seed 3)" in shown.getvalue()
+    # the fine-tune's own test score of that checkpoint is what export scores in torch fp32
+    run = ft_report.finetune.runs[-1]  # type: ignore[attr-defined]
+    assert report.score("torch fp32").predictions == run.test.predictions
+    # --seed 4 (the checkpoint's own) is refused with the hint, not tried further
+    with pytest.raises(UsageError, match=r"here --seed 4; pass --seed N"):
+        ex.load_data(dataclasses.replace(config, seed=4), ex.read_checkpoint(ck))
+
+
+def test_a_folders_split_seed_is_found_below_the_checkpoints(tmp_path: Path) -> None:
+    """A folder of class folders read class by class: the seed a checkpoint of seed 6 was
+    split with (2, as `--seed 2 --seeds 5` would) is found without reading the images again."""
+    images, labels = synthetic_labeled(70, seed=2)
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    write_image_folder(tmp_path / "faces", images, labels, names)
+    data = tmp_path / "faces"
+    split2 = load_labeled(data, seed=2)
+    fingerprint = {"backbone": "resnet18", "pipeline": "direct48", "recipe": "r", "seed": 6}
+    checkpoint = ex.Checkpoint(
+        tmp_path / "direct48-seed6-best.pt",
+        "0" * 64,
+        "best",
+        3,
+        fingerprint | {"data": split2.content_sha256()},
+        {},
+        {},
+    )
+    tried: list[tuple[int, int]] = []
+    config = ex.ExportConfig(checkpoint.path, data, tmp_path / "m.onnx")
+    loaded, seed = ex.load_data(config, checkpoint, lambda *a: tried.append(a))
+    assert seed == 2 and loaded.content_sha256() == split2.content_sha256()
+    assert loaded.test.source == split2.test.source and tried == [(0, 6), (1, 6), (2, 6), (3, 6)]
+    # data no seed splits this way: every seed from 6 down to 0 tried, then one error line
+    other = dataclasses.replace(checkpoint, fingerprint=checkpoint.fingerprint | {"data": "0" * 64})
+    with pytest.raises(UsageError) as err:
+        ex.load_data(config, other)
+    message = str(err.value)
+    assert "split with the first seed of finetune's --seed/--seeds (no seed from the " in message
+    assert "checkpoint's 6 down to 0 gives it; pass --seed N)" in message
 
 
 def test_output_policy(
@@ -322,6 +507,86 @@ def test_a_failure_after_the_export_writes_nothing(
     monkeypatch.setattr(ort_rt, "parity", disagrees)
     out = tmp_path / "m.onnx"
     with pytest.raises(ExportError, match="disagrees with torch"):
+        ex.run_export(ex.ExportConfig(checkpoint[0], fer_csv, out), build=small_cnn)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _old_pair(tmp_path: Path, int8_export) -> tuple[ex.ExportConfig, Path, rx.ExportReport]:  # type: ignore[no-untyped-def]
+    """An earlier export's pair at tmp_path/m.onnx (+ .json), a new file to put in its place,
+    and the config that replaces them (--force)."""
+    report, config = int8_export[0], int8_export[1]
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"old model")
+    rx.report_path(out).write_text('{"schema": "emobench.export", "old": true}\n')
+    final = tmp_path / "made" / "new.onnx"
+    final.parent.mkdir()
+    final.write_bytes(b"new model, longer")
+    return dataclasses.replace(config, out=out, force=True), final, report
+
+
+def _failing_rename(monkeypatch: pytest.MonkeyPatch, onto: Path) -> None:
+    """os.replace fails (disk full) when it renames a temporary file onto `onto`."""
+    real = os.replace
+
+    def replace(src, dst) -> None:  # type: ignore[no-untyped-def]
+        if Path(dst) == onto and Path(src).name.endswith(".tmp"):
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_written_outputs_record_the_files_sha256_and_size(tmp_path: Path, int8_export) -> None:  # type: ignore[no-untyped-def]
+    config, final, report = _old_pair(tmp_path, int8_export)
+    written = ex.write_outputs(config, final, report)
+    data = final.read_bytes()
+    assert config.out.read_bytes() == data
+    assert written.out_sha256 == hashlib.sha256(data).hexdigest()
+    assert written.out_file_bytes == len(data)
+    assert rx.load(config.report) == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json", "made"]
+
+
+def test_a_failed_report_rename_leaves_no_old_report_beside_the_new_file(
+    tmp_path: Path, int8_export, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    config, final, report = _old_pair(tmp_path, int8_export)
+    _failing_rename(monkeypatch, config.report)
+    with pytest.raises(MeasurementError, match="No space left on device"):
+        ex.write_outputs(config, final, report)
+    # the new file is in place; the old report, which describes the old file, is gone
+    assert config.out.read_bytes() == final.read_bytes()
+    assert not config.report.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "made"]
+
+
+def test_a_failed_file_rename_keeps_the_old_pair(
+    tmp_path: Path, int8_export, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    config, final, report = _old_pair(tmp_path, int8_export)
+    old_report = config.report.read_text()
+    _failing_rename(monkeypatch, config.out)
+    with pytest.raises(MeasurementError, match="No space left on device"):
+        ex.write_outputs(config, final, report)
+    assert config.out.read_bytes() == b"old model" and config.report.read_text() == old_report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json", "made"]
+
+
+def test_export_refuses_at_once_without_onnx(
+    tmp_path: Path,
+    checkpoint: tuple[Path, object],
+    fer_csv: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    def not_yet(path: Path) -> None:
+        raise AssertionError("the checkpoint was read before onnx was checked")
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.setattr(ex, "read_checkpoint", not_yet)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(UsageError, match="needs the onnxruntime package"):
         ex.run_export(ex.ExportConfig(checkpoint[0], fer_csv, out), build=small_cnn)
     assert list(tmp_path.iterdir()) == []
 
