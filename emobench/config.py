@@ -201,12 +201,7 @@ class RunConfig:
     def _check_runtimes(self) -> None:
         """--runtime, --quantize and a --threads sweep: what the runtimes can run (the
         execution provider a CUDA device needs is checked in the runner's preflight)."""
-        if not self.runtimes:
-            raise UsageError("at least one --runtime is needed")
-        for r in self.runtimes:
-            _choice("runtime", r, RUNTIMES)
-        if len(set(self.runtimes)) != len(self.runtimes):
-            raise UsageError(f"--runtime given twice: {', '.join(self.runtimes)}")
+        check_runtime_names(self.runtimes, self.mode)
         for t in self.thread_counts:
             if t < 1:
                 raise UsageError(f"--threads must be >= 1, got {t}")
@@ -294,6 +289,22 @@ def check_input_memory(config: RunConfig, device: torch.device | None = None) ->
         )
 
 
+def check_runtime_names(runtimes: tuple[str, ...], mode: str = "infer") -> None:
+    """--runtime (compare, suites, maxbatch): at least one, known, each once; onnxruntime
+    infers only (`mode`: infer, train or both)."""
+    if not runtimes:
+        raise UsageError("at least one --runtime is needed")
+    for r in runtimes:
+        _choice("runtime", r, RUNTIMES)
+    if len(set(runtimes)) != len(runtimes):
+        raise UsageError(f"--runtime given twice: {', '.join(runtimes)}")
+    if ORT_RUNTIME in runtimes and mode != "infer":
+        raise UsageError(
+            f"--runtime {ORT_RUNTIME} measures inference only (an ONNX file does not train): "
+            "use --mode infer"
+        )
+
+
 def check_runtime_options(config: RunConfig) -> None:
     """Options ONNX Runtime cannot honour: a UsageError before anything is exported."""
     runtime = f"--runtime {ORT_RUNTIME}"
@@ -301,10 +312,6 @@ def check_runtime_options(config: RunConfig) -> None:
         raise UsageError(
             f"{runtime} runs the exported file, not torch.compile: drop --compile "
             f"{config.compile} (or measure it in its own run with --runtime {TORCH_RUNTIME})"
-        )
-    if "train" in config.modes:
-        raise UsageError(
-            f"{runtime} measures inference only (an ONNX file does not train): use --mode infer"
         )
     if config.precision != "fp32":
         raise UsageError(

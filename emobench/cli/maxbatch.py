@@ -33,7 +33,7 @@ from emobench.cli.shell import (
 )
 from emobench.config import DEFAULT_BACKBONE
 from emobench.errors import UsageError
-from emobench.names import MODES, ORT_RUNTIME, PIPELINE_NAMES, RUNTIMES, TORCH_RUNTIME
+from emobench.names import MODES, ORT_RUNTIME, PIPELINE_NAMES, TORCH_RUNTIME
 from emobench.render.console import stderr_console, stdout_console
 
 
@@ -152,16 +152,9 @@ def _check_maxbatch_options(
 
 def _check_runtimes(runtimes: tuple[str, ...], mode: str, device: str) -> None:
     """--runtime without torch: known names, once each; onnxruntime infers, on the CPU."""
-    for r in runtimes:
-        if r not in RUNTIMES:
-            raise UsageError(f"unknown runtime {r!r}; choose one of: {', '.join(RUNTIMES)}")
-    if len(set(runtimes)) != len(runtimes):
-        raise UsageError(f"--runtime given twice: {', '.join(runtimes)}")
-    if ORT_RUNTIME in runtimes and mode != "infer":
-        raise UsageError(
-            f"--runtime {ORT_RUNTIME} measures inference only (an ONNX file does not train): "
-            "use --mode infer"
-        )
+    from emobench.config import check_runtime_names
+
+    check_runtime_names(runtimes, mode)
     if ORT_RUNTIME in runtimes and device.startswith("cuda"):
         raise UsageError(
             f"maxbatch --runtime {ORT_RUNTIME} measures the CPU (peak RSS of a fresh process); "

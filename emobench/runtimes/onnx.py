@@ -42,6 +42,7 @@ from torch import Tensor
 from emobench.errors import MeasurementError, ModelError, UsageError
 from emobench.names import ORT_RUNTIME
 from emobench.results.measurements import Deployment, Parity
+from emobench.runtimes.ort_child import SPIN_STOP_KEY as SPIN_STOP_KEY  # re-exported
 from emobench.runtimes.torch import Pipeline
 
 PARITY_TOLERANCE = 1e-4  # fp32: max |logit difference| <= 1e-4 x the largest |logit| (>= 1)
@@ -57,7 +58,6 @@ SINGLE_FILE_BYTES = 1900 * 2**20  # protobuf's 2 GiB limit, less a margin: large
 CALIBRATION_IMAGES = 64  # the most images static quantization calibrates on
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
-SPIN_STOP_KEY = "session.force_spinning_stop"
 SPINNING = "spins during a run, stopped when it returns (session.force_spinning_stop=1)"
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -133,25 +133,11 @@ class OrtSettings:
         return int(self.device.partition(":")[2] or 0)
 
     def session_options(self, ort: Any) -> Any:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.intra_op_threads
-        opts.inter_op_num_threads = self.inter_op_threads
-        opts.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[self.graph_optimization]
-        opts.execution_mode = {
-            "sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
-            "parallel": ort.ExecutionMode.ORT_PARALLEL,
-        }[self.execution_mode]
-        opts.log_severity_level = 3  # errors only: its warnings are not ours to print
-        # the intra-op pool spins while a run lasts and stops when it returns: idle spinning
-        # would take cores from torch's preprocessing, from the other pipeline's session in
-        # the paired loops and from a fresh process timing its cold start
-        opts.add_session_config_entry(SPIN_STOP_KEY, "1")
-        return opts
+        """The SessionOptions these settings make (runtimes.ort_child.session_options, the
+        one place every session gets its options, the thread spinning included)."""
+        from emobench.runtimes.ort_child import session_options
+
+        return session_options(ort, self.as_child())
 
     def compute_stream(self) -> int | None:
         """The CUDA stream the session is to compute on: torch's current one on the device,

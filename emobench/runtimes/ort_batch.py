@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench.measure.search import ERROR, OK, OOM
+from emobench.runtimes.ort_child import session_options
 
 ENTRY = "emobench.runtimes.ort_batch:main"
 PROC_STATUS = Path("/proc/self/status")
@@ -41,11 +42,7 @@ def probe(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(args["intra_op_threads"])
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.force_spinning_stop", "1")  # as runtimes.onnx
+    opts = session_options(ort, args)
     session = ort.InferenceSession(
         args["path"], sess_options=opts, providers=["CPUExecutionProvider"]
     )

@@ -61,20 +61,37 @@ def _peak_bytes() -> int:
     return int(peak) * (1 if sys.platform == "darwin" else 1024)
 
 
+SPIN_STOP_KEY = "session.force_spinning_stop"
+
+
+def session_options(ort: Any, settings: dict[str, Any]) -> Any:
+    """ONNX Runtime's SessionOptions from emobench's settings (runtimes.onnx.OrtSettings's
+    fields): the one place every session emobench opens (the run's, a fresh process's,
+    maxbatch's) gets its options, so all of them run alike. Torch-free. The intra-op pool
+    spins while a run lasts and stops when it returns: idle spinning would take cores from
+    torch's preprocessing, from the other pipeline's session in the paired loops and from a
+    fresh process timing its cold start. `cpu_arena` False: the CPU memory arena off
+    (maxbatch's in-process fit, so each probe's memory is freed after it)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(settings["intra_op_threads"])
+    opts.inter_op_num_threads = int(settings.get("inter_op_threads", 1))
+    level = GRAPH_LEVELS[settings.get("graph_optimization", "all")]
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    mode = EXECUTION_MODES[settings.get("execution_mode", "sequential")]
+    opts.execution_mode = getattr(ort.ExecutionMode, mode)
+    opts.log_severity_level = 3  # errors only: its warnings are not ours to print
+    opts.add_session_config_entry(SPIN_STOP_KEY, "1")
+    if not settings.get("cpu_arena", True):
+        opts.enable_cpu_mem_arena = False
+    return opts
+
+
 def measure(argument: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
 
     base = _rss_bytes()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(argument["intra_op_threads"])
-    opts.inter_op_num_threads = int(argument["inter_op_threads"])
-    level = GRAPH_LEVELS[argument["graph_optimization"]]
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-    mode = EXECUTION_MODES[argument.get("execution_mode", "sequential")]
-    opts.execution_mode = getattr(ort.ExecutionMode, mode)
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.force_spinning_stop", "1")  # as runtimes.onnx
+    opts = session_options(ort, argument)
     device = str(argument["device"])
     providers: list[Any] = ["CPUExecutionProvider"]
     if device.startswith("cuda"):

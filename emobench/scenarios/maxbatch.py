@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import torch
 
+from emobench.config import check_runtime_names
 from emobench.device import device_scope, resolve_device
 from emobench.errors import ModelError, UsageError
 from emobench.launchers.child import run_child
@@ -25,7 +26,7 @@ from emobench.measure import search as mb
 from emobench.measure.env import fingerprint
 from emobench.measure.memory import process_peak_rss
 from emobench.models import EmotionNet, build_model, check_backbone, get_backbone, input_size
-from emobench.names import MODES, ORT_RUNTIME, RUNTIMES, TORCH_RUNTIME
+from emobench.names import MODES, ORT_RUNTIME, TORCH_RUNTIME
 from emobench.results import MaxBatchResult, Report
 from emobench.results.progress import ProgressFn
 from emobench.runtimes.torch import Pipeline
@@ -60,20 +61,7 @@ class MaxBatchConfig:
         return self.runtimes[0]
 
     def validate(self) -> MaxBatchConfig:
-        if not self.runtimes:
-            raise UsageError("at least one --runtime is needed")
-        for runtime in self.runtimes:
-            if runtime not in RUNTIMES:
-                raise UsageError(
-                    f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}"
-                )
-        if len(set(self.runtimes)) != len(self.runtimes):
-            raise UsageError(f"--runtime given twice: {', '.join(self.runtimes)}")
-        if ORT_RUNTIME in self.runtimes and self.mode != "infer":
-            raise UsageError(
-                f"--runtime {ORT_RUNTIME} measures inference only (an ONNX file does not "
-                "train): use --mode infer"
-            )
+        check_runtime_names(self.runtimes, self.mode)
         check_backbone(self.backbone, self.pipelines, self.num_classes)
         for p in self.pipelines:
             input_size(p)
@@ -562,13 +550,10 @@ def onnx_step(onnx: dict[str, Any]) -> Callable[[int], None]:
     arena is off, so each probe's memory is freed after it and the next one's growth is its
     own (the fresh processes that confirm run with the arena on, as a deployment does)."""
     from emobench.runtimes.onnx import import_ort
+    from emobench.runtimes.ort_child import session_options
 
     ort = import_ort()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(onnx["intra_op_threads"])
-    opts.enable_cpu_mem_arena = False
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.force_spinning_stop", "1")
+    opts = session_options(ort, onnx | {"cpu_arena": False})
     session = ort.InferenceSession(
         onnx["path"], sess_options=opts, providers=["CPUExecutionProvider"]
     )
