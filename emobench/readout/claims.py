@@ -853,7 +853,14 @@ def _batch_runs(
     runs: list[tuple[float, bool]] = []
     reason = ""
     for rep in reports:
-        by = {(m.pipeline, m.mode): m for m in rep.maxbatch if m.backbone == backbone}
+        # torch's search (the write-up's claim is about the torch pipelines); another
+        # runtime's, where a report holds only that one
+        runtime = "torch" if any(m.runtime == "torch" for m in rep.maxbatch) else None
+        by = {
+            (m.pipeline, m.mode): m
+            for m in rep.maxbatch
+            if m.backbone == backbone and (runtime is None or m.runtime == runtime)
+        }
         up, dn = by.get((R.UPSCALE, mode)), by.get((R.DIRECT, mode))
         if not (up and dn and up.max_batch and dn.max_batch) or up.error or dn.error:
             continue

@@ -479,6 +479,10 @@ def render_maxbatch(report: Report, console: Console) -> None:
         ),
         caption_justify="left",
     )
+    runtimes = list(dict.fromkeys(r.runtime for r in results))
+    shown = runtimes != [TORCH_RUNTIME]  # a runtime column only where another one ran
+    if shown:
+        table.add_column("runtime")
     for col in ("pipeline", "method", "max batch", "safe batch", "peak memory at max"):
         table.add_column(col, justify="left" if col in ("pipeline", "method") else "right")
     table.add_column("bytes per extra image", justify="right")
@@ -498,6 +502,7 @@ def render_maxbatch(report: Report, console: Console) -> None:
                 ": more than the budget was charged)" if grown > r.non_allocator_bytes else ")"
             )
         table.add_row(
+            *([r.runtime] if shown else []),
             r.pipeline,
             r.method,
             f"{r.max_batch:,}" + (" (capped)" if r.capped else ""),
@@ -507,17 +512,22 @@ def render_maxbatch(report: Report, console: Console) -> None:
             note,
         )
     console.print(table)
-    by_name = {r.pipeline: r for r in results}
-    if "upscale224" in by_name and "direct48" in by_name:
-        up, dn = by_name["upscale224"], by_name["direct48"]
-        ratio_text = fmt_ratio(dn.max_batch / up.max_batch if up.max_batch else None)
-        console.print(f"max batch ratio (direct48 / upscale224): {ratio_text}")
+    for runtime in runtimes:
+        by_name = {r.pipeline: r for r in results if r.runtime == runtime}
+        if "upscale224" in by_name and "direct48" in by_name:
+            up, dn = by_name["upscale224"], by_name["direct48"]
+            ratio_text = fmt_ratio(dn.max_batch / up.max_batch if up.max_batch else None)
+            where = f", {runtime}" if shown else ""
+            console.print(f"max batch ratio (direct48 / upscale224{where}): {ratio_text}")
     trace = Table(title="search trace (every probe)")
+    if shown:
+        trace.add_column("runtime")
     for col in ("pipeline", "batch", "outcome", "peak memory", "seconds", "note"):
         trace.add_column(col, justify="right" if col in ("batch", "seconds") else "left")
     for r in results:
         for p in r.probes:
             trace.add_row(
+                *([r.runtime] if shown else []),
                 r.pipeline,
                 f"{p.batch_size:,}",
                 p.outcome,

@@ -376,3 +376,36 @@ def test_a_failed_export_is_the_searchs_error_and_exit_1(
     assert r.confirmed is None and r.peak_bytes_at_max is None
     assert [(p.batch_size, p.outcome) for p in r.probes] == [(1, mb.ERROR)]
     assert json.loads(result.stdout)["maxbatch"][0]["error"] == "ONNX export failed: boom"
+
+
+def _two_runtimes() -> Any:
+    import dataclasses
+
+    from tests.factories import maxbatch_report
+
+    torch_side = maxbatch_report(up=100, dn=2000)
+    ort_side = maxbatch_report(up=300, dn=1500)
+    ort = [dataclasses.replace(m, runtime="onnxruntime") for m in ort_side.maxbatch]
+    return dataclasses.replace(torch_side, maxbatch=torch_side.maxbatch + ort)
+
+
+def test_a_two_runtime_maxbatch_report_shows_each_runtimes_rows_and_ratio() -> None:
+    from rich.console import Console
+
+    from emobench.render.compare import render_maxbatch
+
+    console = Console(record=True, width=200)
+    render_maxbatch(_two_runtimes(), console)
+    text = console.export_text()
+    assert "max batch ratio (direct48 / upscale224, torch): 20.00x" in text
+    assert "max batch ratio (direct48 / upscale224, onnxruntime): 5.00x" in text
+    assert "┃ runtime" in text and "│ onnxruntime │ upscale224" in text
+
+
+def test_the_batch_claim_reads_the_torch_search_of_a_two_runtime_report() -> None:
+    from emobench.readout.claims import evaluate
+    from tests.factories import make_report
+
+    rows = evaluate(make_report(), [_two_runtimes()])
+    (row,) = [r for r in rows if r.claim == "22x larger batches" and r.backbone == "vgg16"]
+    assert row.measured == pytest.approx(20.0)  # torch's 2000 / 100, not onnxruntime's 5x
