@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from emobench.cli import compare, export, finetune, gate, maxbatch, readout
+from emobench.cli import compare, export, finetune, gate, maxbatch, readout, stream
 from emobench.cli.shell import HouseGroup
 
 ROOT_HELP = """Benchmark 48x48 emotion-recognition CNNs: upscale-to-224 vs direct 48x48.
@@ -43,6 +43,7 @@ baseline_app = typer.Typer()
 app.callback()(_root)
 app.command("compare")(compare.compare)
 app.command("maxbatch")(maxbatch.maxbatch)
+app.command("stream")(stream.stream)
 app.command("run")(compare.run_suite)
 app.add_typer(baseline_app, name="baseline")
 baseline_app.callback()(gate.baseline_root)
