@@ -10,6 +10,9 @@ pipeline, each variant's batch-1 latency (median and 95% interval), throughput a
 file size, the fresh-process cold start and peak RSS, and the speed-up over torch at the same
 thread count; then each variant's direct48/upscale224 batch-1 ratio (paired rounds).
 
+Part 3 (`--parity-only` runs it alone): every registered family, both pipelines, exported and
+checked (fp32 parity, int8 size and agreement).
+
 Part 2 (the issue's cost target): `compare --backbone resnet18 --runtime onnxruntime --quick`
 on the CPU, export included, in forward units (one vgg16 upscale224 batch-1 forward, as
 benchmarks/cost.py): target <= 60.
@@ -134,12 +137,71 @@ def cost() -> None:
     )
 
 
+def parity_all() -> None:
+    """Part 3: every registered family, both pipelines: the export, fp32 parity against torch
+    eager on 8 synthetic images (random-init models; the logit scale is what the models give),
+    and the int8 file's size and its agreement."""
+    import tempfile
+    from pathlib import Path
+
+    from emobench.config import BACKBONE_NAMES
+    from emobench.data.images import synthetic_images
+    from emobench.models import build_model
+    from emobench.runtimes.onnx import ExportError, OrtSettings, deploy
+    from emobench.runtimes.torch import Pipeline
+
+    print("\n## parity: every family, both pipelines (fp32 held to 1e-4 x logit scale)")
+    rows = []
+    host = torch.from_numpy(synthetic_images(64, seed=0))
+    for backbone in BACKBONE_NAMES:
+        for pipeline in (UPSCALE, DIRECT):
+            torch.manual_seed(0)
+            pipe = Pipeline(pipeline, build_model(backbone, pipeline), torch.device("cpu"))
+            x = pipe.preprocess_batched(host)
+            with tempfile.TemporaryDirectory() as folder:
+                exported: dict = {}
+                try:
+                    fp32 = deploy(pipe, Path(folder), OrtSettings(2), x[:8], exported=exported)
+                    int8 = deploy(
+                        pipe, Path(folder), OrtSettings(2), x[:8], "int8", x, exported=exported
+                    )
+                except ExportError as exc:
+                    rows.append([backbone, pipeline, "FAILED: " + str(exc)[:80], "", "", "", ""])
+                    continue
+            a, b = fp32.deployment, int8.deployment
+            assert a and b and a.parity and b.parity
+            rows.append(
+                [
+                    backbone,
+                    pipeline,
+                    f"{a.exporter} opset {a.opset}",
+                    f"{a.parity.max_abs_diff:.2e} / {a.parity.logit_scale:.3g}",
+                    f"{a.parity.top1_agreement:.0%}" + (" ok" if a.parity.passed else " FAIL"),
+                    f"{a.file_bytes / 1e6:.1f} -> {b.file_bytes / 1e6:.1f}",
+                    f"{b.parity.top1_agreement:.0%}",
+                ]
+            )
+    _print_table(
+        [
+            "backbone",
+            "pipeline",
+            "exporter",
+            "fp32 max |diff| / scale",
+            "fp32 top-1",
+            "file MB fp32 -> int8",
+            "int8 top-1 vs torch",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--backbones", nargs="+", default=["resnet18", "vgg16", "mobilenet_v3_small"]
     )
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--parity-only", action="store_true", help="only part 3")
     args = parser.parse_args()
     import onnxruntime
 
@@ -148,10 +210,14 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, capability "
         f"{torch.backends.cpu.get_cpu_capability()}"
     )
+    if args.parity_only:
+        parity_all()
+        return
     for backbone in args.backbones:
         side_by_side(backbone)
     if not args.skip_cost:
         cost()
+    parity_all()
 
 
 if __name__ == "__main__":
