@@ -158,9 +158,16 @@ from tests import (  # noqa: E402
     bad_inputs_outputs,
     bad_inputs_plugins,
     bad_inputs_runtimes,
+    bad_inputs_stream,
 )
 
-SURFACES = (bad_inputs_finetune, bad_inputs_outputs, bad_inputs_plugins, bad_inputs_runtimes)
+SURFACES = (
+    bad_inputs_finetune,
+    bad_inputs_outputs,
+    bad_inputs_plugins,
+    bad_inputs_runtimes,
+    bad_inputs_stream,
+)
 CASES = CORE_CASES + tuple(c for module in SURFACES for c in module.CASES)
 
 

@@ -490,7 +490,8 @@ ForceOutputsOpt = Annotated[
 ClaimsReportFilesArg = Annotated[
     list[Path],
     typer.Argument(
-        help="Compare, run, finetune (and maxbatch) reports, of one machine class or several: "
+        help="Compare, run, finetune, stream (and maxbatch) reports, of one machine class or "
+        "several: "
         "one row per class, reports of one class pooled as runs.",
         show_default=False,
     ),

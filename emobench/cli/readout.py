@@ -230,7 +230,8 @@ def claims_cmd(
     if all(kind == "maxbatch" for kind in kinds):
         raise UsageError(
             f"{report_files[0]}: a maxbatch report; claims need a compare or run report (or a "
-            "finetune report for the training and accuracy claims), maxbatch reports beside it"
+            "finetune report for the training and accuracy claims, a stream report for "
+            "real-time ready), maxbatch reports beside it"
         )
     for path in maxbatch_reports or []:
         other, _data = report_mod.load_header(path)

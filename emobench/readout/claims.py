@@ -47,6 +47,7 @@ from emobench.readout.merge import MachineClass, settings_name
 from emobench.results.finetune import FinetuneRun, verdict_sentence
 from emobench.results.measurements import Deployment
 from emobench.results.runs import distinct_runs, variant_run_ratios
+from emobench.results.stream import LoadgenRun, StreamResult, StreamSummary
 from emobench.stats.gate import ratio_interval, usable
 from emobench.stats.summary import log_t_interval, median_ci_min_n, t_interval
 
@@ -148,14 +149,21 @@ MOBILE_MORE = (
     "more samples (raise --max-time) or more runs: another 1-thread onnxruntime report of this "
     "machine class beside this one"
 )
-# Claims no report measures yet: the command that will, in one line.
-UNMEASURED = (
-    (
-        Claim("realtime", "real-time ready", None, "'perfect for production systems'"),
-        "needs frame rate and per-frame latency under a camera's cadence: `emobench stream` "
-        "(not built yet) will measure it",
-    ),
+# "Real-time ready" from `stream` reports: direct48 serves at least one camera stream at the
+# report's frame rate with LoadGen's server p99 within the frame deadline (max streams >= 1).
+# The measured figure is the max-streams ratio direct48 / upscale224 (what a deployment buys).
+REALTIME_CLAIM = Claim(
+    "realtime",
+    "real-time ready",
+    None,
+    "'perfect for production systems'",
+    claimed_text=">= 1 stream",
 )
+REALTIME_COMMAND = (
+    "`emobench stream --backbone {backbone} --scenario server --scenario single-stream`"
+)
+# Claims no report measures yet: the command that will, in one line.
+UNMEASURED: tuple[tuple[Claim, str], ...] = ()
 # Claims no measurement can settle: why, in one line.
 UNTESTABLE = (
     (
@@ -180,6 +188,7 @@ ALL_CLAIMS = (
     MOBILE_CLAIM,
     *MOBILE_PARTS,
     PRODUCTION_CLAIM,
+    REALTIME_CLAIM,
     *(c for c, _ in UNMEASURED),
     *(c for c, _ in UNTESTABLE),
 )
@@ -367,20 +376,24 @@ def _distinct(
     return kept, [f"{note}: counted once" for note in notes]
 
 
+_JOINING_KINDS = ("maxbatch", "stream")  # no speed settings of their own: join a class's group
+
+
 def machine_groups(loaded: list[tuple[Path, R.Report]]) -> list[_Group]:
     """Reports by machine class. A class whose compare/run/finetune reports differ in speed
     settings (precision, channels-last, compile) is split, the settings named after its id;
-    maxbatch reports join their class's first group (the batch claim reads only them)."""
+    maxbatch and stream reports join their class's first group (the batch and real-time
+    claims read only them)."""
     by: dict[tuple[str, str], list[tuple[Path, R.Report]]] = {}
     settings_of: dict[str, list[str]] = {}
     for path, rep in loaded:
-        if rep.kind != "maxbatch":
+        if rep.kind not in _JOINING_KINDS:
             cid, settings = machine.class_id(rep.environment), _settings(rep)
             if settings not in settings_of.setdefault(cid, []):
                 settings_of[cid].append(settings)
             by.setdefault((cid, settings), []).append((path, rep))
     for path, rep in loaded:
-        if rep.kind == "maxbatch":
+        if rep.kind in _JOINING_KINDS:
             cid = machine.class_id(rep.environment)
             first = settings_of.setdefault(cid, [""])[0]
             by.setdefault((cid, first), []).append((path, rep))
@@ -457,7 +470,7 @@ def evaluate_reports(
     loaded: list[tuple[Path, R.Report]], budgets: Mapping[str, float] | None = None
 ) -> ClaimsResult:
     """Every claim for every backbone and machine class of these reports (compare/run,
-    maxbatch and finetune reports, in any mix); reports of one class pool as runs. `budgets`
+    maxbatch, finetune and stream reports, in any mix); reports of one class pool as runs. `budgets`
     overrides the mobile budgets by key (`MobileBudgets`: latency_ms, file_mb, rss_mb)."""
     limits = mobile_budgets(budgets)
     distinct, notes = _distinct(loaded)
@@ -472,8 +485,12 @@ def evaluate_reports(
         verdicts += _processing_claims(backbone, torch_groups)
         verdicts += _finetune_claims(backbone, groups)
         verdicts += _mobile_claims(backbone, groups, limits)
+        realtime, realtime_notes = _realtime_claims(backbone, groups)
+        verdicts += realtime
+        notes += realtime_notes
     if not backbones:
         verdicts += _mobile_unmeasured("B", NO_CLASS)
+        verdicts.append(_realtime_unmeasured("B", NO_CLASS))
     for claim, why in UNMEASURED:
         verdicts.append(_flat(claim, NOT_MEASURED, why))
     for claim, why in UNTESTABLE:
@@ -505,6 +522,8 @@ def _backbones(reports: list[R.Report]) -> list[str]:
             found.update(dict.fromkeys(m.backbone for m in rep.maxbatch))
         elif rep.finetune is not None:
             found.update(dict.fromkeys(r.backbone for r in rep.finetune.runs))
+        elif rep.stream is not None:
+            found.update(dict.fromkeys(r.backbone for r in rep.stream.results))
     return list(found)
 
 
@@ -1421,6 +1440,240 @@ def _mobile_unmeasured(backbone: str, row_backbone: str) -> list[ClaimVerdict]:
         _flat(MOBILE_CLAIM, NOT_MEASURED, why, row_backbone),
         _flat(PRODUCTION_CLAIM, NOT_MEASURED, why, row_backbone),
     ]
+
+
+# -- real-time ready: LoadGen's server and single-stream runs ----------------------------------
+
+_SERVER = "server"
+_SINGLE = "single-stream"
+MLPERF_STYLE = "MLPerf-style run"
+BOUNDED = "bounded probes, not MLPerf-compliant"
+
+
+@dataclass(frozen=True)
+class _StreamFigures:
+    """One stream report's reading of one pipeline: server max streams (None: not measured,
+    `why` says why), the server p99 it is read at, single-stream p90."""
+
+    max_streams: int | None
+    server_p99_ms: float | None
+    single_p90_ms: float | None
+    invalid: list[str]  # LoadGen's reasons where the pipeline serves no stream
+    why: str = ""
+
+
+def _server_run(result: StreamResult) -> LoadgenRun | None:
+    """The run at max streams (VALID); where none is valid, the run at the fewest streams."""
+    if not result.runs:
+        return None
+    if result.max_streams:
+        at = [r for r in result.runs if r.valid and r.streams == result.max_streams]
+        if at:
+            return at[-1]
+    return min(result.runs, key=lambda r: r.streams if r.streams is not None else 2**63)
+
+
+def _stream_figures(summary: StreamSummary, backbone: str, pipeline: str) -> _StreamFigures:
+    server = summary.result(backbone, pipeline, _SERVER)
+    single = summary.result(backbone, pipeline, _SINGLE)
+    p90 = None
+    if single is not None and not single.error and single.runs:
+        last = single.runs[-1].latency_ms
+        p90 = last.p90 if last is not None else None
+    if server is None:
+        return _StreamFigures(None, None, p90, [], f"no server run of {pipeline}")
+    if server.error:
+        return _StreamFigures(
+            None, None, p90, [], f"{pipeline}'s server run failed: {server.error}"
+        )
+    if server.max_streams is None:
+        return _StreamFigures(None, None, p90, [], f"{pipeline}'s server search found no figure")
+    run = _server_run(server)
+    p99 = run.latency_ms.p99 if run is not None and run.latency_ms is not None else None
+    invalid = list(run.invalid_reasons) if run is not None and server.max_streams == 0 else []
+    return _StreamFigures(server.max_streams, p99, p90, invalid)
+
+
+def _stream_setting(rep: R.Report) -> tuple[str, float, float, int]:
+    """What a stream report's runs are held to: runtime, fps, deadline, faces per frame."""
+    s = rep.stream
+    assert s is not None
+    runtime = str(s.results[0].runtime) if s.results else str(rep.config.get("runtime"))
+    return (runtime, s.fps, s.deadline_ms, s.faces_per_frame)
+
+
+def _setting_text(setting: tuple[str, float, float, int]) -> str:
+    runtime, fps, deadline, faces = setting
+    per = f", {faces} faces per frame" if faces != 1 else ""
+    return f"{runtime}, {fps:g} fps, {deadline:.1f} ms deadline{per}"
+
+
+def _ms_or(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.1f} ms"
+
+
+def _streams_text(n: int) -> str:
+    return f"{n:,} stream{'s' if n != 1 else ''}"
+
+
+def _streams_ratio_text(dn: _StreamFigures, up: _StreamFigures) -> str:
+    """'4.00x', or none and why (a pipeline that serves no stream has no ratio)."""
+    if up.max_streams is None:
+        return "none (upscale224 not measured)"
+    if not dn.max_streams or not up.max_streams:
+        who = "direct48" if not dn.max_streams else "upscale224"
+        return f"none ({who} serves no stream)"
+    return f"{dn.max_streams / up.max_streams:.2f}x"
+
+
+def _realtime_claims(backbone: str, groups: list[_Group]) -> tuple[list[ClaimVerdict], list[str]]:
+    """'real-time ready' per class of stream reports of the backbone (those of the class's
+    first stream setting pooled as runs; others named in the notes); not measured, naming the
+    command, where no class has one."""
+    out: list[ClaimVerdict] = []
+    notes: list[str] = []
+    for group in groups:
+        held = [
+            (path, rep)
+            for path, rep in group.reports
+            if rep.kind == "stream"
+            and rep.stream is not None
+            and any(r.backbone == backbone for r in rep.stream.results)
+        ]
+        if not held:
+            continue
+        setting = _stream_setting(held[0][1])
+        same = [rep for _, rep in held if _stream_setting(rep) == setting]
+        for path, rep in held:
+            if _stream_setting(rep) != setting:
+                other = _setting_text(_stream_setting(rep))
+                notes.append(
+                    f"{path.name}: its 'real-time ready' reading ({other}) is left out beside "
+                    f"{held[0][0].name} ({_setting_text(setting)}): one stream setting per "
+                    "machine class; pass it alone to read it"
+                )
+        out.append(_realtime_row(backbone, group, same, setting))
+    return (out or [_realtime_unmeasured(backbone, backbone)]), notes
+
+
+def _realtime_unmeasured(backbone: str, row_backbone: str) -> ClaimVerdict:
+    why = (
+        f"no stream report of {backbone}: `emobench stream` measures it "
+        f"({REALTIME_COMMAND.format(backbone=backbone)}): LoadGen's camera streams, p99 "
+        "against the frame deadline, the most streams served"
+    )
+    return _flat(REALTIME_CLAIM, NOT_MEASURED, why, row_backbone)
+
+
+def _realtime_row(
+    backbone: str,
+    group: _Group,
+    reps: list[R.Report],
+    setting: tuple[str, float, float, int],
+) -> ClaimVerdict:
+    """Holds when direct48 serves at least one stream in every run (server max streams >= 1),
+    does not hold when it serves none in any, inconclusive when runs disagree."""
+    runtime, fps, deadline, _ = setting
+    summaries_ = [rep.stream for rep in reps if rep.stream is not None]
+    dn = [_stream_figures(s, backbone, R.DIRECT) for s in summaries_]
+    up = [_stream_figures(s, backbone, R.UPSCALE) for s in summaries_]
+    usable_ = [(d, u) for d, u in zip(dn, up, strict=True) if d.max_streams is not None]
+    claimed = f">= 1 stream at {fps:g} fps"
+    if not usable_:
+        why = (
+            f"{dn[0].why} in the stream report ({_setting_text(setting)}): "
+            f"{REALTIME_COMMAND.format(backbone=backbone)} measures it"
+        )
+        row = _flat(REALTIME_CLAIM, NOT_MEASURED, why, backbone)
+        return dataclasses.replace(row, machine_class=group.id, claimed_text=claimed)
+    counts = [d.max_streams or 0 for d, _ in usable_]
+    if all(c >= 1 for c in counts):
+        verdict = HOLDS
+    elif all(c == 0 for c in counts):
+        verdict = FAILS
+    else:
+        verdict = INCONCLUSIVE
+    d, u = usable_[0]
+    n = len(usable_)
+    which = ""
+    if n > 1:
+        each = ", ".join(str(c) for c in counts)
+        which = f" (the first of {n} runs; direct48's max streams in each: {each})"
+    if (d.max_streams or 0) >= 1:
+        dn_text = (
+            f"direct48 serves {_streams_text(d.max_streams or 0)} at {fps:g} fps with server "
+            f"p99 {_ms_or(d.server_p99_ms)} within the {deadline:.1f} ms deadline"
+        )
+    else:
+        invalid = f" (LoadGen: INVALID: {'; '.join(d.invalid)})" if d.invalid else ""
+        dn_text = (
+            f"direct48 serves no stream at {fps:g} fps: server p99 {_ms_or(d.server_p99_ms)} "
+            f"at the fewest streams probed, against the {deadline:.1f} ms deadline{invalid}"
+        )
+    if u.max_streams is None:
+        up_text = f"upscale224: not measured ({u.why})"
+    else:
+        up_text = (
+            f"upscale224 serves {_streams_text(u.max_streams)} (server p99 "
+            f"{_ms_or(u.server_p99_ms)})"
+        )
+    single = (
+        f"single-stream p90: direct48 {_ms_or(d.single_p90_ms)}, upscale224 "
+        f"{_ms_or(u.single_p90_ms)}"
+    )
+    if d.single_p90_ms is None and u.single_p90_ms is None:
+        single += " (add --scenario single-stream)"
+    ratios = [
+        dd.max_streams / uu.max_streams for dd, uu in usable_ if dd.max_streams and uu.max_streams
+    ]
+    ratio_text = f"max-streams ratio direct48 / upscale224: {_streams_ratio_text(d, u)}"
+    mlperf = [bool(s.mlperf) for s in summaries_]
+    if all(mlperf):
+        mode = MLPERF_STYLE
+    elif not any(mlperf):
+        mode = BOUNDED
+    else:
+        mode = f"{sum(mlperf)} of {len(mlperf)} runs MLPerf-style, the others {BOUNDED}"
+    first = summaries_[0]
+    device = reps[0].config.get("resolved_device") or reps[0].environment.get("device")
+    reason = (
+        f"{dn_text}; {up_text}; {single}; {ratio_text}{which}; {runtime} on {device}, LoadGen "
+        f"{first.loadgen_version}, {mode}"
+    )
+    point = statistics.median(ratios) if ratios else None
+    method = ""
+    if point is not None:
+        method = (
+            "one search per pipeline: its result, no sampling interval"
+            if len(ratios) == 1
+            else f"the median of {len(ratios)} searches' ratios (a search has no sampling interval)"
+        )
+    if verdict == INCONCLUSIVE:
+        settle = (
+            "the runs disagree: more runs on an idle machine, or `--mlperf` for the rules' "
+            "durations"
+        )
+    elif not any(mlperf):
+        settle = f"{BOUNDED}: `--mlperf` runs each LoadGen test for the rules' minimums"
+    else:
+        settle = ""
+    return ClaimVerdict(
+        backbone,
+        REALTIME_CLAIM.text,
+        None,
+        point,
+        verdict,
+        reason,
+        low=point,
+        high=point,
+        threshold=None,
+        machine_class=group.id,
+        interval=method,
+        settle=settle,
+        unit=RATIO,
+        claimed_text=claimed,
+        key=REALTIME_CLAIM.key,
+    )
 
 
 # -- across classes ----------------------------------------------------------------------------

@@ -124,6 +124,10 @@ def check_header(data: Any, source: str = "report") -> str:
         if not isinstance(data.get("finetune"), dict):
             raise ReportError(f"{source}: a finetune report with no finetune results")
         return str(kind)
+    if kind == "stream":
+        if not isinstance(data.get("stream"), dict):
+            raise ReportError(f"{source}: a stream report with no stream results")
+        return str(kind)
     key = "maxbatch" if kind == "maxbatch" else "results"
     entries = data.get(key)
     if not isinstance(entries, list) or not entries:
@@ -415,6 +419,7 @@ DOMAINS: dict[type, dict[str, Domain]] = {
         "streams": NON_NEGATIVE,
         "batch_sizes": NON_NEGATIVE,
         "late": NON_NEGATIVE,
+        "early_stopping_latency_ms": NON_NEGATIVE,
     },
     LatencyPercentiles: {
         "mean": NON_NEGATIVE,

@@ -34,6 +34,8 @@ def run_identity(report: Report) -> str:
         "maxbatch": [dataclasses.asdict(m) for m in report.maxbatch],
         "finetune": dataclasses.asdict(report.finetune) if report.finetune else None,
     }
+    if report.stream is not None:  # only then: every other report's identity stays as it was
+        held["stream"] = dataclasses.asdict(report.stream)
     text = json.dumps(held, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

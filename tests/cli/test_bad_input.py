@@ -33,12 +33,14 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any case that gets as far as measuring fails the test."""
     import emobench.scenarios.compare as runner_mod
     import emobench.scenarios.maxbatch as maxbatch_mod
+    import emobench.scenarios.stream.run as stream_mod
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a bad input got as far as measuring")
 
     monkeypatch.setattr(runner_mod, "run_benchmark", must_not_run)
     monkeypatch.setattr(maxbatch_mod, "run_maxbatch", must_not_run)
+    monkeypatch.setattr(stream_mod, "run_stream", must_not_run)
 
 
 def _listing(folder: Path) -> dict[str, tuple[int, int]]:
