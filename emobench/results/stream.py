@@ -26,22 +26,31 @@ class LoadgenRun:
     its own verdict (VALID/INVALID and why, as LoadGen's summary states it)."""
 
     scenario: str  # one of STREAM_SCENARIOS
-    valid: bool  # LoadGen's "Result is : VALID"
+    # the verdict under the run's rules: with mlperf, LoadGen's "Result is : VALID"; in default
+    # mode LoadGen's constraints (latency bound, min duration, min queries) without early
+    # stopping, which a short run cannot satisfy (loadgen_valid: LoadGen's own verdict)
+    valid: bool
     invalid_reasons: list[str]  # LoadGen's lines after "INVALID" (empty when valid)
     latency_ms: LatencyPercentiles | None  # None: no query completed
     queries: int  # queries LoadGen issued
     samples: int  # samples (faces) in them
     duration_s: float  # the run's measured span
-    achieved_qps: float | None  # queries (server/offline: samples) per second completed
+    achieved_qps: float | None  # completed per second: queries (server: frames, offline: images)
     target_qps: float | None = None  # server: the Poisson arrival rate asked for
     target_latency_ms: float | None = None  # the deadline the percentile is held to
     target_percentile: float | None = None  # 0.9 (single stream), 0.99 (multi stream, server)
-    streams: int | None = None  # server: the streams this rate stands for (rate / (fps x faces))
+    streams: int | None = None  # server: the streams this rate stands for (rate / fps)
     batch_sizes: dict[str, int] = field(default_factory=dict)  # batch size -> batches formed
     late: int = 0  # queries whose latency exceeded the deadline
     mlperf: bool = False  # the MLPerf rules' minimum duration and query counts applied
     settings: dict[str, Any] = field(default_factory=dict)  # the TestSettings in force
     log_dir: str | None = None  # where LoadGen's own summary and detail logs were kept
+    loadgen_valid: bool | None = None  # LoadGen's own verdict, early stopping included
+    early_stopping_met: bool | None = None  # LoadGen's early-stopping check (None: not logged)
+    early_stopping: str | None = None  # LoadGen's early-stopping text
+    # LoadGen's early-stopping estimate of the percentile (single stream p90, multi stream p99):
+    # the figure an MLPerf result states
+    early_stopping_latency_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -238,11 +238,6 @@ def test_loadgen_missing_is_one_line_naming_the_package(tmp_path: Path) -> None:
 # -- claims reads what stream writes ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="results.io.check_header asks a stream report for non-empty `results` (a stream "
-    "report keeps its runs under `stream`); passes once it checks `stream` for that kind",
-    strict=True,
-)
 def test_claims_reads_a_stream_report(tmp_path: Path, engine: FakeEngine) -> None:
     out = tmp_path / "s.json"
     assert runner.invoke(app, ["stream", "--device", "cpu", "--out", str(out)]).exit_code == 0
