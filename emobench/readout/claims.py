@@ -1447,6 +1447,11 @@ def _mobile_unmeasured(backbone: str, row_backbone: str) -> list[ClaimVerdict]:
 _SERVER = "server"
 _SINGLE = "single-stream"
 MLPERF_STYLE = "MLPerf-style run"
+POISSON_TEXT = (
+    "max streams is read under LoadGen's Poisson arrivals, burstier than periodic cameras: "
+    "a pessimistic estimate"
+)
+PERIODIC_SETTLE = "rerun with longer probes or judge on single-stream"
 BOUNDED = "bounded probes, not MLPerf-compliant"
 
 
@@ -1460,6 +1465,39 @@ class _StreamFigures:
     single_p90_ms: float | None
     invalid: list[str]  # LoadGen's reasons where the pipeline serves no stream
     why: str = ""
+    lower_bound: bool = False  # max streams is a lower bound (the search was cut or capped)
+    evidence: str = ""  # the server run's verdict and what it rests on (see _evidence)
+    single_frames: int | None = None  # the frames single-stream p90 rests on
+    # single-stream p99 where one periodic camera is served (p99 + the batch window within
+    # the deadline, mean within a frame): the case Poisson arrivals at 1 stream can miss
+    periodic_p99_ms: float | None = None
+
+
+def _evidence(run: LoadgenRun) -> str:
+    """'VALID (60 frames; LoadGen: INVALID, early stopping: ...)': the run's verdict, the
+    frames its percentile rests on, and LoadGen's own verdict with its early-stopping text."""
+    frames = f"{run.queries:,} frame{'s' if run.queries != 1 else ''}"
+    own = ""
+    if run.loadgen_valid is not None:
+        own = f"; LoadGen: {'VALID' if run.loadgen_valid else 'INVALID'}"
+        if run.early_stopping:
+            own += f", early stopping: {run.early_stopping}"
+        elif run.early_stopping_met is not None:
+            own += f", early stopping {'met' if run.early_stopping_met else 'not met'}"
+    return f"{'VALID' if run.valid else 'INVALID'} ({frames}{own})"
+
+
+def _stream_lower_bound(result: StreamResult, summary: StreamSummary, ceiling: object) -> bool:
+    """A max streams the search did not settle: more than one stream unresolved, the
+    --max-streams ceiling reached, or the search cut by --time-budget (the report's note)."""
+    if not result.max_streams:
+        return False
+    if result.search_resolution is not None and result.search_resolution > 1:
+        return True
+    if isinstance(ceiling, int) and not isinstance(ceiling, bool) and result.max_streams >= ceiling:
+        return True
+    tag = f"{result.backbone}/{result.pipeline}: "
+    return any(n.startswith(tag) and "cut by --time-budget" in n for n in summary.notes)
 
 
 def _server_run(result: StreamResult) -> LoadgenRun | None:
@@ -1473,13 +1511,23 @@ def _server_run(result: StreamResult) -> LoadgenRun | None:
     return min(result.runs, key=lambda r: r.streams if r.streams is not None else 2**63)
 
 
-def _stream_figures(summary: StreamSummary, backbone: str, pipeline: str) -> _StreamFigures:
+def _stream_figures(
+    summary: StreamSummary, backbone: str, pipeline: str, ceiling: object = None
+) -> _StreamFigures:
     server = summary.result(backbone, pipeline, _SERVER)
     single = summary.result(backbone, pipeline, _SINGLE)
-    p90 = None
+    p90 = frames = periodic = None
     if single is not None and not single.error and single.runs:
-        last = single.runs[-1].latency_ms
-        p90 = last.p90 if last is not None else None
+        last = single.runs[-1]
+        lat = last.latency_ms
+        p90 = lat.p90 if lat is not None else None
+        frames = last.queries if lat is not None else None
+        if (
+            lat is not None
+            and lat.p99 + summary.batch_window_ms <= summary.deadline_ms
+            and lat.mean < 1000 / summary.fps
+        ):
+            periodic = lat.p99
     if server is None:
         return _StreamFigures(None, None, p90, [], f"no server run of {pipeline}")
     if server.error:
@@ -1491,7 +1539,16 @@ def _stream_figures(summary: StreamSummary, backbone: str, pipeline: str) -> _St
     run = _server_run(server)
     p99 = run.latency_ms.p99 if run is not None and run.latency_ms is not None else None
     invalid = list(run.invalid_reasons) if run is not None and server.max_streams == 0 else []
-    return _StreamFigures(server.max_streams, p99, p90, invalid)
+    return _StreamFigures(
+        server.max_streams,
+        p99,
+        p90,
+        invalid,
+        lower_bound=_stream_lower_bound(server, summary, ceiling),
+        evidence=_evidence(run) if run is not None else "",
+        single_frames=frames,
+        periodic_p99_ms=periodic,
+    )
 
 
 def _stream_setting(rep: R.Report) -> tuple[str, float, float, int]:
@@ -1512,18 +1569,27 @@ def _ms_or(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.1f} ms"
 
 
-def _streams_text(n: int) -> str:
-    return f"{n:,} stream{'s' if n != 1 else ''}"
+def _streams_text(n: int, lower_bound: bool = False) -> str:
+    return f"{'≥' if lower_bound else ''}{n:,} stream{'s' if n != 1 else ''}"
 
 
 def _streams_ratio_text(dn: _StreamFigures, up: _StreamFigures) -> str:
-    """'4.00x', or none and why (a pipeline that serves no stream has no ratio)."""
+    """'4.00x', '≥4.00x, indicative (a lower bound)' where direct48's max streams is one, or
+    none and why (a pipeline that serves no stream, or upscale224's a lower bound)."""
     if up.max_streams is None:
         return "none (upscale224 not measured)"
     if not dn.max_streams or not up.max_streams:
         who = "direct48" if not dn.max_streams else "upscale224"
         return f"none ({who} serves no stream)"
-    return f"{dn.max_streams / up.max_streams:.2f}x"
+    if up.lower_bound:
+        return "none (upscale224's max streams is a lower bound: the ratio is not known)"
+    ratio = f"{dn.max_streams / up.max_streams:.2f}x"
+    return f"≥{ratio}, indicative (a lower bound)" if dn.lower_bound else ratio
+
+
+def _periodic_only(d: _StreamFigures) -> bool:
+    """direct48 serves no stream under Poisson arrivals, yet one periodic camera is served."""
+    return d.max_streams == 0 and d.periodic_p99_ms is not None
 
 
 def _realtime_claims(backbone: str, groups: list[_Group]) -> tuple[list[ClaimVerdict], list[str]]:
@@ -1572,11 +1638,14 @@ def _realtime_row(
     setting: tuple[str, float, float, int],
 ) -> ClaimVerdict:
     """Holds when direct48 serves at least one stream in every run (server max streams >= 1),
-    does not hold when it serves none in any, inconclusive when runs disagree."""
+    does not hold when it serves none in any, inconclusive when runs disagree or when it serves
+    no stream under LoadGen's Poisson arrivals while single-stream shows one periodic camera
+    served (Poisson arrivals are burstier than cameras: max streams is pessimistic)."""
     runtime, fps, deadline, _ = setting
-    summaries_ = [rep.stream for rep in reps if rep.stream is not None]
-    dn = [_stream_figures(s, backbone, R.DIRECT) for s in summaries_]
-    up = [_stream_figures(s, backbone, R.UPSCALE) for s in summaries_]
+    held = [(rep.stream, rep.config.get("max_streams")) for rep in reps if rep.stream is not None]
+    summaries_ = [s for s, _ in held]
+    dn = [_stream_figures(s, backbone, R.DIRECT, c) for s, c in held]
+    up = [_stream_figures(s, backbone, R.UPSCALE, c) for s, c in held]
     usable_ = [(d, u) for d, u in zip(dn, up, strict=True) if d.max_streams is not None]
     claimed = f">= 1 stream at {fps:g} fps"
     if not usable_:
@@ -1587,9 +1656,10 @@ def _realtime_row(
         row = _flat(REALTIME_CLAIM, NOT_MEASURED, why, backbone)
         return dataclasses.replace(row, machine_class=group.id, claimed_text=claimed)
     counts = [d.max_streams or 0 for d, _ in usable_]
+    periodic = [_periodic_only(d) for d, _ in usable_]
     if all(c >= 1 for c in counts):
         verdict = HOLDS
-    elif all(c == 0 for c in counts):
+    elif all(c == 0 for c in counts) and not any(periodic):
         verdict = FAILS
     else:
         verdict = INCONCLUSIVE
@@ -1601,30 +1671,42 @@ def _realtime_row(
         which = f" (the first of {n} runs; direct48's max streams in each: {each})"
     if (d.max_streams or 0) >= 1:
         dn_text = (
-            f"direct48 serves {_streams_text(d.max_streams or 0)} at {fps:g} fps with server "
-            f"p99 {_ms_or(d.server_p99_ms)} within the {deadline:.1f} ms deadline"
+            f"direct48 serves {_streams_text(d.max_streams or 0, d.lower_bound)} at {fps:g} fps "
+            f"with server p99 {_ms_or(d.server_p99_ms)} within the {deadline:.1f} ms deadline, "
+            f"{d.evidence}"
         )
     else:
-        invalid = f" (LoadGen: INVALID: {'; '.join(d.invalid)})" if d.invalid else ""
+        invalid = f": {'; '.join(d.invalid)}" if d.invalid else ""
         dn_text = (
             f"direct48 serves no stream at {fps:g} fps: server p99 {_ms_or(d.server_p99_ms)} "
-            f"at the fewest streams probed, against the {deadline:.1f} ms deadline{invalid}"
+            f"at the fewest streams probed, against the {deadline:.1f} ms deadline, "
+            f"{d.evidence}{invalid}"
         )
+        if d.periodic_p99_ms is not None:
+            dn_text += (
+                f"; one periodic camera is served (single-stream p99 "
+                f"{d.periodic_p99_ms:.1f} ms), Poisson arrivals at 1 stream are not: "
+                f"{PERIODIC_SETTLE}"
+            )
     if u.max_streams is None:
         up_text = f"upscale224: not measured ({u.why})"
     else:
         up_text = (
-            f"upscale224 serves {_streams_text(u.max_streams)} (server p99 "
-            f"{_ms_or(u.server_p99_ms)})"
+            f"upscale224 serves {_streams_text(u.max_streams, u.lower_bound)} (server p99 "
+            f"{_ms_or(u.server_p99_ms)}, {u.evidence})"
         )
-    single = (
-        f"single-stream p90: direct48 {_ms_or(d.single_p90_ms)}, upscale224 "
-        f"{_ms_or(u.single_p90_ms)}"
-    )
+
+    def p90_text(f: _StreamFigures) -> str:
+        frames = f" ({f.single_frames:,} frames)" if f.single_frames is not None else ""
+        return _ms_or(f.single_p90_ms) + frames
+
+    single = f"single-stream p90: direct48 {p90_text(d)}, upscale224 {p90_text(u)}"
     if d.single_p90_ms is None and u.single_p90_ms is None:
         single += " (add --scenario single-stream)"
-    ratios = [
-        dd.max_streams / uu.max_streams for dd, uu in usable_ if dd.max_streams and uu.max_streams
+    ratios = [  # a lower bound on either side is no figure to state
+        dd.max_streams / uu.max_streams
+        for dd, uu in usable_
+        if dd.max_streams and uu.max_streams and not (dd.lower_bound or uu.lower_bound)
     ]
     ratio_text = f"max-streams ratio direct48 / upscale224: {_streams_ratio_text(d, u)}"
     mlperf = [bool(s.mlperf) for s in summaries_]
@@ -1637,8 +1719,8 @@ def _realtime_row(
     first = summaries_[0]
     device = reps[0].config.get("resolved_device") or reps[0].environment.get("device")
     reason = (
-        f"{dn_text}; {up_text}; {single}; {ratio_text}{which}; {runtime} on {device}, LoadGen "
-        f"{first.loadgen_version}, {mode}"
+        f"{dn_text}; {up_text}; {single}; {ratio_text}{which}; {POISSON_TEXT}; {runtime} on "
+        f"{device}, LoadGen {first.loadgen_version}, {mode}"
     )
     point = statistics.median(ratios) if ratios else None
     method = ""
@@ -1648,7 +1730,9 @@ def _realtime_row(
             if len(ratios) == 1
             else f"the median of {len(ratios)} searches' ratios (a search has no sampling interval)"
         )
-    if verdict == INCONCLUSIVE:
+    if verdict == INCONCLUSIVE and all(c == 0 for c in counts):
+        settle = PERIODIC_SETTLE
+    elif verdict == INCONCLUSIVE:
         settle = (
             "the runs disagree: more runs on an idle machine, or `--mlperf` for the rules' "
             "durations"

@@ -26,9 +26,11 @@ class LoadgenRun:
     its own verdict (VALID/INVALID and why, as LoadGen's summary states it)."""
 
     scenario: str  # one of STREAM_SCENARIOS
-    # the verdict under the run's rules: with mlperf, LoadGen's "Result is : VALID"; in default
-    # mode LoadGen's constraints (latency bound, min duration, min queries) without early
-    # stopping, which a short run cannot satisfy (loadgen_valid: LoadGen's own verdict)
+    # the verdict under the run's rules, always with the scenario's percentile within the
+    # deadline (LoadGen checks a latency bound for Server only): with mlperf, LoadGen's "Result
+    # is : VALID" as well; in default mode LoadGen's constraints (latency bound, min duration,
+    # min queries) without early stopping, which a short run cannot satisfy (loadgen_valid:
+    # LoadGen's own verdict)
     valid: bool
     invalid_reasons: list[str]  # LoadGen's lines after "INVALID" (empty when valid)
     latency_ms: LatencyPercentiles | None  # None: no query completed

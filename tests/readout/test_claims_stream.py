@@ -50,11 +50,15 @@ def test_holds_when_direct48_serves_a_stream_within_the_deadline() -> None:
     assert v.machine_class == machine.class_id(ENV)
     assert v.claimed_text == ">= 1 stream at 30 fps" and v.threshold is None
     assert (v.measured, v.low, v.high) == (12.0, 12.0, 12.0)  # the max-streams ratio
-    assert "direct48 serves 12 streams at 30 fps with server p99 30.0 ms within the 33.3 ms" in (
-        v.reason
-    )
-    assert "upscale224 serves 1 stream (server p99 25.0 ms)" in v.reason
-    assert "single-stream p90: direct48 3.0 ms, upscale224 21.0 ms" in v.reason
+    assert (
+        "direct48 serves 12 streams at 30 fps with server p99 30.0 ms within the 33.3 ms "
+        "deadline, VALID (720 frames)"
+    ) in v.reason
+    assert "upscale224 serves 1 stream (server p99 25.0 ms, VALID (60 frames))" in v.reason
+    assert (
+        "single-stream p90: direct48 3.0 ms (400 frames), upscale224 21.0 ms (400 frames)"
+    ) in v.reason
+    assert "Poisson arrivals, burstier than periodic cameras: a pessimistic estimate" in v.reason
     assert "max-streams ratio direct48 / upscale224: 12.00x" in v.reason
     assert "torch on cpu, LoadGen 6.0.17, bounded probes, not MLPerf-compliant" in v.reason
     assert "--mlperf" in v.settle and "no sampling interval" in v.interval
@@ -67,7 +71,10 @@ def test_does_not_hold_when_direct48_serves_no_stream() -> None:
     v = one(stream_report([up, dn]))
     assert v.verdict == FAILS and v.measured is None  # no ratio of 0 streams, never 0
     assert "direct48 serves no stream at 30 fps: server p99 45.0 ms" in v.reason
-    assert "INVALID: 99.00 percentile latency (45000000 ns) > target latency" in v.reason
+    assert (
+        "33.3 ms deadline, INVALID (60 frames): 99.00 percentile latency (45000000 ns) > target "
+        "latency"
+    ) in v.reason
     assert "max-streams ratio direct48 / upscale224: none (direct48 serves no stream)" in v.reason
     assert "single-stream p90: direct48 not measured, upscale224 not measured" in v.reason
     assert "(add --scenario single-stream)" in v.reason
@@ -158,3 +165,54 @@ def test_a_stream_report_alone_gives_its_backbone_every_claims_row() -> None:
     assert timing[0].verdict == NOT_MEASURED
     renamed = dataclasses.replace(stream_report(), config={})  # no resolved device recorded
     assert "torch on cpu" in one(renamed).reason  # read from the environment
+
+
+def test_one_periodic_camera_served_where_poisson_arrivals_are_not_is_inconclusive() -> None:
+    dn = server_result("direct48", [(1, 45.0)], 0)  # Poisson at 1 stream: p99 45 ms, INVALID
+    up = server_result("upscale224", [(1, 300.0)], 0)
+    v = one(stream_report([up, dn, single_result("direct48", 3.0)]))  # single p99 3.6 ms
+    assert v.verdict == INCONCLUSIVE and v.measured is None
+    assert (
+        "one periodic camera is served (single-stream p99 3.6 ms), Poisson arrivals at 1 stream "
+        "are not: rerun with longer probes or judge on single-stream"
+    ) in v.reason
+    assert v.settle == "rerun with longer probes or judge on single-stream"
+    # single-stream p99 plus the 2 ms batch window past the 33.3 ms deadline: does not hold
+    slow = one(stream_report([up, dn, single_result("direct48", 28.0)]))  # p99 33.6 ms
+    assert slow.verdict == FAILS and "one periodic camera is served" not in slow.reason
+
+
+def test_the_reason_shows_loadgens_own_verdict_and_early_stopping() -> None:
+    dn = server_result("direct48", DN_SERVER, 12)
+    runs = [
+        dataclasses.replace(
+            r, loadgen_valid=False, early_stopping_met=False, early_stopping="needs 459 queries"
+        )
+        for r in dn.runs
+    ]
+    v = one(
+        stream_report(
+            [server_result("upscale224", UP_SERVER, 1), dataclasses.replace(dn, runs=runs)]
+        )
+    )
+    assert "VALID (720 frames; LoadGen: INVALID, early stopping: needs 459 queries)" in v.reason
+
+
+def test_a_lower_bound_is_marked_and_its_ratio_is_indicative_or_left_out() -> None:
+    cut = dataclasses.replace(server_result("direct48", DN_SERVER, 12), search_resolution=4)
+    v = one(stream_report([server_result("upscale224", UP_SERVER, 1), cut]))
+    assert v.verdict == HOLDS and v.measured is None  # a lower bound is no figure to state
+    assert "direct48 serves ≥12 streams at 30 fps" in v.reason
+    assert "ratio direct48 / upscale224: ≥12.00x, indicative (a lower bound)" in v.reason
+    capped = stream_report()
+    capped = dataclasses.replace(capped, config=capped.config | {"max_streams": 12})
+    assert "direct48 serves ≥12 streams" in one(capped).reason
+    up_cut = dataclasses.replace(server_result("upscale224", UP_SERVER, 1), search_resolution=2)
+    v = one(stream_report([up_cut, server_result("direct48", DN_SERVER, 12)]))
+    assert v.measured is None and "upscale224 serves ≥1 stream" in v.reason
+    assert "none (upscale224's max streams is a lower bound: the ratio is not known)" in v.reason
+    noted = stream_report()
+    assert noted.stream is not None
+    budget = "resnet18/direct48: the server search was cut by --time-budget after 4 runs"
+    noted = dataclasses.replace(noted, stream=dataclasses.replace(noted.stream, notes=[budget]))
+    assert "direct48 serves ≥12 streams" in one(noted).reason

@@ -203,13 +203,15 @@ def test_a_failed_search_and_a_missing_pipeline_are_absent_not_zero() -> None:
 def test_run_cells_say_the_verdict_latencies_rate_late_frames_and_batches() -> None:
     dn = server_result("direct48", DN_SERVER, 12)
     cells = [run_cells(dn, run) for run in dn.runs]
-    assert cells[3][:3] == ["12 ◀ max", "360 frames/s", "VALID"]
+    assert cells[3][:3] == ["12 ◀ max", "360 frames/s", "VALID (720 frames)"]
     assert cells[2][0] == "16"  # invalid: never marked
-    assert cells[2][2] == "INVALID: 99.00 percentile latency (60000000 ns) > target latency"
+    assert cells[2][2] == (
+        "INVALID (960 frames): 99.00 percentile latency (60000000 ns) > target latency"
+    )
     assert cells[2][3:7] == ["30.0", "48.0", "60.0", "90.0"]  # p50 p90 p99 max, ms
     assert cells[2][7:] == ["480 frames/s", "96 (10.0%)", "1x640, 2x160"]
     single = single_result("direct48", 3.0)
-    assert run_cells(single, single.runs[0])[:2] == ["VALID", "2.70"]
+    assert run_cells(single, single.runs[0])[:2] == ["VALID (400 frames)", "2.70"]
     assert run_cells(single, single.runs[0])[-1] == "—"  # no batches recorded
     assert batches_text(dataclasses.replace(single.runs[0], batch_sizes={"8": 2, "10": 1})) == (
         "8x2, 10x1"
@@ -247,12 +249,14 @@ def test_the_terminal_shows_every_run_and_the_headline() -> None:
     text = _text(stream_report())
     assert "resnet18 direct48 (torch), server: 12 streams within 33.3 ms at p99" in text
     assert "resnet18 upscale224 (torch), single-stream: p90 21.0 ms" in text
+    assert "resnet18 upscale224 (torch), server: 1 stream within 33.3 ms at p99" in text
     assert "max streams at 30 fps (p99 <= 33.3 ms)" in text
     assert "resnet18 (torch): max streams ratio direct48 / upscale224 12.00x" in text
     assert "LoadGen's logs: /r/s.loadgen (4 runs)" in text
     assert "search resolution: 1 stream\n" in text
     cut = dataclasses.replace(server_result("direct48", DN_SERVER, 12), search_resolution=4)
     assert _text(stream_report([cut])).count("max streams is a lower bound") == 1
+    assert "server: ≥12 streams within 33.3 ms at p99" in _text(stream_report([cut]))
     assert "note: synthetic images (seed 0)" in text
 
 
@@ -263,23 +267,68 @@ def test_markdown_holds_the_headline_settings_and_each_table() -> None:
     assert "| resnet18 | direct48 | torch | 12 | 30.0 | 3.00 |" in lines
     assert "| resnet18 | upscale224 | torch | 1 | 25.0 | 21.0 |" in lines
     assert "**resnet18 direct48 (torch), server: 12 streams within 33.3 ms at p99**" in lines
-    assert any(line.startswith("| 12 ◀ max | 360 frames/s | VALID |") for line in lines)
+    assert any(
+        line.startswith("| 12 ◀ max | 360 frames/s | VALID (720 frames) |") for line in lines
+    )
     assert "* resnet18 (torch): max streams ratio direct48 / upscale224 12.00x" in lines
     assert BOUNDED_TEXT in md
 
 
-@dataclasses.dataclass(frozen=True)
-class _Judged(LoadgenRun):
-    loadgen_valid: bool | None = None  # LoadGen's own verdict, early stopping included
-
-
-def test_loadgens_own_verdict_is_shown_where_a_bounded_probe_differs() -> None:
-    run = server_probe(4, 10.0)
-    assert verdict_text(run) == "VALID"
-    judged = _Judged(**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)})
-    assert verdict_text(dataclasses.replace(judged, loadgen_valid=False)) == (
-        "VALID (LoadGen: INVALID)"
+def test_every_verdict_shows_its_frames_and_loadgens_own_verdict_with_early_stopping() -> None:
+    run = server_probe(1, 10.0)  # 60 frames, VALID under the bounded rules
+    judged = dataclasses.replace(
+        run,
+        loadgen_valid=False,
+        early_stopping_met=False,
+        early_stopping="needs 459 queries",
     )
-    assert verdict_text(dataclasses.replace(judged, loadgen_valid=True)) == "VALID"
-    late = server_probe(8, 50.0)
-    assert verdict_text(late).startswith("INVALID: 99.00 percentile latency")
+    assert verdict_text(judged) == (
+        "VALID (60 frames; LoadGen: INVALID, early stopping: needs 459 queries)"
+    )
+    met = dataclasses.replace(run, loadgen_valid=True, early_stopping_met=True)
+    assert verdict_text(met) == "VALID (60 frames; LoadGen: VALID, early stopping met)"
+    late = dataclasses.replace(server_probe(8, 50.0), loadgen_valid=False)
+    assert verdict_text(late).startswith(
+        "INVALID (480 frames; LoadGen: INVALID): 99.00 percentile latency"
+    )
+    dn = server_result("direct48", [(1, 10.0)], 1)
+    report = stream_report([dataclasses.replace(dn, runs=[judged])])
+    assert "VALID (60 frames; LoadGen: INVALID, early stopping: needs 459 queries)" in (
+        stream_markdown(report)
+    )
+
+
+# -- lower bounds ------------------------------------------------------------------------------
+
+
+def test_a_search_cut_short_or_at_the_ceiling_is_a_lower_bound_and_so_is_the_ratio() -> None:
+    wide = dataclasses.replace(server_result("direct48", DN_SERVER, 12), search_resolution=4)
+    report = stream_report([server_result("upscale224", UP_SERVER, 1), wide])
+    by = {h.pipeline: h for h in headlines(report.stream)}  # type: ignore[arg-type]
+    assert by["direct48"].lower_bound and not by["upscale224"].lower_bound
+    md = stream_markdown(report)
+    assert "| resnet18 | direct48 | torch | ≥12 | 30.0 | — |" in md
+    assert "ratio direct48 / upscale224 ≥12.00x indicative (a lower bound" in md
+    # the ceiling: every probe up to --max-streams valid
+    exact = stream_report()
+    assert "| resnet18 | direct48 | torch | 12 |" in stream_markdown(exact)
+    at_top = dataclasses.replace(exact, config=exact.config | {"max_streams": 12})
+    assert "| resnet18 | direct48 | torch | ≥12 |" in stream_markdown(at_top)
+    # cut by --time-budget (the report's note), resolution 1 notwithstanding
+    noted = dataclasses.replace(
+        report.stream,  # type: ignore[type-var]
+        results=[
+            server_result("upscale224", UP_SERVER, 1),
+            server_result("direct48", DN_SERVER, 12),
+        ],
+        notes=["resnet18/direct48: the server search was cut by --time-budget after 4 runs"],
+    )
+    assert {h.pipeline: h for h in headlines(noted)}["direct48"].lower_bound
+    # upscale224 a lower bound: the ratio is not known, left out
+    up_cut = dataclasses.replace(server_result("upscale224", UP_SERVER, 1), search_resolution=3)
+    heads = headlines(
+        stream_report([up_cut, server_result("direct48", DN_SERVER, 12)]).stream  # type: ignore[arg-type]
+    )
+    assert streams_ratio(heads, "resnet18", "torch") is None
+    line = ratio_lines(stream_report([up_cut, server_result("direct48", DN_SERVER, 12)]).stream)[0]  # type: ignore[arg-type]
+    assert "— (upscale224's max streams is a lower bound" in line

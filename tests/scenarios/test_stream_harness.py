@@ -7,16 +7,20 @@ so it holds its time to a few microseconds without holding the GIL for long."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from emobench.errors import Terminated
+from emobench.results.stream import LoadgenRun
 from emobench.scenarios.stream import harness as H
 from emobench.scenarios.stream.harness import HarnessSettings, run_loadgen
 from emobench.scenarios.stream.search import max_streams
@@ -110,11 +114,12 @@ def test_a_system_that_misses_the_deadline_is_invalid_and_serves_zero_streams(
         return runs[-1].valid
 
     assert max_streams(probe, 64) == (0, 1)
-    [run] = runs
-    assert not run.valid and run.streams == 1 and run.target_qps == 30
-    assert run.late == run.queries > 0
-    assert run.latency_ms is not None and run.latency_ms.p99 > 60
-    assert any("deadline" in r for r in run.invalid_reasons)
+    assert [run.streams for run in runs] == [1, 1]  # the first invalid count, probed twice
+    for run in runs:
+        assert not run.valid and run.streams == 1 and run.target_qps == 30
+        assert run.late == run.queries > 0
+        assert run.latency_ms is not None and run.latency_ms.p99 > 60
+        assert any("deadline" in r for r in run.invalid_reasons)
 
 
 def test_an_overloaded_server_run_is_cut_at_its_backlog_bound(tmp_path: Path) -> None:
@@ -290,3 +295,68 @@ def test_the_summary_log_stands_in_for_a_missing_detail_log(tmp_path: Path) -> N
     lat = H.latencies(summary, per_query=False)
     assert lat == run.latency_ms
     assert summary["early_stopping_met"] is True
+
+
+@pytest.mark.parametrize(
+    ("scenario", "faces", "name"), [("single-stream", 1, "p90"), ("multi-stream", 2, "p99")]
+)
+def test_single_and_multi_stream_over_the_deadline_are_invalid(
+    scenario: str, faces: int, name: str, tmp_path: Path
+) -> None:
+    """LoadGen states no latency verdict for these scenarios (its run is VALID): 3 ms a
+    query against a 1 ms deadline is INVALID by our check of the scenario's percentile."""
+    settings = HarnessSettings(
+        deadline_ms=1, faces_per_frame=faces, probe_s=0.2, expected_latency_ms=1.5
+    )
+    run = run_loadgen(scenario, service(fixed(0.003)), N, settings, tmp_path)
+    if scenario == "single-stream":  # LoadGen's own verdict ignores the deadline
+        assert run.loadgen_valid is True  # (multi stream's lacks early stopping's 662 queries)
+    assert not run.valid
+    assert run.late == run.queries > 0
+    reason = run.invalid_reasons[0]
+    assert reason.startswith(f"{name} latency ") and "is over the 1 ms deadline" in reason
+
+
+def write_detail(log_dir: Path, values: dict[str, object]) -> None:
+    lines = [H.MLLOG + json.dumps({"key": k, "value": v}) for k, v in values.items()]
+    (log_dir / H.DETAIL_LOG).write_text("\n".join(lines) + "\n")
+
+
+def server_values(p99_ms: float, **extra: object) -> dict[str, object]:
+    figures = {"mean": 5.0, "50.00": 5.0, "90.00": 8.0, "99.00": p99_ms, "max": p99_ms + 1}
+    values: dict[str, object] = {
+        "result_validity": "VALID",
+        "result_min_duration_met": True,
+        "result_min_queries_met": True,
+        "result_query_count": 200,
+        "result_overlatency_query_count": 0,
+        "result_mean_latency_ns": figures["mean"] * 1e6,
+        "result_max_latency_ns": figures["max"] * 1e6,
+    }
+    for p in ("50.00", "90.00", "99.00"):
+        values[f"result_{p}_percentile_latency_ns"] = figures[p] * 1e6
+    return values | extra
+
+
+def server_result(tmp_path: Path, values: dict[str, object]) -> LoadgenRun:
+    write_detail(tmp_path, values)
+    sut = SimpleNamespace(first_issue=0.0, last_done=1.0, latencies_s=[], batch_sizes=Counter())
+    s = HarnessSettings(deadline_ms=10, streams=2)
+    return H._result("server", s, {}, sut, tmp_path)  # type: ignore[arg-type]
+
+
+def test_a_server_run_without_loadgens_latency_verdict_is_not_valid(tmp_path: Path) -> None:
+    run = server_result(tmp_path, server_values(p99_ms=9.0))
+    assert not run.valid
+    assert run.invalid_reasons == ["LoadGen did not state whether its latency constraint was met"]
+    run = server_result(tmp_path, server_values(9.0, result_perf_constraints_met=True))
+    assert run.valid and run.invalid_reasons == []
+
+
+def test_a_server_run_is_held_to_its_p99_as_well_as_loadgens_verdict(tmp_path: Path) -> None:
+    values = server_values(12.0, result_perf_constraints_met=True)
+    run = server_result(tmp_path, values)
+    assert not run.valid and run.latency_ms is not None and run.latency_ms.p99 == 12
+    assert run.invalid_reasons == [
+        "p99 latency 12 ms is over the 10 ms deadline (0 of 200 frames late)"
+    ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import emobench.scenarios.stream.run as stream_run
+from emobench.errors import UsageError
 from emobench.results.io import to_json
 from emobench.results.stream import LoadgenRun
 from emobench.scenarios.stream.search import SearchCut, max_streams
@@ -30,8 +31,10 @@ def test_search_finds_a_known_capacity_to_one_stream(capacity: int) -> None:
 
     assert max_streams(probe, 4096) == (capacity, 1)
     assert probed[0] == 1
-    assert len(probed) <= 2 * math.ceil(math.log2(4096)) + 2
-    assert len(set(probed)) == len(probed)  # no count probed twice
+    assert len(probed) <= 2 * math.ceil(math.log2(4096)) + 3
+    # the first invalid count alone is probed twice
+    first_bad = next((n for n in probed if n > capacity), None)
+    assert [n for n in set(probed) if probed.count(n) > 1] == ([first_bad] if first_bad else [])
 
 
 def test_search_doubles_then_bisects() -> None:
@@ -42,7 +45,22 @@ def test_search_doubles_then_bisects() -> None:
         return streams <= 11
 
     assert max_streams(probe, 100) == (11, 1)
-    assert probed == [1, 2, 4, 8, 16, 12, 10, 11]
+    assert probed == [1, 2, 4, 8, 16, 16, 12, 10, 11]
+
+
+def test_one_failed_probe_of_a_count_does_not_end_the_search() -> None:
+    """An outlier frame fails the first probe of 4 streams: the rerun is valid and the search
+    goes on to the true capacity (11); a later invalid count is not rerun."""
+    probed: list[int] = []
+
+    def probe(streams: int) -> bool:
+        probed.append(streams)
+        if streams == 4 and probed.count(4) == 1:
+            return False
+        return streams <= 11
+
+    assert max_streams(probe, 100) == (11, 1)
+    assert probed == [1, 2, 4, 4, 8, 16, 12, 10, 11]
 
 
 def test_search_stops_at_its_ceiling() -> None:
@@ -70,11 +88,11 @@ def test_a_cut_search_returns_its_last_valid_count_as_a_lower_bound() -> None:
     def bisecting(streams: int) -> bool:
         nonlocal calls
         calls += 1
-        if calls > 6:
+        if calls > 7:
             raise SearchCut()
         return streams <= 20
 
-    # 1 .. 16 valid, 32 invalid, then cut: 16 at least, resolution 16
+    # 1 .. 16 valid, 32 invalid twice, then cut: 16 at least, resolution 16
     assert max_streams(bisecting, 1000) == (16, 16)
 
 
@@ -142,6 +160,15 @@ def test_run_stream_measures_single_stream_and_the_server_search(
     }
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # staging gone
     assert any("ceiling" in n for n in summary.notes)
+    assert any("arrivals are Poisson" in n and "pessimistic" in n for n in summary.notes)
+    # a 0.3 s probe at 1 stream holds its 16 queries: their p99 is their maximum
+    for r in summary.results:
+        for run in r.runs:
+            if r.scenario == "server" and run.queries < 100:
+                assert any(
+                    f"p99 of {run.queries} frames is their maximum ({run.streams} streams)" in n
+                    for n in summary.notes
+                )
     assert any(n.startswith("not MLPerf-style") for n in summary.notes)
     assert report.config["resolved_device"] == "cpu" and report.config["threads_in_force"] == 1
     # progress: builds, then each LoadGen run, then done
@@ -235,3 +262,46 @@ def test_a_short_budget_shortens_the_probes_and_says_so(tiny: None) -> None:
     for r in report.stream.results:
         assert r.error is None
         assert r.runs[0].settings["min_duration_ms"] < 5000  # the probe was shortened
+
+
+def test_the_first_invalid_count_is_probed_again_and_both_runs_are_kept(
+    tiny: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2 streams fail their first run (an outlier) and pass the rerun: the search goes on to
+    the capacity, 3 streams; both runs of 2 are in the report and a note says so."""
+    seen: list[int] = []
+
+    def fake(scenario: str, predict: object, n: int, settings: object, log_dir: Path) -> LoadgenRun:
+        streams = settings.streams  # type: ignore[attr-defined]
+        seen.append(streams)
+        valid = streams <= 3 and not (streams == 2 and seen.count(2) == 1)
+        return LoadgenRun(scenario, valid, [], None, 200, 200, 1.0, 30.0, streams=streams)
+
+    monkeypatch.setattr(stream_run, "run_loadgen", fake)
+    report = stream_run.run_stream(config(scenarios=("server",), pipelines=("direct48",)))
+    assert report.stream is not None
+    [r] = report.stream.results
+    assert [run.streams for run in r.runs] == [1, 2, 2, 4, 3]
+    assert [run.valid for run in r.runs] == [True, False, True, False, True]
+    assert r.max_streams == 3 and r.search_resolution == 1
+    [note] = [n for n in report.stream.notes if "probed twice" in n]
+    assert "2 streams" in note and "the second run valid" in note
+    assert "counts above it are probed once" in note
+    assert not any("frames is their maximum" in n for n in report.stream.notes)  # 200 frames
+
+
+@pytest.mark.parametrize(
+    ("scenarios", "refused"), [(("server",), True), (("multi-stream", "offline"), False)]
+)
+def test_server_refuses_more_faces_per_frame_than_max_batch(
+    scenarios: tuple[str, ...], refused: bool
+) -> None:
+    c = config(scenarios=scenarios, faces_per_frame=9, max_batch=8)
+    if not refused:
+        assert c.validate() is c
+        return
+    with pytest.raises(UsageError) as caught:
+        c.validate()
+    assert str(caught.value) == (
+        "--faces-per-frame 9 is more than --max-batch 8: a server batch holds whole frames"
+    )

@@ -14,6 +14,13 @@ and reports LoadGen's early-stopping check without requiring it: at a few second
 99th percentile's early-stopping bound needs more queries than arrive. `mlperf=True` applies the
 inference rules' minimums (loadgen/mlperf.conf: 600 s, the query counts, the seeds) and LoadGen's
 own verdict, early stopping included.
+
+Either way a run is VALID only when its scenario's percentile (single stream p90, multi stream
+and server p99) is within the deadline: LoadGen holds a latency bound in Server alone (its
+`result_perf_constraints_met`, required when Server's run states it), so this check is ours.
+`late` (LoadgenRun) counts queries over the deadline: LoadGen's count in Server; in single and
+multi stream timed here from the system under test's receipt of each query, not from LoadGen's
+scheduled issue time (the latency figures themselves are LoadGen's).
 """
 
 from __future__ import annotations
@@ -570,22 +577,31 @@ def _result(
     elif scenario == OFFLINE:
         late = 0  # no deadline: one query of every sample
     else:
+        # timed here, from the system under test's receipt of each query (not LoadGen's
+        # scheduled issue time): LoadGen's own delay in issuing is not counted
         late = sum(1 for t in sut.latencies_s if t > deadline_s)
-    checks = {
-        "performance constraint": values.get("result_perf_constraints_met", True),
+    percentile = TARGET_PERCENTILE[scenario]
+    checks: dict[str, Any] = {
         "min duration": values.get("result_min_duration_met"),
         "min queries": values.get("result_min_queries_met"),
     }
+    if scenario == SERVER:  # LoadGen writes its latency verdict for Server only
+        perf = values.get("result_perf_constraints_met")
+        checks["performance constraint"] = perf if isinstance(perf, bool) else None
+    if percentile is not None:  # ours, every scenario with a deadline, mlperf mode included
+        checks["deadline"] = _deadline_met(lat, percentile, s.deadline_ms)
     early_met = values.get("early_stopping_met")
     loadgen_valid = values.get("result_validity") == "VALID"
-    valid = loadgen_valid if s.mlperf else all(v is True for v in checks.values())
-    reasons = _reasons(scenario, s, values, errors, checks, lat)
+    if s.mlperf:  # LoadGen's verdict (early stopping included), and the deadline held
+        valid = loadgen_valid and checks.get("deadline", True) is True
+    else:
+        valid = all(v is True for v in checks.values())
+    reasons = _reasons(scenario, s, values, errors, checks, lat, late, queries)
     early_text = " ".join(str(values.get("early_stopping_result") or "").split()) or None
     if s.mlperf and early_met is False:
         reasons.append(f"early stopping not satisfied: {early_text or 'no detail'}")
     if valid:
         reasons = []
-    percentile = TARGET_PERCENTILE[scenario]
     return LoadgenRun(
         scenario=scenario,
         valid=valid,
@@ -640,6 +656,20 @@ def _achieved(scenario: str, values: dict[str, Any], queries: int, duration: flo
     return None
 
 
+def _percentile_ms(lat: LatencyPercentiles, percentile: float) -> float:
+    return lat.p90 if percentile == 0.9 else lat.p99
+
+
+def _deadline_met(
+    lat: LatencyPercentiles | None, percentile: float, deadline_ms: float
+) -> bool | None:
+    """The scenario's percentile (single stream p90, multi stream and server p99) within the
+    deadline; None: no latency figures to hold to it."""
+    if lat is None:
+        return None
+    return _percentile_ms(lat, percentile) <= deadline_ms
+
+
 def _reasons(
     scenario: str,
     s: HarnessSettings,
@@ -647,15 +677,27 @@ def _reasons(
     errors: list[str],
     checks: dict[str, Any],
     lat: LatencyPercentiles | None,
+    late: int,
+    queries: int,
 ) -> list[str]:
     reasons: list[str] = []
-    if checks["performance constraint"] is not True:
-        p99 = f"{lat.p99:.3g} ms" if lat is not None else "unknown"
+    percentile = TARGET_PERCENTILE[scenario]
+    deadline = checks.get("deadline")
+    perf = checks.get("performance constraint", True)
+    if percentile is not None and lat is not None and deadline is False:
         reasons.append(
-            f"p99 latency {p99} is over the {s.deadline_ms:.3g} ms deadline "
-            f"({values.get('result_overlatency_query_count', '?')} of "
-            f"{values.get('result_query_count', '?')} frames late)"
+            f"p{percentile * 100:g} latency {_percentile_ms(lat, percentile):.3g} ms is over "
+            f"the {s.deadline_ms:.3g} ms deadline ({late} of {queries} frames late)"
         )
+    elif perf is False:
+        reasons.append(
+            f"LoadGen: p99 latency over the {s.deadline_ms:.3g} ms deadline by its own count "
+            f"({late} of {queries} frames late)"
+        )
+    if percentile is not None and deadline is None:
+        reasons.append("no latency figures: the deadline could not be checked")
+    if perf is None:
+        reasons.append("LoadGen did not state whether its latency constraint was met")
     if checks["min duration"] is not True:
         reasons.append("min duration not satisfied: LoadGen stopped issuing before it")
     if checks["min queries"] is not True:

@@ -342,9 +342,10 @@ class _StreamRun:
                 raise SearchCut()
             if len(runs) >= planned:
                 self.total += 1
+            again = any(r.streams == streams for r in runs)
             self.step(
                 f"{c.backbone}/{bench.pipeline}: server, {streams} streams "
-                f"({streams * c.fps:g} frames/s)"
+                f"({streams * c.fps:g} frames/s)" + (", once more" if again else "")
             )
             run = self._loadgen(bench, SERVER, streams)
             runs.append(run)
@@ -361,6 +362,7 @@ class _StreamRun:
                 result, error=self._spent(self.budget_end - time.perf_counter())
             )
         tag = f"{c.backbone}/{bench.pipeline}"
+        self.search_notes += _search_notes(tag, runs)
         if cut:
             self.search_notes.append(
                 f"{tag}: the server search was cut by --time-budget after {len(runs)} runs: "
@@ -433,10 +435,40 @@ class _StreamRun:
                 f"{frames} frame(s) ({frames * c.faces_per_frame} images) or when its first "
                 f"frame has waited {c.batch_window_ms:g} ms; a backlog past LoadGen's bound "
                 "(server_max_async_queries: more than 1% of the run's frames certainly late) "
-                "ends the run early, INVALID"
+                "ends the run early, INVALID; arrivals are Poisson (LoadGen's Server): "
+                "burstier than N periodic cameras, so max streams is a pessimistic estimate; "
+                "at 1 stream a periodic camera may be served where Poisson arrivals are not "
+                "(single-stream shows that case)"
             )
         notes += self.search_notes
         return notes
+
+
+P99_EXACT_FRAMES = 100  # below this many frames a run's p99 is its slowest frame
+
+
+def _search_notes(tag: str, runs: list[LoadgenRun]) -> list[str]:
+    """What a server search's runs rest on: the count probed twice (the first found invalid),
+    and the runs whose p99 is their maximum (fewer than P99_EXACT_FRAMES frames)."""
+    notes: list[str] = []
+    counts = [r.streams for r in runs]
+    twice = next((n for i, n in enumerate(counts) if n in counts[:i]), None)
+    if twice is not None:
+        rerun = [r for r in runs if r.streams == twice][1]
+        notes.append(
+            f"{tag}: server at {twice} streams, the first count found invalid, was probed "
+            f"twice (one outlier frame must not end the search; the second run "
+            f"{'valid' if rerun.valid else 'invalid too'}); both runs are recorded, and counts "
+            "above it are probed once, as is every count the bisection probes"
+        )
+    few = [
+        f"p99 of {r.queries} frames is their maximum ({r.streams} streams)"
+        for r in runs
+        if 0 < r.queries < P99_EXACT_FRAMES
+    ]
+    if few:
+        notes.append(f"{tag} server: " + "; ".join(few))
+    return notes
 
 
 def make_predict(pipe: Pipeline, host: torch.Tensor, device: torch.device) -> Predict:
@@ -447,7 +479,7 @@ def make_predict(pipe: Pipeline, host: torch.Tensor, device: torch.device) -> Pr
 
     def predict(indices: list[int]) -> None:
         batch = host.index_select(0, torch.as_tensor(indices, dtype=torch.long))
-        if cuda:  # the current device is per thread: the server's worker sets it too
+        if cuda:  # torch's current device is per thread: pin it for whichever thread calls
             with torch.cuda.device(device):
                 pipe.end_to_end(batch)
                 torch.cuda.synchronize(device)

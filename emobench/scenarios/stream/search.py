@@ -17,16 +17,24 @@ def max_streams(probe: Callable[[int], bool], upper: int) -> tuple[int, int]:
     reached `upper` with every probe valid, 1 as well: the answer is the ceiling).
 
     Probe 1 (invalid: 0 streams), double until a probe is invalid or `upper` is reached, then
-    bisect between the last valid and the first invalid count down to one stream. A probe that
-    raises SearchCut ends the search early: the count returned is the last valid one, and the
-    resolution the width of what is still unknown above it."""
+    bisect between the last valid and the first invalid count down to one stream. The first
+    count found invalid is probed once more before the search settles on it (one outlier frame
+    in a short run must not end the search): valid when the second probe is, and then the
+    doubling goes on. Every other count is probed once. A probe that raises SearchCut ends the
+    search early: the count returned is the last valid one, and the resolution the width of
+    what is still unknown above it."""
     if upper < 1:
         raise ValueError(f"upper must be >= 1, got {upper}")
     best, bad = 0, None  # the largest valid count, the smallest invalid one
+    retried = False
     try:
         n = 1
         while True:
-            if not probe(n):
+            ok = probe(n)
+            if not ok and not retried:
+                retried = True
+                ok = probe(n)
+            if not ok:
                 bad = n
                 break
             best = n

@@ -25,6 +25,11 @@ LOADGEN_MISSING = (
 
 @dataclass(frozen=True)
 class StreamConfig:
+    """`emobench stream`'s options. In the server scenario a batch holds whole frames of
+    faces_per_frame (K) images: max_batch // K frames, so a K that does not divide max_batch
+    under-fills every full batch (K = 3, max_batch 8: 6 images), and a K above max_batch is
+    refused."""
+
     backbone: str = "resnet18"
     pipelines: tuple[str, ...] = PIPELINE_NAMES
     device: str = "auto"
@@ -77,6 +82,11 @@ class StreamConfig:
             raise UsageError(f"--faces-per-frame must be >= 1, got {self.faces_per_frame}")
         if self.max_batch < 1:
             raise UsageError(f"--max-batch must be >= 1, got {self.max_batch}")
+        if "server" in self.scenarios and self.faces_per_frame > self.max_batch:
+            raise UsageError(
+                f"--faces-per-frame {self.faces_per_frame} is more than --max-batch "
+                f"{self.max_batch}: a server batch holds whole frames"
+            )
         if not math.isfinite(self.batch_window_ms) or self.batch_window_ms < 0:
             raise UsageError(
                 f"--batch-window-ms must be a finite number >= 0, got {self.batch_window_ms}"
