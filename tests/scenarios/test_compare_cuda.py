@@ -35,7 +35,14 @@ def fake_bench(config: RunConfig, budget: Budget | None = None) -> Any:
         budget=budget or Budget(None),
         steps=Steps(plan, lambda *_: None),
     )
-    return types.SimpleNamespace(config=config, ctx=ctx, tag="vgg16/direct48")
+    return types.SimpleNamespace(
+        config=config,
+        ctx=ctx,
+        tag="vgg16/direct48",
+        backbone="vgg16",
+        pipeline="direct48",
+        pipe=None,
+    )
 
 
 def test_cuda_cold_start_is_timed_in_a_fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
