@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from emobench.cli import compare, export, finetune, gate, maxbatch, readout, stream
+from emobench.cli import compare, export, finetune, gate, maxbatch, readout, stream, sweep
 from emobench.cli.shell import HouseGroup
 
 ROOT_HELP = """Benchmark 48x48 emotion-recognition CNNs: upscale-to-224 vs direct 48x48.
@@ -45,6 +45,7 @@ app.command("compare")(compare.compare)
 app.command("maxbatch")(maxbatch.maxbatch)
 app.command("stream")(stream.stream)
 app.command("run")(compare.run_suite)
+app.command("sweep")(sweep.sweep_cmd)
 app.add_typer(baseline_app, name="baseline")
 baseline_app.callback()(gate.baseline_root)
 baseline_app.command("save")(gate.baseline_save)
