@@ -7,9 +7,12 @@ plugin's models and, with --resume, every checkpoint, before anything trains.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -51,6 +54,18 @@ from emobench.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, Usage
 from emobench.names import PIPELINE_NAMES, RESULTS_DIR
 from emobench.render.console import stderr_console, stdout_console
 
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Train data-parallel on N processes of this machine: runs this command under "
+        "torchrun --nproc-per-node N (one GPU each on CUDA, gloo on the CPU). --batch-size "
+        "is the global batch, split evenly; the learning rate is unchanged.",
+        rich_help_panel="Training",
+    ),
+]
+
 
 @clean_errors
 def finetune_cmd(
@@ -82,12 +97,23 @@ def finetune_cmd(
     out: OutOpt = None,
     json_out: JsonOpt = False,
     force: FinetuneForceOpt = False,
+    nproc: NprocOpt = None,
 ) -> None:
     """Fine-tune upscale224 and direct48 with one recipe; score both on the same test images.
 
     Example: emobench finetune --backbone vgg16 --data fer2013.csv --device cuda --epochs 10
+
+    Data-parallel: torchrun --nproc-per-node 4 -m emobench finetune ... (or --nproc 4).
     """
-    from emobench.scenarios.finetune.settings import CHECKPOINT_DIR, FinetuneConfig
+    from emobench.scenarios.finetune.settings import (
+        CHECKPOINT_DIR,
+        FinetuneConfig,
+        per_process_batch,
+        world_from_env,
+    )
+
+    world = world_from_env()
+    per_process_batch(batch_size, world)  # the global batch divides across the processes
 
     if ":" in backbone:  # module:function syntax, a findable module; no torch yet
         try:
@@ -121,8 +147,46 @@ def finetune_cmd(
         resume=resume,
         allow_emulated=allow_emulated,
     )
+    if nproc is not None and nproc > 1:  # every option checked: hand over to torchrun
+        if world.distributed:
+            raise UsageError("--nproc: already running under torchrun; leave --nproc out")
+        _exec_torchrun(nproc, batch_size, device)
     config, labeled, data_hash = _checked_inputs(config, data, checkpoint_dir, out, force)
     _finetune_and_show(config, labeled, data_hash, out, json_out)
+
+
+def _exec_torchrun(nproc: int, batch_size: int, device: str) -> None:
+    """Replace this process with torchrun running this same command on nproc processes,
+    once the batch divides and (on CUDA) there are nproc GPUs."""
+    from emobench.scenarios.finetune.distributed import check_nproc
+    from emobench.scenarios.finetune.settings import World, per_process_batch
+
+    per_process_batch(batch_size, World(size=nproc))
+    check_nproc(nproc, device)
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
+    argv += ["-m", "emobench", *without_nproc(sys.argv[1:])]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)
+
+
+@contextmanager
+def _no_progress() -> Iterator[Any]:
+    yield lambda *_: None
+
+
+def without_nproc(args: list[str]) -> list[str]:
+    """The command line without its --nproc N / --nproc=N."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 def _checked_inputs(
@@ -178,9 +242,11 @@ def _finetune_and_show(
     from emobench.device import cap_threads_to_usable_cores, resolve_device
     from emobench.render.compare import render_finetune
     from emobench.render.progress import finetune_progress
-    from emobench.scenarios.finetune import run_finetune, settings
+    from emobench.scenarios.finetune import settings
+    from emobench.scenarios.finetune.distributed import device_for, process_group, world_from_env
+    from emobench.scenarios.finetune.run import run_finetune_distributed
 
-    resolved = resolve_device(config.device)
+    world, resolved = device_for(world_from_env(), resolve_device(config.device))
     # the checks compare makes: fp16 needs CUDA, an emulated precision (bf16 before sm_80)
     # needs --allow-emulated, --compile needs its compiler
     settings.check_device(config, resolved)
@@ -193,8 +259,12 @@ def _finetune_and_show(
     folder = Path(config.checkpoint_dir)
     cap_threads_to_usable_cores()
     try:
-        with finetune_progress(stderr_console()) as progress:
-            result = run_finetune(config, labeled, resolved, progress=progress, data_hash=data_hash)
+        # across processes rank 0 alone shows progress, writes the report and shows it
+        shown = finetune_progress(stderr_console()) if world.main else _no_progress()
+        with process_group(world), shown as progress:
+            result = run_finetune_distributed(
+                config, labeled, resolved, world, progress=progress, data_hash=data_hash
+            )
     except (KeyboardInterrupt, Terminated) as exc:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
         code = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
@@ -203,6 +273,8 @@ def _finetune_and_show(
         else:
             where = "no checkpoint was written yet"
         raise fail(f"{what}; {where}", code) from None
+    if result is None:  # not rank 0
+        return
     save_report(result, path)
     typer.echo(f"report written to {path} ({result.wall_time_s:.1f} s)", err=True)
     for note in result.notes:

@@ -7,7 +7,8 @@ the same optimizer, schedule, loss, batch size, seeds and speed options.
 settings (options and their checks, fingerprints, checkpoint folders: torch-free), recipe
 (optimizer, schedule), loaders (augmented images), trainer (the training loop), checkpoint
 (save, verify, resume), scoring (test scores, paired comparison), run (the whole fine-tune and
-its Report). Tests patch `build_model` on the run module, where run_finetune looks it up.
+its Report), distributed (the process group and collectives of a torchrun data-parallel run).
+Tests patch `build_model` on the run module, where run_finetune looks it up.
 
 Importing this package, or its settings, does not import torch: the CLI checks every option
 first. The torch-backed names below are imported on first use.
@@ -31,7 +32,7 @@ from emobench.scenarios.finetune.settings import (
 
 if TYPE_CHECKING:
     from emobench.scenarios.finetune.loaders import CROP_PADDING, AugmentedImages
-    from emobench.scenarios.finetune.run import run_finetune
+    from emobench.scenarios.finetune.run import run_finetune, run_finetune_distributed
     from emobench.scenarios.finetune.scoring import paired_comparison, predict
     from emobench.stats.classification import confusion_matrix, macro_f1, mcnemar_exact
 
@@ -39,6 +40,7 @@ _LAZY = {
     "CROP_PADDING": "emobench.scenarios.finetune.loaders",
     "AugmentedImages": "emobench.scenarios.finetune.loaders",
     "run_finetune": "emobench.scenarios.finetune.run",
+    "run_finetune_distributed": "emobench.scenarios.finetune.run",
     "paired_comparison": "emobench.scenarios.finetune.scoring",
     "predict": "emobench.scenarios.finetune.scoring",
     # the statistics the paired comparison uses, importable from here as before the split
@@ -72,4 +74,5 @@ __all__ = [
     "predict",
     "recipe_hash",
     "run_finetune",
+    "run_finetune_distributed",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from emobench.data.labeled import Split
 from emobench.scenarios.finetune.recipe import FinetuneConfig
+from emobench.scenarios.finetune.settings import MAX_EPOCHS
 
 CROP_PADDING = 4
 AUGMENTATION = (
@@ -47,14 +48,37 @@ class AugmentedImages(Dataset[tuple[Tensor, int]]):
 
 
 def make_loader(
-    dataset: AugmentedImages, config: FinetuneConfig, device: torch.device, shuffle: bool, seed: int
+    dataset: AugmentedImages,
+    config: FinetuneConfig,
+    device: torch.device,
+    shuffle: bool,
+    seed: int,
+    epoch: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
 ) -> DataLoader[tuple[Tensor, int]]:
-    """Batches of the recipe's size; the order is drawn from its own generator seeded by seed."""
-    generator = torch.Generator().manual_seed(seed)
+    """This process's batches: --batch-size / world_size images each, in an order drawn from
+    (seed, epoch) alone, so one process and several see the same global batches.
+
+    Process `rank` takes every world_size-th index of the epoch's permutation
+    (DistributedSampler, drop_last=False: a split that does not divide by world_size repeats
+    its first few images); global batch i is then the permutation's i-th run of --batch-size
+    indices, whatever the world size. Each run seed's orders are apart from every other's:
+    the sampler draws from seed * (MAX_EPOCHS + 1) + epoch."""
+    sampler: DistributedSampler[tuple[Tensor, int]] = DistributedSampler(
+        dataset,
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=shuffle,
+        seed=seed * (MAX_EPOCHS + 1),
+        drop_last=False,
+    )
+    sampler.set_epoch(epoch)
+    generator = torch.Generator().manual_seed(hash((seed, epoch)) & 0xFFFFFFFF)  # workers' seeds
     return DataLoader(
         dataset,
-        batch_size=config.batch_size,
-        shuffle=shuffle,
+        batch_size=config.batch_size // world_size,
+        sampler=sampler,
         num_workers=config.workers,
         pin_memory=device.type == "cuda",
         generator=generator,

@@ -24,6 +24,7 @@ from emobench.results.finetune import FinetuneRun, FinetuneSummary, spread_of
 from emobench.results.progress import FinetuneProgress
 from emobench.scenarios.finetune import settings
 from emobench.scenarios.finetune.checkpoint import Checkpoints
+from emobench.scenarios.finetune.distributed import SINGLE, World, barrier
 from emobench.scenarios.finetune.loaders import AUGMENTATION
 from emobench.scenarios.finetune.scoring import paired_by_seed, score_split, time_to_target
 from emobench.scenarios.finetune.settings import FinetuneConfig
@@ -61,17 +62,27 @@ def _train_and_score(
     folder: Path,
     progress: FinetuneProgress,
     data_hash: str,
-) -> FinetuneRun:
-    """One pipeline, one seed: resume if asked, train the epochs left, score the best on test."""
+    world: World = SINGLE,
+) -> tuple[FinetuneRun | None, list[list[float]]]:
+    """One pipeline, one seed: resume if asked, train the epochs left, score the best on test;
+    with the images/s of each process in each epoch trained here.
+
+    Across processes every rank resumes from the same files (the bare model's weights: any
+    world size resumes them) and trains; rank 0 alone saves (the others wait at a barrier
+    until the set is whole) and scores: the other ranks' run is None."""
     checkpoints = _checkpoints(config, folder, pipeline, seed, data_hash)
-    trainer = Trainer(config, data, pipeline, seed, device, build, progress)
+    trainer = Trainer(config, data, pipeline, seed, device, build, progress, world)
     resumed_from = checkpoints.resume(trainer) if config.resume else 0
     for epoch in range(len(trainer.history) + 1, config.epochs + 1):
         trainer.record(trainer.train_epoch(epoch))
-        checkpoints.save(trainer)
+        if world.main:
+            checkpoints.save(trainer)
+        barrier(world)
     peak = trainer.train_peak() if config.measure_memory else None
+    if not world.main:
+        return None, trainer.rank_images_per_s
     checkpoints.load_best(trainer.model, trainer.best_epoch)
-    return _finetune_run(trainer, checkpoints, peak, resumed_from)
+    return _finetune_run(trainer, checkpoints, peak, resumed_from), trainer.rank_images_per_s
 
 
 def _transfer_record(model: EmotionNet) -> dict[str, Any]:
@@ -116,9 +127,22 @@ def _finetune_run(
     )
 
 
-def _notes(config: FinetuneConfig, device: torch.device, runs: list[FinetuneRun]) -> list[str]:
-    """Caveats for the reader: emulated precision, runs resumed from a checkpoint."""
+def _notes(
+    config: FinetuneConfig, device: torch.device, runs: list[FinetuneRun], world: World = SINGLE
+) -> list[str]:
+    """Caveats for the reader: emulated precision, runs resumed from a checkpoint, the
+    processes it ran on."""
     notes = []
+    if world.distributed:
+        notes.append(
+            f"data-parallel over {world.size} processes ({world.backend}): the global batch "
+            f"{config.batch_size} is {config.batch_size // world.size} per process, the "
+            "learning rate the recipe's (unchanged for the same global batch); the train loss "
+            "is all-reduced, validation and the test score are rank 0's; images/s per epoch "
+            "is every process's together (config.distributed has each rank's); BatchNorm "
+            "layers normalise each process's share of the batch, so a model with BatchNorm "
+            "trains close to, not exactly as, one process"
+        )
     emulated = emulated_precision(config.precision, device)
     if emulated:
         notes.append(f"precision {config.precision} is EMULATED here ({emulated})")
@@ -135,10 +159,21 @@ def _notes(config: FinetuneConfig, device: torch.device, runs: list[FinetuneRun]
 
 
 def _report_config(
-    config: FinetuneConfig, device: torch.device, seeds: list[int]
+    config: FinetuneConfig,
+    device: torch.device,
+    seeds: list[int],
+    world: World = SINGLE,
+    rank_rates: dict[str, list[list[float]]] | None = None,
 ) -> dict[str, Any]:
-    """The options as given, plus what they resolved to here."""
+    """The options as given, plus what they resolved to here, and the processes it ran on
+    (world size, backend, per-process batch, each rank's images/s per epoch trained)."""
+    distributed = world.record() | {
+        "batch_per_process": config.batch_size // world.size,
+        "per_rank_images_per_s": rank_rates or {},
+        "evaluated_on": "rank 0",
+    }
     return json.loads(json.dumps(dataclasses.asdict(config))) | {
+        "distributed": distributed,
         "resolved_device": str(device),
         "learning_rate": config.learning_rate,
         "weight_decay_resolved": config.decay,
@@ -161,12 +196,29 @@ def run_finetune(
     With --resume every checkpoint is checked first. A value that came out non-finite (a
     diverged loss) is recorded as null with a note, so a run that reached its end always has
     a report that can be written."""
+    report = run_finetune_distributed(config, data, device, SINGLE, build, progress, data_hash)
+    assert report is not None  # one process is rank 0
+    return report
+
+
+def run_finetune_distributed(
+    config: FinetuneConfig,
+    data: LabeledData,
+    device: torch.device,
+    world: World,
+    build: BuildFn | None = None,
+    progress: FinetuneProgress = _no_progress,
+    data_hash: str | None = None,
+) -> Report | None:
+    """run_finetune as one process of `world` (its process group joined, its device this
+    rank's): the Report on rank 0, None on the others. A rank that raises ends its
+    collectives, so the others raise too and rank 0 writes nothing."""
     settings.check_device(config, device)  # bf16 before sm_80 refused, as compare refuses it
     # the device current throughout: on cuda:1 the model, the optimizer, the scaler, library
     # handles and each epoch's DataLoader pin-memory thread (it pins for the device current
     # when its iterator is made; torch ignores pin_memory_device) all stay off cuda:0
     with device_scope(device):
-        return _run_finetune(config, data, device, build, progress, data_hash)
+        return _run_finetune(config, data, device, build, progress, data_hash, world)
 
 
 def _run_finetune(
@@ -176,7 +228,8 @@ def _run_finetune(
     build: BuildFn | None,
     progress: FinetuneProgress,
     data_hash: str | None,
-) -> Report:
+    world: World = SINGLE,
+) -> Report | None:
     started = time.perf_counter()
     build = build or build_model  # looked up now, so tests can patch this module's build_model
     folder = Path(config.checkpoint_dir)
@@ -184,15 +237,20 @@ def _run_finetune(
     if config.resume:
         verify_resume(config, folder, data_hash)
     runs: list[FinetuneRun] = []
+    rank_rates: dict[str, list[list[float]]] = {}
     seeds = config.seeds_used
     for seed in seeds:
         for pipeline in config.pipelines:
-            runs.append(
-                _train_and_score(
-                    config, data, pipeline, seed, device, build, folder, progress, data_hash
-                )
+            run, rates = _train_and_score(
+                config, data, pipeline, seed, device, build, folder, progress, data_hash, world
             )
-    notes = _notes(config, device, runs)
+            rank_rates[f"{pipeline} seed {seed}"] = rates
+            if run is not None:
+                runs.append(run)
+    barrier(world)  # every rank got to its end: only then does rank 0 report
+    if not world.main:
+        return None
+    notes = _notes(config, device, runs, world)
     runs = [_finite_losses(r, notes) for r in runs]
     labels = data.test.labels
     summary = FinetuneSummary(
@@ -206,7 +264,7 @@ def _run_finetune(
         kind="finetune",
         created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         wall_time_s=time.perf_counter() - started,
-        config=_report_config(config, device, seeds),
+        config=_report_config(config, device, seeds, world, rank_rates),
         environment=fingerprint(device),
         results=[],
         notes=notes,

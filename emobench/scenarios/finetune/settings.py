@@ -197,6 +197,64 @@ def _checks(config: FinetuneConfig) -> list[tuple[bool, str]]:
     ]
 
 
+# -- processes (torchrun's environment) --------------------------------------------------------
+
+ENV_KEYS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one fine-tune."""
+
+    size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    backend: str | None = None  # None: one process, no process group
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def record(self) -> dict[str, Any]:
+        return {"world_size": self.size, "backend": self.backend}
+
+
+SINGLE = World()
+
+
+def world_from_env(environ: dict[str, str] | None = None) -> World:
+    """The world torchrun describes (WORLD_SIZE > 1), or the single process; the backend is
+    filled in by `device_for`."""
+    env = os.environ if environ is None else environ
+    try:
+        size = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+        local = int(env.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise UsageError(
+            "WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them)"
+        ) from None
+    if size <= 1:
+        return SINGLE
+    if not 0 <= rank < size or local < 0:
+        raise UsageError(f"RANK {rank} / LOCAL_RANK {local} do not fit WORLD_SIZE {size}")
+    return World(size=size, rank=rank, local_rank=local)
+
+
+def per_process_batch(batch_size: int, world: World) -> int:
+    """--batch-size is the global batch: each process's share, which must be whole."""
+    if batch_size % world.size:
+        raise UsageError(
+            f"--batch-size: the global batch {batch_size} does not divide across "
+            f"{world.size} processes; use a multiple of {world.size}"
+        )
+    return batch_size // world.size
+
+
 # -- fingerprints -------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from emobench.data.labeled import LabeledData
@@ -19,6 +20,7 @@ from emobench.models import EmotionNet
 from emobench.results.finetune import EpochMetrics
 from emobench.results.progress import FinetuneProgress
 from emobench.runtimes.torch import Pipeline
+from emobench.scenarios.finetune.distributed import SINGLE, World, all_gather_floats, all_sum
 from emobench.scenarios.finetune.loaders import AugmentedImages, make_loader
 from emobench.scenarios.finetune.recipe import FinetuneConfig, make_optimizer, make_scheduler
 from emobench.scenarios.finetune.scoring import predict, score, sync
@@ -37,6 +39,15 @@ class _Tally:
     step_s: float = 0.0
     images: int = 0
     losses: list[Tensor] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+    def mean_loss(self, world: World) -> float:
+        """The mean over the steps of each step's loss on the whole global batch: every
+        process's loss x images and images summed (all-reduced), then divided."""
+        losses = torch.stack(self.losses).double()
+        counts = torch.tensor(self.counts, dtype=torch.float64, device=losses.device)
+        summed = all_sum(torch.stack([losses * counts, counts]), world)
+        return float((summed[0] / summed[1]).mean())
 
 
 class Trainer:
@@ -53,8 +64,10 @@ class Trainer:
         device: torch.device,
         build: BuildFn,
         progress: FinetuneProgress,
+        world: World = SINGLE,
     ) -> None:
         self.config, self.data, self.seed, self.device = config, data, seed, device
+        self.world = world
         self.progress = progress
         torch.manual_seed(seed)
         model = build(
@@ -68,6 +81,16 @@ class Trainer:
         self.forward: Callable[[Tensor], Tensor] = model
         if config.compile != "none":
             self.forward = torch.compile(model, mode=config.compile)
+        # training steps go through DDP (its backward all-reduces the gradients); validation
+        # and test (rank 0 alone) use the bare model, which needs no other process
+        self.train_forward: Callable[[Tensor], Tensor] = self.forward
+        if world.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            ddp = DistributedDataParallel(model, device_ids=ids)
+            self.train_forward = (
+                torch.compile(ddp, mode=config.compile) if config.compile != "none" else ddp
+            )
+        self.rank_images_per_s: list[list[float]] = []  # per epoch trained here, per rank
         self.optimizer = make_optimizer(model, config)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
@@ -82,7 +105,9 @@ class Trainer:
     def step(self, x: Tensor, y: Tensor) -> Tensor:
         """Forward, loss, backward and one optimizer step; the loss, detached."""
         with self.pipe.autocast():
-            loss = F.cross_entropy(self.forward(x), y, label_smoothing=self.config.label_smoothing)
+            loss = F.cross_entropy(
+                self.train_forward(x), y, label_smoothing=self.config.label_smoothing
+            )
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -104,7 +129,7 @@ class Trainer:
         cfg, device = self.config, self.device
         self.train_set.epoch = epoch
         loader = make_loader(
-            self.train_set, cfg, device, True, hash((self.seed, epoch)) & 0xFFFFFFFF
+            self.train_set, cfg, device, True, self.seed, epoch, self.world.size, self.world.rank
         )
         batches = len(loader)
         lr = float(self.optimizer.param_groups[0]["lr"])
@@ -113,11 +138,17 @@ class Trainer:
         tally = self._train_batches(loader, epoch)
         train_s = time.perf_counter() - started
         self.scheduler.step()
+        mean_loss = tally.mean_loss(self.world)
+        rates = all_gather_floats(
+            tally.images / train_s if train_s > 0 else float("nan"), self.world, device
+        )
+        self.rank_images_per_s.append(rates)
         t4 = time.perf_counter()
-        pred = predict(self.pipe, self.forward, self.data.val.images)
-        acc, f1, _ = score(self.data.val.labels, pred, len(self.data.class_names))
+        acc, f1 = float("nan"), float("nan")  # validation is rank 0's alone
+        if self.world.main:
+            pred = predict(self.pipe, self.forward, self.data.val.images)
+            acc, f1, _ = score(self.data.val.labels, pred, len(self.data.class_names))
         eval_s = time.perf_counter() - t4
-        mean_loss = float(torch.stack(tally.losses).float().mean())
         self.progress(
             self.pipe.name, self.seed, epoch, cfg.epochs, batches, batches, mean_loss, acc
         )
@@ -132,7 +163,8 @@ class Trainer:
             step_s=tally.step_s,
             train_s=train_s,
             eval_s=eval_s,
-            images_per_s=tally.images / train_s if train_s > 0 else float("nan"),
+            # every process's images: the throughput of the whole world
+            images_per_s=sum(rates) if self.world.distributed else rates[0],
         )
 
     def _train_batches(self, loader: DataLoader[tuple[Tensor, int]], epoch: int) -> _Tally:
@@ -156,6 +188,7 @@ class Trainer:
             tally.preprocess_s += t2 - t1
             tally.step_s += t3 - t2
             tally.images += len(y)
+            tally.counts.append(len(y))
             if (batch + 1) % every == 0 or batch + 1 == batches:
                 loss_now = float(tally.losses[-1])
                 self.progress(
