@@ -163,7 +163,15 @@ def _exec_torchrun(nproc: int, batch_size: int, device: str) -> None:
 
     per_process_batch(batch_size, World(size=nproc))
     check_nproc(nproc, device)
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
+    # --standalone: a rendezvous of its own on a free port, so two runs on one host do not meet
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(nproc),
+    ]
     argv += ["-m", "emobench", *without_nproc(sys.argv[1:])]
     sys.stdout.flush()
     sys.stderr.flush()

@@ -17,6 +17,7 @@ Torch-free and typer/rich-free; submitit is imported only when jobs are submitte
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -162,6 +163,13 @@ def check_settings(
         if s.partition is not None:
             raise UsageError("--partition: only with --executor slurm")
         return
+    auto = [str(suite) for suite, d in zip(s.suites, suite_devices, strict=True) if d == "auto"]
+    if auto:
+        raise UsageError(
+            f"{auto[0]}: device auto on Slurm: a job gets a GPU only when its suite says cuda "
+            '(else it would quietly measure the CPU); set device = "cuda" or "cpu" in '
+            "the suite"
+        )
     if s.targets and s.partition is not None:
         raise UsageError("give --partition or --targets (partitions), not both")
     if (which or shutil.which)("sbatch") is None:
@@ -280,7 +288,7 @@ def slurm_parameters(settings: SweepSettings, target: str, gpus: int) -> dict[st
     for `gpus` GPUs, a CPU job's step gets every CPU of the node."""
     params: dict[str, Any] = {
         "job_name": f"emobench-sweep-{target}",
-        "time": max(1, round(settings.timeout_min)),
+        "time": max(1, math.ceil(settings.timeout_min)),  # whole minutes, never shorter
         "exclusive": True,
         "array_parallelism": settings.array_parallelism,
         "nodes": 1,
@@ -291,8 +299,9 @@ def slurm_parameters(settings: SweepSettings, target: str, gpus: int) -> dict[st
         params["partition"] = target
     if gpus:
         params["gpus_per_node"] = gpus
-    else:  # the step is given every CPU of the (exclusive) node
-        params["setup"] = ['export SRUN_CPUS_PER_TASK="${SLURM_CPUS_ON_NODE}"']
+    # the job step is given every CPU of the (exclusive) node: a GPU job's preprocessing and
+    # data loading too (since Slurm 22.05 a step defaults to one CPU)
+    params["setup"] = ['export SRUN_CPUS_PER_TASK="${SLURM_CPUS_ON_NODE}"']
     return params
 
 
@@ -326,7 +335,8 @@ def _run_local(
         running = []
         for i, job in enumerate(wave, start + 1):
             echo(f"job {i} of {total}: {job.name} ({job.target})")
-            executor.update_parameters(gpus_per_node=job.gpus)
+            if job.gpus:  # submitit's local executor hides every GPU from a job given 0
+                executor.update_parameters(gpus_per_node=job.gpus)
             submitted = executor.submit(RunCommand(job.command))
             job.job_id = str(submitted.job_id)
             running.append((job, submitted, time.perf_counter()))

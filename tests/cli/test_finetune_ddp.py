@@ -65,6 +65,7 @@ def test_nproc_execs_torchrun_with_the_same_command(
             sys.executable,
             "-m",
             "torch.distributed.run",
+            "--standalone",
             "--nproc-per-node",
             "2",
             "-m",

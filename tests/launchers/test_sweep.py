@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from emobench import results as R
+from emobench.errors import UsageError
 from emobench.launchers import sweep as sw
 from tests.factories import make_report
 
@@ -45,7 +48,16 @@ def test_slurm_parameters_exclusive_node_and_cpus_or_gpus(tmp_path: Path) -> Non
     assert default["exclusive"] is True and default["time"] == 1 and default["mem"] == "0"
     assert default["setup"] == ['export SRUN_CPUS_PER_TASK="${SLURM_CPUS_ON_NODE}"']
     gpu = sw.slurm_parameters(settings(tmp_path, executor="slurm", partition="a100"), "a100", 4)
-    assert gpu["partition"] == "a100" and gpu["gpus_per_node"] == 4 and "setup" not in gpu
+    assert gpu["partition"] == "a100" and gpu["gpus_per_node"] == 4
+    # a GPU job's step gets the node's CPUs too (a step defaults to one since Slurm 22.05)
+    assert gpu["setup"] == default["setup"]
+    assert sw.slurm_parameters(settings(tmp_path, timeout_min=30.4), "x", 0)["time"] == 31
+
+
+def test_slurm_refuses_an_auto_suite(tmp_path: Path) -> None:
+    s = settings(tmp_path, executor="slurm")
+    with pytest.raises(UsageError, match="device auto on Slurm"):
+        sw.check_settings(s, ["auto"] * len(s.suites), which=lambda _: "/usr/bin/sbatch")
 
 
 def test_log_tail_keeps_the_jobs_lines_not_submitits_traceback(tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ def _train_and_score(
     checkpoints = _checkpoints(config, folder, pipeline, seed, data_hash)
     trainer = Trainer(config, data, pipeline, seed, device, build, progress, world)
     resumed_from = checkpoints.resume(trainer) if config.resume else 0
+    if config.resume and world.distributed:
+        _same_resume_everywhere(len(trainer.history), world, device)
     for epoch in range(len(trainer.history) + 1, config.epochs + 1):
         trainer.record(trainer.train_epoch(epoch))
         if world.main:
@@ -330,3 +332,19 @@ def _nulled(value: Any, where: str, found: dict[str, list[str]]) -> Any:
     if isinstance(value, dict):
         return {k: _nulled(v, f"{where}.{k}", found) for k, v in value.items()}
     return value
+
+
+def _same_resume_everywhere(epochs: int, world: Any, device: torch.device) -> None:
+    """Every process must resume from the same epoch (rank 0 alone writes checkpoints: on
+    several nodes the checkpoint folder must be one every node sees). Otherwise the processes
+    would run different numbers of steps and wait on each other for ever: one error instead."""
+    from emobench.errors import UsageError
+    from emobench.scenarios.finetune.distributed import all_gather_floats
+
+    seen = [int(e) for e in all_gather_floats(float(epochs), world, device)]
+    if len(set(seen)) > 1:
+        raise UsageError(
+            f"--resume: the processes found different checkpoints (epochs {seen} by rank): "
+            "rank 0 alone writes them, so on several nodes --checkpoint-dir must be a folder "
+            "every node sees (a shared filesystem)"
+        )
