@@ -226,3 +226,25 @@ def test_the_world_comes_from_torchruns_environment() -> None:
     assert per_process_batch(16, w) == 4
     with pytest.raises(UsageError, match="the global batch 18 does not divide across 4"):
         per_process_batch(18, w)
+
+
+def test_the_process_group_waits_longer_than_the_default_for_rank_0s_evaluation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rank 0 alone validates and scores while the others wait at a barrier: the collective
+    timeout must outlast torch's default 10 minutes."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from emobench.scenarios.finetune import distributed as D
+    from emobench.scenarios.finetune.settings import World
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    world = World(rank=0, size=2, local_rank=0, backend="gloo")
+    with D.process_group(world):
+        pass
+    assert seen["timeout"] == datetime.timedelta(seconds=D.COLLECTIVE_TIMEOUT_S)
+    assert D.COLLECTIVE_TIMEOUT_S > 600

@@ -19,6 +19,7 @@ device cuda:LOCAL_RANK) and trains the same recipe on its share of the training 
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,6 +74,9 @@ def check_nproc(nproc: int, device_spec: str) -> None:
         )
 
 
+COLLECTIVE_TIMEOUT_S = 2 * 3600  # the longest rank 0's evaluation may keep the others waiting
+
+
 @contextmanager
 def process_group(world: World) -> Iterator[None]:
     """Join the process group for the block (from torchrun's MASTER_ADDR/MASTER_PORT), and
@@ -81,7 +85,14 @@ def process_group(world: World) -> Iterator[None]:
     if not world.distributed:
         yield
         return
-    dist.init_process_group(backend=world.backend, rank=world.rank, world_size=world.size)
+    # rank 0 alone validates, saves and scores the test split while the others wait at a
+    # barrier: on a large data set that outlasts the default collective timeout (10 min)
+    dist.init_process_group(
+        backend=world.backend,
+        rank=world.rank,
+        world_size=world.size,
+        timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+    )
     try:
         yield
     except Exception as exc:
