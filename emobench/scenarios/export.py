@@ -516,18 +516,12 @@ def predict(
     images: np.ndarray,
     on_batch: Callable[[int, int], None],
 ) -> np.ndarray:
-    """Predicted classes for uint8 images, SCORE_BATCH at a time; `on_batch(images done,
+    """Predicted classes for uint8 images, SCORE_BATCH at a time (finetune's predict, in
+    smaller batches: a runtime's memory arena keeps its largest batch); `on_batch(images done,
     images)` after each batch."""
-    import torch
+    from emobench.scenarios.finetune.scoring import predict as batched
 
-    pipe.model.eval()
-    out = []
-    with torch.inference_mode(), pipe.autocast():
-        for start in range(0, len(images), SCORE_BATCH):
-            batch = torch.from_numpy(images[start : start + SCORE_BATCH])
-            out.append(forward(pipe.preprocess_batched(batch)).argmax(1).cpu())
-            on_batch(min(start + SCORE_BATCH, len(images)), len(images))
-    return torch.cat(out).numpy()
+    return batched(pipe, forward, images, SCORE_BATCH, on_batch)
 
 
 def _score(

@@ -35,15 +35,22 @@ def sync(device: torch.device) -> None:
 
 
 def predict(
-    pipeline: Pipeline, forward: Callable[[Tensor], Tensor], images: np.ndarray
+    pipeline: Pipeline,
+    forward: Callable[[Tensor], Tensor],
+    images: np.ndarray,
+    batch_size: int = PREDICT_BATCH,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Predicted classes for uint8 images, in eval mode, batch by batch."""
+    """Predicted classes for uint8 images, in eval mode, `batch_size` at a time;
+    `on_batch(images done, images)` after each batch."""
     pipeline.model.eval()
     out = []
     with torch.inference_mode(), pipeline.autocast():
-        for start in range(0, len(images), PREDICT_BATCH):
-            batch = torch.from_numpy(images[start : start + PREDICT_BATCH])
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(images[start : start + batch_size])
             out.append(forward(pipeline.preprocess_batched(batch)).argmax(1).cpu())
+            if on_batch is not None:
+                on_batch(min(start + batch_size, len(images)), len(images))
     return torch.cat(out).numpy()
 
 
