@@ -9,33 +9,13 @@ on, as a deployment runs it. Prints one JSON line in the shape maxbatch's torch 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from emobench.measure.search import ERROR, OK, OOM
-from emobench.runtimes.ort_child import session_options
+from emobench.runtimes.ort_child import reset_peak, session_options, status_bytes
 
 ENTRY = "emobench.runtimes.ort_batch:main"
-PROC_STATUS = Path("/proc/self/status")
 ALLOCATION_FAILURES = ("failed to allocate memory", "bad_alloc", "std::bad_alloc")
-
-
-def _status_bytes(field: str) -> int | None:
-    try:
-        for line in PROC_STATUS.read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _reset_peak() -> None:
-    """Reset the kernel's peak-RSS counter (Linux >= 4.0), where that is allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def probe(args: dict[str, Any]) -> dict[str, Any]:
@@ -48,12 +28,12 @@ def probe(args: dict[str, Any]) -> dict[str, Any]:
     )
     batch = int(args["batch"])
     if batch == 0:
-        rss = _status_bytes("VmRSS")
+        rss = status_bytes("VmRSS")
         if rss is None:
             return {"outcome": ERROR, "message": "no /proc/self/status: RSS not readable here"}
         return {"outcome": OK, "peak_bytes": rss, "method": "VmRSS after the session"}
     size = int(args["input_size"])
-    _reset_peak()  # the run's peak, not the session creation's
+    reset_peak()  # the run's peak, not the session creation's
     try:
         # written pages (np.zeros maps untouched pages to the shared zero page, outside RSS)
         x = np.full((batch, 3, size, size), 0.5, dtype=np.float32)
@@ -65,7 +45,7 @@ def probe(args: dict[str, Any]) -> dict[str, Any]:
         )
         kind = OOM if failed else ERROR
         return {"outcome": kind, "message": text}
-    peak = _status_bytes("VmHWM")
+    peak = status_bytes("VmHWM")
     if peak is None:
         return {"outcome": ERROR, "message": "no /proc/self/status: peak RSS not readable here"}
     return {"outcome": OK, "peak_bytes": peak, "method": "VmHWM"}

@@ -29,16 +29,34 @@ GRAPH_LEVELS = {  # the names OrtSettings.graph_optimization uses -> ORT's enum 
 EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
 
 
+PROC_STATUS = "/proc/self/status"
+
+
 def _status_kib(field: str) -> int | None:
     """A `kB` field of /proc/self/status (Linux), in KiB; None where there is none."""
     try:
-        with open("/proc/self/status") as f:
+        with open(PROC_STATUS) as f:
             for line in f:
                 if line.startswith(f"{field}:"):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def status_bytes(field: str) -> int | None:
+    """A `kB` field of /proc/self/status in bytes; None where there is none."""
+    kib = _status_kib(field)
+    return None if kib is None else kib * 1024
+
+
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS counter (Linux >= 4.0), where that is allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _rss_bytes() -> int:

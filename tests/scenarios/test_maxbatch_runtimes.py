@@ -25,7 +25,7 @@ from emobench.launchers.child import ChildResult
 from emobench.measure import search as mb
 from emobench.results import load
 from emobench.runtimes import onnx as O
-from emobench.runtimes import ort_batch
+from emobench.runtimes import ort_batch, ort_child
 from emobench.scenarios import maxbatch as M
 from tests.conftest import tiny_model
 from tests.paths import ROOT
@@ -153,7 +153,7 @@ def fake_ort(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> type[FakeSessio
     monkeypatch.setattr(onnxruntime, "InferenceSession", FakeSession)
     status = tmp_path / "status"
     status.write_text("Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t3\n")
-    monkeypatch.setattr(ort_batch, "PROC_STATUS", status)
+    monkeypatch.setattr(ort_child, "PROC_STATUS", str(status))
     return FakeSession
 
 
@@ -213,7 +213,7 @@ def test_probe_tells_the_runtimes_allocation_failure_from_other_errors(
 def test_probe_without_proc_status_is_an_error_not_a_number(
     fake_ort: type[FakeSession], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(ort_batch, "PROC_STATUS", tmp_path / "no-such-status")
+    monkeypatch.setattr(ort_child, "PROC_STATUS", str(tmp_path / "no-such-status"))
     for batch in (0, 2):
         out = ort_batch.probe(ARGS | {"batch": batch})
         assert out["outcome"] == mb.ERROR and "not readable here" in out["message"]
