@@ -154,19 +154,23 @@ def make_core_fixtures(folder: Path) -> None:
 # The newer surfaces (issue #26), one module each; imported here so every user of the matrix
 # (the in-process test, the benchmark) sees all of them.
 from tests import (  # noqa: E402
+    bad_inputs_export,
     bad_inputs_finetune,
     bad_inputs_outputs,
     bad_inputs_plugins,
     bad_inputs_runtimes,
     bad_inputs_stream,
+    bad_inputs_sweep,
 )
 
 SURFACES = (
-    bad_inputs_finetune,
+    bad_inputs_finetune,  # first: its fixtures (ft.csv) are used by export's cases
     bad_inputs_outputs,
     bad_inputs_plugins,
     bad_inputs_runtimes,
     bad_inputs_stream,
+    bad_inputs_export,
+    bad_inputs_sweep,
 )
 CASES = CORE_CASES + tuple(c for module in SURFACES for c in module.CASES)
 

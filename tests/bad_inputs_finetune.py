@@ -17,6 +17,13 @@ RUN = f"{FT} --backbone resnet18 --device cpu --no-pretrained"
 NON_ASCII_DIGIT = "\u0663"  # ARABIC-INDIC DIGIT THREE: int() reads it as 3
 
 CASES: tuple[Case, ...] = (
+    # --nproc: a positive count that divides the global batch (refused before torch)
+    _c(f"{FT} --nproc 0", "Invalid value for '--nproc'"),
+    _c(f"{FT} --nproc -1", "Invalid value for '--nproc'"),
+    _c(
+        f"{FT} --nproc 3 --batch-size 64",
+        "--batch-size: the global batch 64 does not divide across 3 processes; use a multiple of 3",
+    ),
     # numbers: finite and in range, before the data is read
     _c(f"{FT} --lr 1e6", "--lr must be a finite number in (0, 10], got 1000000.0"),
     _c(f"{FT} --lr inf", "--lr must be a finite number in (0, 10], got inf"),

@@ -158,10 +158,11 @@ def finetune_cmd(
 def _exec_torchrun(nproc: int, batch_size: int, device: str) -> None:
     """Replace this process with torchrun running this same command on nproc processes,
     once the batch divides and (on CUDA) there are nproc GPUs."""
-    from emobench.scenarios.finetune.distributed import check_nproc
     from emobench.scenarios.finetune.settings import World, per_process_batch
 
-    per_process_batch(batch_size, World(size=nproc))
+    per_process_batch(batch_size, World(size=nproc))  # torch-free: refused before torch
+    from emobench.scenarios.finetune.distributed import check_nproc
+
     check_nproc(nproc, device)
     # --standalone: a rendezvous of its own on a free port, so two runs on one host do not meet
     argv = [

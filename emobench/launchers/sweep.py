@@ -129,6 +129,9 @@ CommandFactory = Callable[[Path, Path], list[str]]
 job_command: CommandFactory = emobench_run_command  # the CLI's seam: tests run a tiny job
 
 
+MAX_TIMEOUT_MIN = 525_600  # a year: any real job limit is under it
+
+
 def is_gpu_device(device: str) -> bool:
     return device.startswith("cuda")
 
@@ -148,8 +151,11 @@ def check_settings(
         raise UsageError("give one or more suite files (or --gather FOLDER)")
     if s.array_parallelism < 1:
         raise UsageError(f"--array-parallelism: {s.array_parallelism} must be at least 1")
-    if not s.timeout_min > 0:
-        raise UsageError(f"--timeout-min: {s.timeout_min} must be above 0")
+    if not (math.isfinite(s.timeout_min) and 0 < s.timeout_min <= MAX_TIMEOUT_MIN):
+        raise UsageError(
+            f"--timeout-min must be a finite number of minutes in (0, {MAX_TIMEOUT_MIN}] "
+            f"(a year), got {s.timeout_min}"
+        )
     if s.gpus_per_job is not None and s.gpus_per_job < 0:
         raise UsageError(f"--gpus-per-job: {s.gpus_per_job} must be 0 or more")
     if s.gpus_per_job and not any(is_gpu_device(d) for d in suite_devices):

@@ -626,9 +626,10 @@ def run_export(
     started = time.perf_counter()
     check_inputs(config)
     check_available(torch.device("cpu"))  # onnx, onnxruntime: one error line, nothing read yet
+    # a checkpoint that is not ours is refused before any progress line: one error line
+    checkpoint = read_checkpoint(config.checkpoint)
     steps = _Steps(progress, _step_names(config))
     steps.start("reading the checkpoint and --data")
-    checkpoint = read_checkpoint(config.checkpoint)
     data, split_seed = load_data(config, checkpoint, steps.part("seeds below it tried"))
     model = build_model(checkpoint, len(data.class_names), build)
     with tempfile.TemporaryDirectory(prefix="emobench-export-") as tmp:
